@@ -1,0 +1,95 @@
+"""Checkpoints that carry their own configuration and metadata, and shipped weights loaded by name."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, from_dict, to_dict
+from .network import JASRNet, count_parameters
+
+DEFAULT_WEIGHTS = "jasr-cpu"
+FORMAT_VERSION = 1
+
+
+def models_dir() -> Path:
+    """Folder of shipped weights: $JASR_VIDEO_MODELS, else `models/` beside the package."""
+    env = os.environ.get("JASR_VIDEO_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def available_weights() -> list[str]:
+    folder = models_dir()
+    return sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def resolve_weights(name_or_path: str | Path) -> Path:
+    """A checkpoint path, or the name of shipped weights in models/ (e.g. 'jasr-cpu')."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = models_dir() / f"{name_or_path}.pt"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(available_weights()) or "none found"
+    raise FileNotFoundError(
+        f"weights {str(name_or_path)!r} not found: give a checkpoint path or a name from {models_dir()} ({names})"
+    )
+
+
+def save_checkpoint(path: str | Path, model: JASRNet, meta: dict[str, Any], half: bool = False, **extra: Any) -> None:
+    """Write model weights, its config and metadata atomically (temporary file, then rename)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT_VERSION,
+        "model_config": to_dict(model.config),
+        "state_dict": state,
+        "meta": {**meta, "parameters": count_parameters(model)},
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(name_or_path: str | Path) -> dict[str, Any]:
+    path = resolve_weights(name_or_path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"{path}: not a JASRNet checkpoint ({error.__class__.__name__}: {error})") from None
+    if not isinstance(payload, dict) or "model_config" not in payload or "state_dict" not in payload:
+        raise ValueError(f"{path}: not a JASRNet checkpoint (no model_config / state_dict)")
+    payload["path"] = str(path)
+    return payload
+
+
+def load_model(name_or_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> tuple[JASRNet, dict]:
+    """Build JASRNet from a checkpoint's own config and load its weights (fp32). Returns (model, checkpoint)."""
+    payload = read_checkpoint(name_or_path)
+    model = JASRNet(from_dict(ModelConfig, payload["model_config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    return model.to(device).eval(), payload
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """`jasr-export`: strip a training checkpoint to shippable (optionally fp16) weights."""
+    parser = argparse.ArgumentParser(prog="jasr-export", description=export_main.__doc__)
+    parser.add_argument("checkpoint", help="training checkpoint (e.g. runs/cpu/best.pt)")
+    parser.add_argument("output", help="output file (e.g. models/jasr-cpu.pt)")
+    parser.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
+    args = parser.parse_args(argv)
+    try:
+        model, payload = load_model(args.checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"jasr-export: error: {error}", file=sys.stderr)
+        return 2
+    save_checkpoint(args.output, model, payload["meta"], half=not args.fp32)
+    print(f"wrote {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
+    return 0

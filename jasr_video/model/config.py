@@ -1,0 +1,122 @@
+"""One configuration object for JASRNet: architecture switches (every ablation of the paper's
+Tables 4-5), training hyper-parameters, and named presets."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+NUM_LANDMARKS = 68
+HR_SIZE = 128  # super-resolved / high-resolution face side, pixels
+LR_SIZE = 16  # tiny input face side, pixels
+SCALE = HR_SIZE // LR_SIZE  # x8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of JASRNet. Defaults reproduce the paper's full model (about 18.96 M params)."""
+
+    width: int = 128  # channels of every conv (paper: 128)
+    encoder_blocks: int = 3  # residual blocks at each of the 128/64/32 encoder levels
+    feature_blocks: int = 32  # T, residual blocks of the deep feature extractor at 16x16 (16 or 32)
+    sr_blocks: int = 2  # task-specific residual blocks of the SR module
+    fusion: str = "add"  # "add" (Eq. 2), "concat" (Table 5) or "none" (baselines of Table 4)
+    long_skip: bool = True  # 128x128 head features brought down x8 and added before upsampling
+    input_residual: bool = False  # not in the paper: SR = bicubic input + network output (faster training)
+    tasks: str = "joint"  # "joint", "sr" or "align" (single-task baselines BL / BL_F)
+    stages: int = 3  # CPM stages of the alignment module (1-3)
+    stage_blocks: tuple[int, ...] = (2, 3, 3)  # residual blocks per alignment stage
+    num_landmarks: int = NUM_LANDMARKS
+    background_channel: bool = True  # one extra "background" heatmap (CPM convention)
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("add", "concat", "none"):
+            raise ValueError(f"fusion must be add, concat or none, not {self.fusion!r}")
+        if self.tasks not in ("joint", "sr", "align"):
+            raise ValueError(f"tasks must be joint, sr or align, not {self.tasks!r}")
+        if not 1 <= self.stages <= len(self.stage_blocks):
+            raise ValueError(f"stages must be 1..{len(self.stage_blocks)}, not {self.stages}")
+
+    @property
+    def does_sr(self) -> bool:
+        return self.tasks in ("joint", "sr")
+
+    @property
+    def does_align(self) -> bool:
+        return self.tasks in ("joint", "align")
+
+    @property
+    def heatmap_channels(self) -> int:
+        return self.num_landmarks + int(self.background_channel)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and data settings (paper: Adam 5e-5, halved at epochs 20 and 30, 40 epochs, batch 8)."""
+
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 5e-5
+    lr_milestones: tuple[int, ...] = (20, 30)
+    lr_gamma: float = 0.5
+    alpha: float = 0.1  # weight of the heatmap L2 loss against the SR L1 loss
+    heatmap_sigma: float = 1.0  # Gaussian target sigma, in 16x16 heatmap cells
+    crop_margin: float = 1.4  # HR crop side / longer side of the landmark box
+    aug_scale: float = 0.1  # random scale in [1-s, 1+s]
+    aug_rotation: float = 15.0  # random rotation in degrees, +-
+    aug_shift: float = 0.05  # random centre shift, fraction of the crop side
+    aug_flip: bool = True
+    val_fraction: float = 0.05  # part of the training folder held out for validation
+    seed: int = 0
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The paper's model (Table 3: 18.96 M parameters).
+    "paper": ModelConfig(),
+    # CPU-sized: same topology and switches, narrower and shallower, trainable on 2 cores.
+    # CPU-sized: same topology, narrower (48 channels) and with one encoder block per level; the
+    # deep 16x16 path keeps 16 blocks (cheap at 16x16). Adds the input residual for faster training.
+    "cpu": ModelConfig(width=48, encoder_blocks=1, feature_blocks=16, input_residual=True),
+    # Tiny: for smoke tests only.
+    "tiny": ModelConfig(width=16, encoder_blocks=1, feature_blocks=2, sr_blocks=1, stage_blocks=(1, 1, 1),
+                        input_residual=True),
+}
+
+# Ablation variants of Tables 4 and 5, as overrides of any base configuration.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "BL-sr": dict(fusion="none", long_skip=False, tasks="sr"),
+    "BL-align": dict(fusion="none", long_skip=False, tasks="align"),
+    "BL_F-sr": dict(long_skip=False, tasks="sr"),
+    "BL_F-align": dict(long_skip=False, tasks="align"),
+    "JT": dict(fusion="none", long_skip=False),
+    "JT_F": dict(long_skip=False),
+    "concat": dict(fusion="concat"),
+    "res16": dict(feature_blocks=16),
+    "one-stage": dict(stages=1),
+    "two-stages": dict(stages=2),
+}
+
+
+def model_config(preset: str = "paper", ablation: str | None = None, **overrides: Any) -> ModelConfig:
+    """Build a ModelConfig from a preset name, an optional ablation name and field overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    config = PRESETS[preset]
+    if ablation:
+        if ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {ablation!r}; choose from {', '.join(ABLATIONS)}")
+        config = replace(config, **ABLATIONS[ablation])
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return asdict(config)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from a saved dict, ignoring unknown keys and restoring tuples."""
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key in known:
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)

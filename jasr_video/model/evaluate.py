@@ -1,0 +1,179 @@
+"""`jasr-eval`: PSNR / SSIM (Y, face box) and NME / AUC / failure rate of JASRNet beside bicubic,
+a JSON report and a PNG sheet of LR / bicubic / SR / HR with predicted vs true landmarks."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .checkpoint import DEFAULT_WEIGHTS, load_model
+from .config import HR_SIZE
+from .data import FaceDataset, degrade, face_box, find_pairs, upsample
+from .landmarks import cells_to_pixels, decode_heatmaps
+from .metrics import auc_and_failure, face_psnr_ssim, nme
+from .network import JASRNet
+
+NME_THRESHOLD = 0.08
+
+
+def _to_image(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: JASRNet, dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 16,
+    keep: int = 0,
+) -> dict[str, Any]:
+    """Per-face metrics of the model and of bicubic on every face of `dataset` (no augmentation).
+
+    Returns a summary dict; with keep > 0 also the first `keep` faces' images for a sheet.
+    """
+    model.eval()
+    per_face: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        hr = torch.stack([it[0] for it in items]).to(device)
+        truth = torch.stack([it[1] for it in items]).numpy()
+        lr = degrade(hr)
+        bicubic = upsample(lr)
+        out = model(bicubic)
+        landmarks = None
+        if out.heatmaps:
+            cells, _ = decode_heatmaps(out.heatmaps[-1], model.config.num_landmarks)
+            landmarks = cells_to_pixels(cells).cpu().numpy()
+        for j in range(len(items)):
+            box = face_box(truth[j])
+            record: dict[str, Any] = {"face": dataset.pairs[start + j][0].name}
+            hr_img, bic_img = _to_image(hr[j]), _to_image(bicubic[j])
+            record["bicubic_psnr"], record["bicubic_ssim"] = face_psnr_ssim(bic_img, hr_img, box)
+            if out.sr is not None:
+                record["psnr"], record["ssim"] = face_psnr_ssim(_to_image(out.sr[j]), hr_img, box)
+            if landmarks is not None:
+                record["nme"] = nme(landmarks[j], truth[j])
+            per_face.append(record)
+            if len(kept) < keep:
+                kept.append({
+                    "lr": _to_image(lr[j]), "bicubic": bic_img, "hr": hr_img, "truth": truth[j],
+                    "sr": _to_image(out.sr[j]) if out.sr is not None else None,
+                    "landmarks": landmarks[j] if landmarks is not None else None,
+                })
+    return {"summary": summarise(per_face), "faces": per_face, "kept": kept}
+
+
+def summarise(per_face: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in per_face if key in r and math.isfinite(r[key])]
+        return float(np.mean(values)) if values else None
+
+    summary: dict[str, Any] = {"faces": len(per_face)}
+    for method, prefix in (("bicubic", "bicubic_"), ("model", "")):
+        psnr, ssim = mean(prefix + "psnr"), mean(prefix + "ssim")
+        if psnr is not None:
+            summary[method] = {"psnr_y_face": psnr, "ssim_y_face": ssim}
+    if "model" in summary and "bicubic" in summary:
+        summary["psnr_gain_db"] = summary["model"]["psnr_y_face"] - summary["bicubic"]["psnr_y_face"]
+    if per_face and "nme" in per_face[0]:
+        errors = np.array([r["nme"] for r in per_face])
+        auc, failure = auc_and_failure(errors, NME_THRESHOLD)
+        summary.setdefault("model", {}).update(
+            {"nme_percent": 100 * float(errors.mean()), "auc_at_8_percent": auc, "failure_rate_at_8_percent": failure}
+        )
+    return summary
+
+
+def draw_sheet(kept: list[dict[str, Any]], path: str | Path, cell: int = 160) -> None:
+    """PNG grid: one row per face, columns LR / bicubic / SR / HR; landmarks: green predicted, red true."""
+    columns = ["LR 16x16", "bicubic x8", "JASRNet SR", "HR 128x128"]
+    label_h = 24
+    sheet = np.full((label_h + cell * len(kept), cell * len(columns), 3), 255, np.uint8)
+    for c, name in enumerate(columns):
+        cv2.putText(sheet, name, (c * cell + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for r, face in enumerate(kept):
+        images = [face["lr"], face["bicubic"], face["sr"] if face["sr"] is not None else face["bicubic"], face["hr"]]
+        for c, image in enumerate(images):
+            tile = cv2.resize((image * 255).round().astype(np.uint8), (cell, cell), interpolation=cv2.INTER_NEAREST)
+            tile = cv2.cvtColor(tile, cv2.COLOR_RGB2BGR)
+            if c in (2, 3):
+                k = cell / HR_SIZE
+                for x, y in face["truth"]:
+                    cv2.circle(tile, (int(x * k), int(y * k)), 2, (0, 0, 255), -1, cv2.LINE_AA)
+                if face["landmarks"] is not None:
+                    for x, y in face["landmarks"]:
+                        cv2.circle(tile, (int(x * k), int(y * k)), 2, (0, 200, 0), -1, cv2.LINE_AA)
+            sheet[label_h + r * cell:label_h + (r + 1) * cell, c * cell:(c + 1) * cell] = tile
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`jasr-eval`: evaluate weights on a folder of image + .pts faces, beside bicubic."""
+    parser = argparse.ArgumentParser(prog="jasr-eval", description=main.__doc__)
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"shipped name or checkpoint path (default {DEFAULT_WEIGHTS})")
+    parser.add_argument("--data", required=True, help="folder of image + .pts pairs, e.g. ../shared/data/faces68/test")
+    parser.add_argument("--report", default="eval_report.json", help="JSON report to write")
+    parser.add_argument("--sheet", default="eval_sheet.png", help="PNG sheet of examples to write")
+    parser.add_argument("--sheet-faces", type=int, default=6, help="faces shown in the sheet")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (0 = all)")
+    parser.add_argument("--margin", type=float, default=None, help="crop margin (default: the checkpoint's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    from .inference import pick_device  # local: keeps module import light
+
+    try:
+        device = pick_device(args.device)
+        model, checkpoint = load_model(args.weights, device)
+        pairs = find_pairs(args.data)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"jasr-eval: error: {error}", file=sys.stderr)
+        return 2
+    if args.limit:
+        pairs = pairs[: args.limit]
+    margin = args.margin or checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
+    dataset = FaceDataset(pairs, margin=margin)
+    started = time.perf_counter()
+    result = evaluate(model, dataset, device, args.batch_size, keep=args.sheet_faces)
+    report = {
+        "weights": checkpoint["path"],
+        "data": str(Path(args.data).resolve()),
+        "crop_margin": margin,
+        "seconds": time.perf_counter() - started,
+        "summary": result["summary"],
+        "faces": result["faces"],
+    }
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.report).write_text(json.dumps(report, indent=1))
+    if args.sheet and result["kept"]:
+        draw_sheet(result["kept"], args.sheet)
+    print(format_summary(result["summary"]))
+    print(f"report: {args.report}  sheet: {args.sheet}")
+    return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"faces: {summary['faces']}", f"{'method':<10}{'PSNR':>8}{'SSIM':>8}{'NME%':>8}{'AUC@8%':>8}{'fail@8%':>9}"]
+    for method in ("bicubic", "model"):
+        m = summary.get(method, {})
+
+        def fmt(key: str, spec: str) -> str:
+            return format(m[key], spec) if m.get(key) is not None else "-"
+
+        lines.append(
+            f"{method:<10}{fmt('psnr_y_face', '.2f'):>8}{fmt('ssim_y_face', '.4f'):>8}{fmt('nme_percent', '.2f'):>8}"
+            f"{fmt('auc_at_8_percent', '.3f'):>8}{fmt('failure_rate_at_8_percent', '.3f'):>9}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Batched JASRNet inference: LR faces in, super-resolved faces and 68 landmarks with confidence out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import DEFAULT_WEIGHTS, load_model
+from .config import HR_SIZE, LR_SIZE
+from .data import degrade, upsample
+from .landmarks import cells_to_pixels, decode_heatmaps
+
+
+@dataclass
+class Prediction:
+    sr: torch.Tensor  # (B, 3, 128, 128) float in [0, 1]
+    landmarks: torch.Tensor  # (B, 68, 2) in 128x128 pixel coordinates
+    confidence: torch.Tensor  # (B, 68) in [0, 1]
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+class FaceEnhancer:
+    """Loads JASRNet weights (by shipped name or path) and runs batches of tiny faces through it.
+
+    precision: "fp32", "fp16" or "bf16" (half precisions are meant for GPUs).
+    """
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32") -> None:
+        self.device = pick_device(device)
+        self.model, self.checkpoint = load_model(weights, self.device)
+        if not (self.model.config.does_sr and self.model.config.does_align):
+            raise ValueError(f"{weights}: a single-task model cannot run the pipeline; use joint weights")
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        if self.dtype != torch.float32:
+            self.model = self.model.to(self.dtype)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
+        """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
+        x = inputs.to(self.device, self.dtype, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.model(x)
+        cells, confidence = decode_heatmaps(out.heatmaps[-1], self.model.config.num_landmarks)
+        return Prediction(out.sr.float().clamp(0, 1), cells_to_pixels(cells), confidence)
+
+    def enhance(self, faces: torch.Tensor) -> Prediction:
+        """faces: any-size square crops (B, 3, S, S) in [0, 1]; brought to 16x16 then up to 128x128."""
+        faces = faces.to(self.device)
+        lr = faces if faces.shape[-1] == LR_SIZE else degrade(faces.float(), LR_SIZE)
+        return self.enhance_inputs(upsample(lr, HR_SIZE))

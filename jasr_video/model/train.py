@@ -1,0 +1,248 @@
+"""`jasr-train`: train JASRNet on any folder of image + 300-W .pts faces, with periodic validation,
+atomic checkpoints, resume after a kill, AMP and a device flag."""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .checkpoint import read_checkpoint, save_checkpoint
+from .config import ABLATIONS, LR_SIZE, PRESETS, ModelConfig, TrainConfig, from_dict, model_config, to_dict
+from .data import FaceDataset, degrade, find_pairs, upsample
+from .evaluate import evaluate
+from .landmarks import gaussian_heatmaps, pixels_to_cells
+from .network import JASRNet, JASROutput, count_parameters
+
+
+def jasr_loss(
+    out: JASROutput, hr: torch.Tensor, landmarks: torch.Tensor, visible: torch.Tensor, config: ModelConfig,
+    alpha: float, sigma: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 1: L1(SR, HR) + alpha * sum over stages of the L2 heatmap loss (invisible points masked)."""
+    terms: dict[str, float] = {}
+    total = hr.new_zeros(())
+    if out.sr is not None:
+        sr_loss = F.l1_loss(out.sr.float(), hr)
+        total = total + sr_loss
+        terms["sr"] = float(sr_loss.detach())
+    if out.heatmaps:
+        target = gaussian_heatmaps(pixels_to_cells(landmarks), LR_SIZE, sigma, config.background_channel)
+        mask = torch.ones(target.shape[:2], device=hr.device)
+        mask[:, : config.num_landmarks] = visible
+        heat_loss = sum(((h.float() - target) ** 2).sum(dim=(2, 3)).mul(mask).mean() for h in out.heatmaps)
+        total = total + alpha * heat_loss
+        terms["heatmap"] = float(heat_loss.detach())
+    terms["total"] = float(total.detach())
+    return total, terms
+
+
+def split_pairs(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Deterministic train / validation split of one folder's pairs."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    n_val = max(1, int(round(fraction * len(pairs)))) if fraction > 0 else 0
+    val = [pairs[i] for i in sorted(order[:n_val])]
+    train = [pairs[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def _seed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jasr-train", description="Train JASRNet (joint x8 face SR + 68 landmarks).")
+    p.add_argument("--data", required=True, help="training folder of image + .pts pairs (e.g. ../shared/data/faces68/train)")
+    p.add_argument("--out", default="runs/jasr", help="run folder: checkpoints (last.pt, best.pt) and log.jsonl")
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model size (default: paper)")
+    p.add_argument("--ablation", choices=sorted(ABLATIONS), help="ablation variant of Tables 4-5")
+    p.add_argument("--width", type=int, help="override: channels")
+    p.add_argument("--feature-blocks", type=int, help="override: T residual blocks at 16x16")
+    p.add_argument("--encoder-blocks", type=int, help="override: residual blocks per encoder level")
+    defaults = TrainConfig()
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--milestones", type=int, nargs="*", default=list(defaults.lr_milestones), help="epochs where lr is multiplied by --gamma")
+    p.add_argument("--gamma", type=float, default=defaults.lr_gamma)
+    p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
+    p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
+    p.add_argument("--margin", type=float, default=defaults.crop_margin, help="crop side / landmark box side")
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N faces of --data (0 = all)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0 = no limit)")
+    p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="also save last.pt this often mid-epoch")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/last.pt exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def train(args: argparse.Namespace, console: Console | None = None) -> dict[str, Any]:
+    """Run training as configured by parsed CLI arguments; returns the final metadata."""
+    from .inference import pick_device
+
+    console = console or Console(stderr=True)
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+
+    resume = None if args.no_resume or not last_path.exists() else read_checkpoint(last_path)
+    if resume:
+        mconf = from_dict(ModelConfig, resume["model_config"])
+        tconf = from_dict(TrainConfig, resume["meta"]["train_config"])
+        tconf = replace(tconf, epochs=args.epochs)
+        console.print(f"resuming {last_path}: epoch {resume['meta']['epoch']}, batch {resume['meta']['batches_done']}")
+    else:
+        mconf = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
+                             encoder_blocks=args.encoder_blocks)
+        tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                            lr_milestones=tuple(args.milestones), lr_gamma=args.gamma, alpha=args.alpha,
+                            heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
+                            seed=args.seed)
+
+    pairs = find_pairs(args.data)
+    if args.limit:
+        pairs = pairs[: args.limit]
+    train_pairs, val_pairs = split_pairs(pairs, tconf.val_fraction, tconf.seed)
+    train_set = FaceDataset(train_pairs, tconf.crop_margin, augment=True, aug_scale=tconf.aug_scale,
+                            aug_rotation=tconf.aug_rotation, aug_shift=tconf.aug_shift, aug_flip=tconf.aug_flip,
+                            seed=tconf.seed)
+    val_set = FaceDataset(val_pairs, tconf.crop_margin) if val_pairs else None
+
+    model = JASRNet(mconf).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tconf.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(tconf.lr_milestones), tconf.lr_gamma)
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
+    epoch, batches_done, step, best = 0, 0, 0, None
+    elapsed_before = 0.0
+    if resume:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        if "scaler" in resume:
+            scaler.load_state_dict(resume["scaler"])
+        meta = resume["meta"]
+        epoch, batches_done, step, best = meta["epoch"], meta["batches_done"], meta["step"], meta.get("best")
+        elapsed_before = meta.get("train_seconds", 0.0)
+        train_set.rng = np.random.default_rng([tconf.seed, epoch, batches_done])
+
+    data_info = {"folder": str(Path(args.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
+    console.print(f"JASRNet {count_parameters(model) / 1e6:.2f} M parameters on {device}; "
+                  f"{len(train_pairs)} training faces, {len(val_pairs)} validation faces")
+    started = time.perf_counter()
+
+    def metadata(metrics: dict | None = None) -> dict[str, Any]:
+        return {"epoch": epoch, "batches_done": batches_done, "step": step, "best": best,
+                "train_config": to_dict(tconf), "data": data_info, "metrics": metrics,
+                "train_seconds": elapsed_before + time.perf_counter() - started, "device": str(device),
+                "torch": torch.__version__}
+
+    def save_last(metrics: dict | None = None) -> None:
+        save_checkpoint(last_path, model, metadata(metrics), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
+
+    def log(record: dict[str, Any]) -> None:
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    batches_per_epoch = max(1, len(train_set) // tconf.batch_size)
+    last_save = time.perf_counter()
+    stop = False
+    with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, disable=args.quiet) as progress:
+        task = progress.add_task("train", total=batches_per_epoch, epoch=epoch, loss=0.0)
+        while epoch < tconf.epochs and not stop:
+            model.train()
+            generator = torch.Generator().manual_seed(tconf.seed * 1000 + epoch)
+            loader = torch.utils.data.DataLoader(
+                train_set, batch_size=tconf.batch_size, shuffle=True, drop_last=True, generator=generator,
+                num_workers=args.workers, worker_init_fn=_seed_worker if args.workers else None,
+                pin_memory=device.type == "cuda", persistent_workers=False,
+            )
+            progress.update(task, completed=batches_done, epoch=epoch)
+            running: list[float] = []
+            for hr, landmarks, visible in itertools.islice(loader, batches_done, None):
+                hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
+                inputs = upsample(degrade(hr))
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
+                    out = model(inputs)
+                loss, terms = jasr_loss(out, hr, landmarks, visible, mconf, tconf.alpha, tconf.heatmap_sigma)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                batches_done += 1
+                running.append(terms["total"])
+                progress.update(task, advance=1, loss=float(np.mean(running[-50:])))
+                if step % 20 == 0:
+                    log({"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **terms,
+                         "seconds": elapsed_before + time.perf_counter() - started})
+                if args.max_steps and step >= args.max_steps:
+                    stop = True
+                    break
+                if time.perf_counter() - last_save > args.checkpoint_minutes * 60:
+                    save_last()
+                    last_save = time.perf_counter()
+            if stop:
+                break
+            epoch += 1
+            batches_done = 0
+            scheduler.step()
+            metrics = None
+            if val_set is not None and (epoch % args.val_every == 0 or epoch == tconf.epochs):
+                metrics = evaluate(model, val_set, device)["summary"]
+                key = metrics.get("model", {}).get("nme_percent")
+                score = key if key is not None else -metrics["model"]["psnr_y_face"]
+                log({"epoch": epoch, "step": step, "val": metrics,
+                     "seconds": elapsed_before + time.perf_counter() - started})
+                console.print(f"epoch {epoch}: val {json.dumps(metrics)}")
+                if best is None or score < best:
+                    best = score
+                    save_checkpoint(best_path, model, metadata(metrics))
+            save_last(metrics)
+            last_save = time.perf_counter()
+    if stop:
+        save_last()
+    return metadata()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        meta = train(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"jasr-train: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jasr-train: interrupted; resume by running the same command again", file=sys.stderr)
+        return 130
+    print(json.dumps({k: meta[k] for k in ("epoch", "step", "best", "train_seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
