@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="use only the first N faces of --data (0 = all)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0 = no limit)")
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    p.add_argument("--log-every", type=int, default=20, help="append the training loss to log.jsonl every N steps")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="also save last.pt this often mid-epoch")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
@@ -198,7 +199,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                 batches_done += 1
                 running.append(terms["total"])
                 progress.update(task, advance=1, loss=float(np.mean(running[-50:])))
-                if step % 20 == 0:
+                if step % args.log_every == 0:
                     log({"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **terms,
                          "seconds": elapsed_before + time.perf_counter() - started})
                 if args.max_steps and step >= args.max_steps:
