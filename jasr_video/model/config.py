@@ -58,6 +58,7 @@ class TrainConfig:
     lr: float = 5e-5
     lr_milestones: tuple[int, ...] = (20, 30)
     lr_gamma: float = 0.5
+    time_budget_minutes: float = 0.0  # > 0: cosine lr decay over this much wall time, then stop (milestones unused)
     alpha: float = 0.1  # weight of the heatmap L2 loss against the SR L1 loss
     heatmap_sigma: float = 1.0  # Gaussian target sigma, in 16x16 heatmap cells
     crop_margin: float = 1.4  # HR crop side / longer side of the landmark box

@@ -10,6 +10,7 @@ from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import degrade, upsample
 from .landmarks import cells_to_pixels, decode_heatmaps
+from .network import JASRNet
 
 
 @dataclass
@@ -30,12 +31,17 @@ def pick_device(device: str = "auto") -> torch.device:
 class FaceEnhancer:
     """Loads JASRNet weights (by shipped name or path) and runs batches of tiny faces through it.
 
-    precision: "fp32", "fp16" or "bf16" (half precisions are meant for GPUs).
+    precision: "fp32", "fp16" or "bf16" (half precisions are meant for GPUs). ``model`` runs an
+    in-memory network instead of loading ``weights`` (benchmarks, tests).
     """
 
-    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
+                 model: JASRNet | None = None) -> None:
         self.device = pick_device(device)
-        self.model, self.checkpoint = load_model(weights, self.device)
+        if model is not None:
+            self.model, self.checkpoint = model.to(self.device).eval(), {}
+        else:
+            self.model, self.checkpoint = load_model(weights, self.device)
         if not (self.model.config.does_sr and self.model.config.does_align):
             raise ValueError(f"{weights}: a single-task model cannot run the pipeline; use joint weights")
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--milestones", type=int, nargs="*", default=list(defaults.lr_milestones), help="epochs where lr is multiplied by --gamma")
     p.add_argument("--gamma", type=float, default=defaults.lr_gamma)
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
+                   help="train for this much wall time with a cosine lr decay, then stop (for fixed compute leases)")
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (name or path; their config is used)")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
     p.add_argument("--margin", type=float, default=defaults.crop_margin, help="crop side / landmark box side")
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0 = no limit)")
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
     p.add_argument("--log-every", type=int, default=20, help="append the training loss to log.jsonl every N steps")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="also save last.pt this often mid-epoch")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="save last.pt at most this often (always at the end)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
@@ -115,10 +119,15 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         tconf = replace(tconf, epochs=args.epochs)
         console.print(f"resuming {last_path}: epoch {resume['meta']['epoch']}, batch {resume['meta']['batches_done']}")
     else:
-        mconf = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
-                             encoder_blocks=args.encoder_blocks)
+        init = read_checkpoint(args.init) if args.init else None
+        if init:
+            mconf = from_dict(ModelConfig, init["model_config"])
+        else:
+            mconf = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
+                                 encoder_blocks=args.encoder_blocks)
         tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            lr_milestones=tuple(args.milestones), lr_gamma=args.gamma, alpha=args.alpha,
+                            lr_milestones=tuple(args.milestones) if not args.time_budget else (),
+                            lr_gamma=args.gamma, time_budget_minutes=args.time_budget, alpha=args.alpha,
                             heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
                             seed=args.seed)
 
@@ -131,10 +140,18 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                             seed=tconf.seed)
     val_set = FaceDataset(val_pairs, tconf.crop_margin) if val_pairs else None
 
-    model = JASRNet(mconf).to(device)
+    model = JASRNet(mconf)
+    if not resume and init:
+        model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
     optimizer = torch.optim.Adam(model.parameters(), lr=tconf.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(tconf.lr_milestones), tconf.lr_gamma)
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp_dtype = torch.bfloat16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        amp_dtype = torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
     epoch, batches_done, step, best = 0, 0, 0, None
     elapsed_before = 0.0
@@ -150,6 +167,8 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         train_set.rng = np.random.default_rng([tconf.seed, epoch, batches_done])
 
     data_info = {"folder": str(Path(args.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
+    if init:
+        data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in ("epoch", "step", "data", "train_seconds")}}
     console.print(f"JASRNet {count_parameters(model) / 1e6:.2f} M parameters on {device}; "
                   f"{len(train_pairs)} training faces, {len(val_pairs)} validation faces")
     started = time.perf_counter()
@@ -163,6 +182,23 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
     def save_last(metrics: dict | None = None) -> None:
         save_checkpoint(last_path, model, metadata(metrics), optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
+
+    def budget_fraction() -> float:
+        return (elapsed_before + time.perf_counter() - started) / (tconf.time_budget_minutes * 60)
+
+    def validate() -> dict | None:
+        nonlocal best
+        if val_set is None:
+            return None
+        metrics = evaluate(model, val_set, device)["summary"]
+        key = metrics.get("model", {}).get("nme_percent")
+        score = key if key is not None else -metrics["model"]["psnr_y_face"]
+        log({"epoch": epoch, "step": step, "val": metrics, "seconds": elapsed_before + time.perf_counter() - started})
+        console.print(f"epoch {epoch}: val {json.dumps(metrics)}")
+        if best is None or score < best:
+            best = score
+            save_checkpoint(best_path, model, metadata(metrics))
+        return metrics
 
     def log(record: dict[str, Any]) -> None:
         with log_path.open("a") as f:
@@ -186,8 +222,17 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
             progress.update(task, completed=batches_done, epoch=epoch)
             running: list[float] = []
             for hr, landmarks, visible in itertools.islice(loader, batches_done, None):
+                if tconf.time_budget_minutes:
+                    fraction = budget_fraction()
+                    if fraction >= 1:
+                        stop = True
+                        break
+                    for group in optimizer.param_groups:
+                        group["lr"] = tconf.lr * 0.5 * (1 + math.cos(math.pi * fraction))
                 hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
                 inputs = upsample(degrade(hr))
+                if device.type == "cuda":
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
                     out = model(inputs)
                 loss, terms = jasr_loss(out, hr, landmarks, visible, mconf, tconf.alpha, tconf.heatmap_sigma)
@@ -214,20 +259,14 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
             batches_done = 0
             scheduler.step()
             metrics = None
-            if val_set is not None and (epoch % args.val_every == 0 or epoch == tconf.epochs):
-                metrics = evaluate(model, val_set, device)["summary"]
-                key = metrics.get("model", {}).get("nme_percent")
-                score = key if key is not None else -metrics["model"]["psnr_y_face"]
-                log({"epoch": epoch, "step": step, "val": metrics,
-                     "seconds": elapsed_before + time.perf_counter() - started})
-                console.print(f"epoch {epoch}: val {json.dumps(metrics)}")
-                if best is None or score < best:
-                    best = score
-                    save_checkpoint(best_path, model, metadata(metrics))
-            save_last(metrics)
-            last_save = time.perf_counter()
+            if epoch % args.val_every == 0 or epoch == tconf.epochs:
+                metrics = validate()
+            if epoch == tconf.epochs or time.perf_counter() - last_save > args.checkpoint_minutes * 60:
+                save_last(metrics)
+                last_save = time.perf_counter()
     if stop:
-        save_last()
+        # A spent time budget ends training: validate the final weights too.
+        save_last(validate() if tconf.time_budget_minutes else None)
     return metadata()
 
 

@@ -1,0 +1,183 @@
+"""JASRNet throughput: faces/s per model size, batch size and precision, with each reduced precision's
+deviation from the fp32 reference on the same faces.
+
+    python -m jasr_video.model.bench --device cpu --threads 2 --json bench-model.json
+
+Benchmarks print figures; they are not tests. On CUDA it also times a large bf16 matrix product in
+the same run, so achieved TFLOP/s can be read against a measured roofline, not a datasheet.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from .checkpoint import load_model, resolve_weights
+from .config import HR_SIZE, model_config
+from .data import FaceDataset, degrade, find_pairs, upsample
+from .inference import FaceEnhancer, pick_device
+from .network import JASRNet, count_parameters
+
+
+def forward_flops(model: JASRNet) -> float:
+    """FLOPs of one face's forward pass (multiply-add = 2 FLOPs), counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = JASRNet(model.config).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        probe(torch.zeros(1, 3, HR_SIZE, HR_SIZE))
+    return float(counter.get_total_flops())
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn, device: torch.device, min_seconds: float, min_calls: int = 3) -> float:
+    """Mean seconds per call after one warm-up call, over at least min_seconds and min_calls."""
+    fn()
+    synchronize(device)
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        fn()
+        calls += 1
+    synchronize(device)
+    return (time.perf_counter() - start) / calls
+
+
+def matmul_tflops(device: torch.device, n: int = 8192) -> float:
+    """Measured bf16 matrix-product TFLOP/s on this GPU (the roofline the model is read against)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    seconds = time_calls(lambda: a @ b, device, 1.0, 5)
+    return 2 * n**3 / seconds / 1e12
+
+
+def real_inputs(data: str | None, count: int, margin: float) -> torch.Tensor:
+    """Bicubic-upsampled 16x16 faces: real ones from `data` when given, else a fixed random batch."""
+    if data:
+        pairs = find_pairs(data)[:count]
+        if pairs:
+            dataset = FaceDataset(pairs, margin=margin)
+            hr = torch.stack([dataset[i][0] for i in range(len(dataset))])
+            return upsample(degrade(hr))
+    return upsample(torch.rand(count, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+
+
+def deviation(reference: Any, other: Any) -> dict[str, float]:
+    """How far a reduced-precision prediction is from the fp32 one: SR in 8-bit levels, landmarks in px."""
+    sr = (reference.sr - other.sr).abs().mul(255)
+    points = (reference.landmarks - other.landmarks).norm(dim=-1)
+    return {"sr_max_levels": float(sr.max()), "sr_mean_levels": float(sr.mean()),
+            "landmark_mean_px": float(points.mean()), "landmark_max_px": float(points.max())}
+
+
+def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],
+                seconds: float, faces: torch.Tensor, compile_model: bool = False) -> list[dict[str, Any]]:
+    """Faces/s of one network at each precision and batch size (inputs already on the device)."""
+    flops = forward_flops(model)
+    rows: list[dict[str, Any]] = []
+    reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).enhance_inputs(faces)
+    for precision in precisions:
+        enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model))
+        if compile_model:
+            enhancer.model = torch.compile(enhancer.model, mode="max-autotune-no-cudagraphs")
+        check = enhancer.enhance_inputs(faces)
+        numerics = deviation(reference, check) if precision != "fp32" or compile_model else None
+        for batch in batch_sizes:
+            x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
+            per_call = time_calls(lambda: enhancer.enhance_inputs(x), device, seconds)
+            row = {"model": name, "precision": precision, "batch": batch, "compiled": compile_model,
+                   "faces_per_s": batch / per_call, "ms_per_face": 1000 * per_call / batch,
+                   "tflops": flops * batch / per_call / 1e12, "gflop_per_face": flops / 1e9}
+            if numerics:
+                row["vs_fp32"] = numerics
+            rows.append(row)
+        del enhancer
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def load_for_bench(spec: str) -> tuple[str, JASRNet]:
+    """A shipped weights name / checkpoint path, or `preset:NAME` for an untrained network of that size."""
+    if spec.startswith("preset:"):
+        preset = spec.split(":", 1)[1]
+        torch.manual_seed(0)
+        return spec, JASRNet(model_config(preset)).eval()
+    path = resolve_weights(spec)
+    model, _ = load_model(path)
+    return path.stem, model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jasr_video.model.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=["jasr-cpu"],
+                   help="weights names/paths, or preset:paper / preset:cpu for untrained networks of that size")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precisions", nargs="+", help="fp32 bf16 fp16 (default: fp32 bf16 on CPU, all three on CUDA)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 8 32 on CPU, 1 32 128 512 on CUDA")
+    p.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per configuration")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--data", help="folder of real faces for the numerics check (e.g. ../shared/data/faces68/test)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    p.add_argument("--json", help="write all figures to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    try:
+        device = pick_device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        cuda = device.type == "cuda"
+        precisions = args.precisions or (["fp32", "bf16", "fp16"] if cuda else ["fp32", "bf16"])
+        batch_sizes = args.batch_sizes or ([1, 32, 128, 512] if cuda else [1, 8, 32])
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        faces = real_inputs(args.data, 16, 1.4).to(device)
+        report: dict[str, Any] = {
+            "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
+        if cuda:
+            report["bf16_matmul_tflops"] = matmul_tflops(device)
+        for spec in args.models:
+            name, model = load_for_bench(spec)
+            report.setdefault("parameters", {})[name] = count_parameters(model)
+            report["rows"] += bench_model(name, model, device, precisions, batch_sizes, args.seconds, faces)
+            if args.compile:
+                report["rows"] += bench_model(name, model, device, [p for p in precisions if p != "fp32"] or ["fp32"],
+                                              batch_sizes[-1:], args.seconds, faces, compile_model=True)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"jasr-video bench: error: {error}", file=sys.stderr)
+        return 2
+    table = Table(title=f"JASRNet throughput on {report['device']} (torch {report['torch']}, {report['threads']} threads)")
+    for column in ("model", "precision", "batch", "faces/s", "ms/face", "TFLOP/s", "vs fp32: SR max / landmarks mean"):
+        table.add_column(column, justify="right")
+    for row in report["rows"]:
+        numerics = row.get("vs_fp32")
+        table.add_row(row["model"] + (" (compiled)" if row["compiled"] else ""), row["precision"], str(row["batch"]),
+                      f"{row['faces_per_s']:.1f}", f"{row['ms_per_face']:.2f}", f"{row['tflops']:.2f}",
+                      f"{numerics['sr_max_levels']:.1f} lv / {numerics['landmark_mean_px']:.3f} px" if numerics else "-")
+    console.print(table)
+    if "bf16_matmul_tflops" in report:
+        console.print(f"measured bf16 matmul roofline: {report['bf16_matmul_tflops']:.0f} TFLOP/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The video pipeline as a library: source -> detect -> track -> crop -> enhance -> smooth.
+
+    from jasr_video import Pipeline, PipelineConfig
+
+    for result in Pipeline(PipelineConfig(detect_every=2)).run("video.mp4"):
+        for face in result.faces:
+            print(result.index, result.pts, face.track_id, face.box, face.landmarks_smoothed[36])
+
+``run`` yields one :class:`FrameResult` per decoded frame, in order (and, with ``events=True``,
+the source's :class:`~jasr_video.source.StreamGap` events of live streams). Frames are gathered in
+small groups (``frame_batch``) so MTCNN and JASRNet run batched across frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .crop import LR_SIZE, CropGeometry, crop_face
+from .detect import Detection, FaceDetector
+from .enhance import BatchEnhancer
+from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
+from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
+from .track import SortTracker, TrackedFace
+
+
+@dataclass
+class PipelineConfig:
+    """Every knob of the pipeline (the CLI options map 1:1 onto these)."""
+
+    weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
+    device: str = "auto"  # auto, cpu or cuda (model and detector)
+    precision: str = "fp32"  # fp32, fp16 or bf16 (half precisions on GPU)
+    batch_size: int = 32  # faces per JASRNet forward
+    frame_batch: int = 4  # frames gathered per step (MTCNN and JASRNet batch across them)
+    detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
+    min_face_size: int = 12  # smallest face MTCNN searches for, px
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
+    pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
+    min_score: float = 0.9  # drop detections below this MTCNN probability
+    max_age: int = 12  # frames a track survives unmatched
+    min_hits: int = 2  # matched detections before a track is reported
+    iou_threshold: float = 0.3  # IoU needed to match a detection to a track
+    smooth: bool = True  # Kalman-smooth landmarks per track
+    stable_crops: bool = True  # crop around the tracker's filtered box (less crop jitter) instead of the raw detection
+    measurement_noise: float = MEASUREMENT_NOISE  # landmark noise std / face size
+    process_noise: float = PROCESS_NOISE  # landmark acceleration std / face size
+    margin: float | None = None  # crop margin; None: the weights' training crop margin
+    max_frames: int | None = None  # stop after this many frames
+    source_options: dict[str, Any] = field(default_factory=dict)  # passed to open_source
+
+    def validate(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+        if self.batch_size < 1 or self.frame_batch < 1:
+            raise ValueError("batch_size and frame_batch must be >= 1")
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError("precision must be fp32, fp16 or bf16")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError("max_frames must be >= 1")
+
+
+@dataclass
+class FaceResult:
+    """One tracked face on one frame; coordinates in frame pixels."""
+
+    track_id: int
+    box: np.ndarray  # (x0, y0, x1, y1)
+    score: float  # MTCNN probability (of the last matched detection when predicted)
+    detected: bool  # True: MTCNN box on this frame; False: Kalman-predicted box
+    landmarks_raw: np.ndarray  # (68, 2) JASRNet landmarks mapped to the frame
+    landmarks_smoothed: np.ndarray  # (68, 2) after the per-track Kalman filter
+    landmark_confidence: np.ndarray  # (68,) heatmap peak values in [0, 1]
+    face_px: float  # face size in the frame: longer side of the box
+    sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
+    crop: CropGeometry  # the square crop fed to the model
+
+    @property
+    def below_16px(self) -> bool:
+        """True when the face is smaller than the model's 16x16 input (it was upsampled, not reduced)."""
+        return self.face_px < LR_SIZE
+
+    def to_json(self) -> dict[str, Any]:
+        r = lambda a: np.round(np.asarray(a, np.float64), 2).tolist()  # noqa: E731
+        return {
+            "track_id": self.track_id,
+            "box": r(self.box),
+            "score": round(float(self.score), 4),
+            "detected": self.detected,
+            "landmarks_raw": r(self.landmarks_raw),
+            "landmarks_smoothed": r(self.landmarks_smoothed),
+            "landmark_confidence": np.round(self.landmark_confidence.astype(np.float64), 3).tolist(),
+            "face_px": round(float(self.face_px), 1),
+            "below_16px": self.below_16px,
+            "crop": {"cx": round(self.crop.cx, 2), "cy": round(self.crop.cy, 2), "side": round(self.crop.side, 2)},
+        }
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline knows about one frame."""
+
+    index: int  # frame number in the source (0-based)
+    pts: float | None  # presentation time, seconds
+    image: np.ndarray  # H x W x 3 uint8 RGB, the decoded frame
+    faces: list[FaceResult]
+    detected: bool = True  # MTCNN ran on this frame (False: tracks predicted)
+    stream: str = ""
+    lost_tracks: list[int] = field(default_factory=list)  # track ids deleted on this frame
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frame": self.index,
+            "pts": None if self.pts is None else round(float(self.pts), 6),
+            "detected": self.detected,
+            "faces": [f.to_json() for f in self.faces],
+        }
+
+
+class Pipeline:
+    """Detect, track, super-resolve and align faces in a video; see the module docstring."""
+
+    def __init__(self, config: PipelineConfig | None = None, enhancer: BatchEnhancer | None = None,
+                 detector: FaceDetector | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        cfg = self.config
+        self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size)
+        self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
+        det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
+        self.detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
+                                                 det_device, cfg.min_score)
+        self._stop = threading.Event()
+        self.info: StreamInfo | None = None
+        self.source: VideoSource | None = None
+        self.stats: dict[str, Any] = {}
+        self._reset_state()
+
+    # -- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask a running ``run`` to finish after the current frames (safe from signal handlers/threads)."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _reset_state(self) -> None:
+        cfg = self.config
+        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold)
+        self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
+
+    # -- main loop ----------------------------------------------------------------------------
+
+    def run(self, source: str | Path | VideoSource, events: bool = False) -> Iterator[FrameResult]:
+        """Process a source (a VideoSource, or a path/URL opened with open_source) frame by frame."""
+        cfg = self.config
+        self._stop.clear()
+        own = not isinstance(source, VideoSource)
+        src = open_source(str(source), **cfg.source_options) if own else source
+        self.source, self.info = src, src.info
+        self.stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "enhance_s": 0.0, "detections": 0,
+                      "track_ids": set(), "faces_below_16px": 0, "gaps": 0, "started": time.monotonic()}
+        self._reset_state()
+        self._counter = 0
+        buffer: list[Frame] = []
+        try:
+            for item in src:
+                if isinstance(item, StreamGap):
+                    yield from self._process(buffer)
+                    buffer = []
+                    self._reset_state()  # the scene may have changed: fresh tracks and smoothing
+                    self.stats["gaps"] += 1
+                    if events:
+                        yield item  # type: ignore[misc]
+                    continue
+                buffer.append(item)
+                full = cfg.max_frames is not None and self._counter + len(buffer) >= cfg.max_frames
+                if len(buffer) >= cfg.frame_batch or full or self._stop.is_set():
+                    yield from self._process(buffer)
+                    buffer = []
+                if full or self._stop.is_set():
+                    break
+            if not self._stop.is_set():
+                yield from self._process(buffer)
+        finally:
+            if own:
+                src.close()
+
+    def _process(self, frames: Sequence[Frame]) -> Iterator[FrameResult]:
+        if not frames:
+            return
+        cfg = self.config
+        det_pos = [i for i in range(len(frames)) if (self._counter + i) % cfg.detect_every == 0]
+        t0 = time.perf_counter()
+        detections = dict(zip(det_pos, self.detector.detect([frames[i].image for i in det_pos]))) if det_pos else {}
+        self.stats["detect_s"] += time.perf_counter() - t0
+        self._counter += len(frames)
+
+        per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
+        crops, geoms = [], []
+        for i, frame in enumerate(frames):
+            dets = detections.get(i)
+            if dets is None:
+                tracked = self.tracker.update(None)
+            else:
+                boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
+                tracked = self.tracker.update(boxes, [d.score for d in dets])
+                self.stats["detections"] += len(dets)
+            lost = list(self.tracker.lost)
+            for tid in lost:
+                self.smoother.reset(tid)
+            per_frame.append((tracked, dets, lost))
+            for face in tracked:
+                crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
+                g = CropGeometry.from_detection(crop_box, self.margin)
+                geoms.append(g)
+                crops.append(crop_face(frame.image, g))
+
+        t0 = time.perf_counter()
+        if crops:
+            batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+            out = self.enhancer(batch)
+        self.stats["enhance_s"] += time.perf_counter() - t0
+
+        k = 0
+        for i, frame in enumerate(frames):
+            tracked, dets, lost = per_frame[i]
+            faces: list[FaceResult] = []
+            for face in tracked:
+                g = geoms[k]
+                raw = g.to_frame(out.landmarks[k]).astype(np.float32)
+                size = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1]))
+                smoothed = (self.smoother.update(face.track_id, raw, size, frame.index).astype(np.float32)
+                            if cfg.smooth else raw.copy())
+                faces.append(FaceResult(face.track_id, np.asarray(face.box, np.float32), face.score, face.detected,
+                                        raw, smoothed, out.confidence[k], size, out.sr[k], g))
+                k += 1
+                self.stats["track_ids"].add(face.track_id)
+                self.stats["faces_below_16px"] += size < LR_SIZE
+            self.stats["faces"] += len(faces)
+            self.stats["frames"] += 1
+            yield FrameResult(frame.index, frame.pts, frame.image, faces, dets is not None, frame.stream, lost)
+
+    def summary(self) -> dict[str, Any]:
+        """Counters of the last run (frames, faces, tracks, timings)."""
+        s = dict(self.stats)
+        s["tracks"] = len(s.pop("track_ids", ()))
+        started = s.pop("started", None)
+        s["elapsed_s"] = time.monotonic() - started if started else 0.0
+        s["fps"] = s["frames"] / s["elapsed_s"] if s.get("elapsed_s") else 0.0
+        if self.source is not None:
+            s["source"] = {k: v for k, v in getattr(self.source, "stats", {}).items() if not isinstance(v, (list, dict))}
+        return s
+
+
+def config_dict(config: PipelineConfig) -> dict[str, Any]:
+    return asdict(config)

@@ -1,0 +1,295 @@
+"""Outputs: annotated H.264 video (audio kept), JSON Lines per frame, per-track SR crops.
+
+Every sink writes to ``<name>.partial`` and renames to the final name only when it is finalised
+after a complete run or a user stop (Ctrl-C / SIGTERM), so no half-written file ever looks complete.
+After a crash the ``.partial`` files stay behind: the JSONL holds every frame processed so far (one
+flushed line per frame) and the video muxer is closed in a ``finally`` so it is playable too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from .pipeline import FaceResult, FrameResult
+from .source import StreamInfo
+
+log = logging.getLogger(__name__)
+
+# mp4 / mov can carry these audio codecs as they are; others are transcoded to AAC
+_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+PARTIAL = ".partial"
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + PARTIAL)
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour per track id (golden-ratio hue steps)."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 180)
+    hsv = np.uint8([[[hue, 220, 255]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
+
+
+def annotate(result: FrameResult, inset: bool = True, raw_landmarks: bool = False) -> np.ndarray:
+    """Draw boxes, track ids, (smoothed) landmarks and a super-resolved inset per face on a copy of the frame."""
+    img = np.ascontiguousarray(result.image.copy())
+    h, w = img.shape[:2]
+    scale = max(min(w, h) / 720.0, 0.5)
+    thick = max(1, int(round(scale * 1.5)))
+    for face in sorted(result.faces, key=lambda f: f.face_px):
+        color = track_color(face.track_id)
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        cv2.rectangle(img, (x0, y0), (x1, y1), color, thick, cv2.LINE_AA)
+        points = face.landmarks_raw if raw_landmarks else face.landmarks_smoothed
+        radius = 1 if face.face_px < 40 else 2
+        for x, y in points:
+            cv2.circle(img, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
+        label = f"#{face.track_id}" + ("" if face.detected else "*")
+        cv2.putText(img, label, (x0, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, color, thick, cv2.LINE_AA)
+        if inset:
+            _draw_inset(img, face, color)
+    return img
+
+
+def _draw_inset(img: np.ndarray, face: FaceResult, color: tuple[int, int, int]) -> None:
+    h, w = img.shape[:2]
+    size = int(np.clip(2 * face.face_px, 48, 128))
+    size = min(size, w, h)
+    sr = cv2.resize(face.sr, (size, size), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = face.box
+    ix = int(round(x1)) + 3
+    if ix + size > w:
+        ix = int(round(x0)) - size - 3
+    iy = int(round(y0))
+    ix = int(np.clip(ix, 0, w - size))
+    iy = int(np.clip(iy, 0, h - size))
+    img[iy:iy + size, ix:ix + size] = sr
+    cv2.rectangle(img, (ix, iy), (ix + size - 1, iy + size - 1), color, 1)
+
+
+class VideoSink:
+    """Annotated video: H.264 (libx264), input size, timestamps and frame count; audio copied.
+
+    Sizes: yuv420p needs even width and height; for odd sizes (e.g. 641x479) the video is encoded in
+    yuv444p (High 4:4:4 profile), which keeps the exact size (some players, e.g. browsers, do not
+    play 4:4:4); ``even_size=True`` instead pads by one replicated pixel row/column to yuv420p.
+    Audio packets of the input are copied (AAC, MP3, ...) or transcoded to AAC when the container
+    cannot carry them; they are muxed as the video advances, so a stopped run keeps them in sync.
+    """
+
+    def __init__(self, path: str | Path, info: StreamInfo, audio_from: str | None = None, crf: int = 20,
+                 preset: str = "veryfast", even_size: bool = False, inset: bool = True) -> None:
+        import av
+
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in _FORMATS:
+            raise ValueError(f"unsupported video output extension {suffix!r} (use .mp4, .mov or .mkv)")
+        self.tmp = partial_path(self.path)
+        self.info = info
+        self.inset = inset
+        self.width, self.height = info.width, info.height
+        odd = self.width % 2 or self.height % 2
+        self.pad = bool(odd and even_size)
+        pix_fmt = "yuv444p" if odd and not even_size else "yuv420p"
+        enc_w = self.width + (self.width % 2 if self.pad else 0)
+        enc_h = self.height + (self.height % 2 if self.pad else 0)
+        self.time_base = info.time_base or Fraction(1, 90000)
+        rate = Fraction(info.fps).limit_denominator(1001) if info.fps else Fraction(25)
+        self.rate = rate
+        self.container = av.open(str(self.tmp), "w", format=_FORMATS[suffix])
+        self.stream = self.container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+        self.stream.width, self.stream.height, self.stream.pix_fmt = enc_w, enc_h, pix_fmt
+        self.stream.time_base = self.time_base
+        self.stream.codec_context.time_base = self.time_base
+        self.pix_fmt = pix_fmt
+        self.frames = 0
+        self._last_pts: int | None = None
+        self._audio: Iterator[Any] | None = None
+        self._audio_in = None
+        self._audio_pending: Any = None
+        self.audio_mode = "none"
+        if audio_from is not None and info.has_audio and not info.is_live:
+            self._open_audio(audio_from)
+        self._closed = False
+
+    # -- audio --------------------------------------------------------------------------------
+
+    def _open_audio(self, uri: str) -> None:
+        import av
+
+        try:
+            self._audio_in = av.open(uri)
+            ain = self._audio_in.streams.audio[0]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("audio not kept: cannot open the input's audio (%s)", exc)
+            self._audio_in = None
+            return
+        name = ain.codec_context.name
+        if name in _MP4_AUDIO or self.path.suffix.lower() == ".mkv":
+            self.audio_stream = self.container.add_stream_from_template(ain)
+            self.audio_mode = "copy"
+            self._audio = self._copy_packets(ain)
+        else:
+            self.audio_stream = self.container.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
+            self.audio_mode = "aac"
+            self._audio = self._transcode(ain)
+
+    def _copy_packets(self, ain) -> Iterator[Any]:
+        for packet in self._audio_in.demux(ain):
+            if packet.dts is None or packet.size == 0:
+                continue
+            packet.stream = self.audio_stream
+            t = float(packet.pts * ain.time_base) if packet.pts is not None else None
+            yield t, [packet]
+
+    def _transcode(self, ain) -> Iterator[Any]:
+        import av
+
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=self.audio_stream.codec_context.sample_rate)
+        for packet in self._audio_in.demux(ain):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            for frame in frames:
+                t = float(frame.time) if frame.time is not None else None
+                out = []
+                for rf in resampler.resample(frame):
+                    rf.pts = None
+                    out.extend(self.audio_stream.encode(rf))
+                yield t, out
+        yield None, list(self.audio_stream.encode(None))
+
+    def _mux_audio_until(self, t: float | None) -> None:
+        """Mux audio up to time t (seconds); None: everything left."""
+        if self._audio is None:
+            return
+        while True:
+            if self._audio_pending is None:
+                try:
+                    self._audio_pending = next(self._audio)
+                except StopIteration:
+                    self._audio = None
+                    return
+                except Exception as exc:  # noqa: BLE001  (a damaged audio track must not stop the video)
+                    log.warning("audio stopped early: %s", exc)
+                    self._audio = None
+                    return
+            at, packets = self._audio_pending
+            if t is not None and at is not None and at > t:
+                return
+            for p in packets:
+                self.container.mux(p)
+            self._audio_pending = None
+
+    # -- video --------------------------------------------------------------------------------
+
+    def write(self, result: FrameResult) -> None:
+        import av
+
+        img = annotate(result, inset=self.inset)
+        if self.pad:
+            img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        if result.pts is not None:
+            pts = int(round(result.pts / self.time_base))
+        else:
+            pts = int(round(self.frames / self.rate / self.time_base))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # keep timestamps strictly increasing (live sources may repeat)
+        self._last_pts = pts
+        frame.pts, frame.time_base = pts, self.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+        self._mux_audio_until(float(pts * self.time_base) + 1.0 / float(self.rate))
+
+    def close(self, complete: bool = True) -> Path:
+        """Flush the encoder and close the file; rename to the final name when `complete`.
+
+        Audio is kept up to the end of the last video frame (so --max-frames and Ctrl-C stay in sync).
+        ``complete=False`` (a crash) leaves the finalised file under its ``.partial`` name.
+        """
+        if self._closed:
+            return self.path if complete else self.tmp
+        self._closed = True
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            if self._last_pts is not None:
+                end = float(self._last_pts * self.time_base) + 1.0 / float(self.rate)
+                self._mux_audio_until(end)
+        finally:
+            self.container.close()
+            if self._audio_in is not None:
+                self._audio_in.close()
+        if complete:
+            os.replace(self.tmp, self.path)
+            return self.path
+        return self.tmp
+
+
+class JsonlSink:
+    """One JSON object per frame, one line each, flushed (and fsync'ed every ``sync_every`` lines)."""
+
+    def __init__(self, path: str | Path, sync_every: int = 25) -> None:
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        self.file = open(self.tmp, "w", encoding="utf-8")
+        self.sync_every = sync_every
+        self.lines = 0
+
+    def write(self, result: FrameResult) -> None:
+        self.file.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
+        self.file.flush()
+        self.lines += 1
+        if self.sync_every and self.lines % self.sync_every == 0:
+            os.fsync(self.file.fileno())
+
+    def write_event(self, event: dict[str, Any]) -> None:
+        """A non-frame line (e.g. a stream gap of a live source): {"event": ...}."""
+        self.file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self.file.flush()
+
+    def close(self, complete: bool = True) -> Path:
+        if not self.file.closed:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            if complete:
+                os.replace(self.tmp, self.path)
+        return self.path if complete else self.tmp
+
+
+class CropSink:
+    """Per-track super-resolved faces: DIR/track_0007/frame_000123.png (128x128 RGB)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = 0
+
+    def write(self, result: FrameResult) -> None:
+        for face in result.faces:
+            d = self.folder / f"track_{face.track_id:04d}"
+            d.mkdir(exist_ok=True)
+            final = d / f"frame_{result.index:06d}.png"
+            tmp = d / f".frame_{result.index:06d}.png.partial"
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(face.sr, cv2.COLOR_RGB2BGR))
+            if ok:
+                tmp.write_bytes(buf.tobytes())
+                os.replace(tmp, final)
+                self.files += 1
+
+    def close(self, complete: bool = True) -> Path:
+        return self.folder

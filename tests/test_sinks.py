@@ -1,0 +1,59 @@
+"""Sinks with real encoders: odd sizes, crash leftovers, annotation."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from jasr_video.crop import CropGeometry
+from jasr_video.pipeline import FaceResult, FrameResult
+from jasr_video.sinks import JsonlSink, VideoSink, annotate
+from jasr_video.source import StreamInfo
+from video_utils import probe
+
+
+def frame(i: int, w: int, h: int, faces: int = 1) -> FrameResult:
+    img = np.full((h, w, 3), 40 + 5 * i, np.uint8)
+    lm = np.stack([np.linspace(20, 40, 68), np.linspace(20, 40, 68)], 1).astype(np.float32)
+    fs = [FaceResult(k + 1, np.array([15, 15, 45, 45], np.float32), 0.99, True, lm, lm, np.ones(68, np.float32),
+                     30.0, np.full((128, 128, 3), 200, np.uint8), CropGeometry(30, 30, 42)) for k in range(faces)]
+    return FrameResult(i, i / 25, img, fs)
+
+
+def info(w: int, h: int) -> StreamInfo:
+    return StreamInfo("x", w, h, 25.0, None, Fraction(1, 12800), False, False)
+
+
+@pytest.mark.parametrize("w,h,even,expect", [(641, 479, False, (641, 479)), (641, 479, True, (642, 480)),
+                                             (320, 240, False, (320, 240))])
+def test_video_sizes(tmp_path, w, h, even, expect):
+    sink = VideoSink(tmp_path / "o.mp4", info(w, h), even_size=even)
+    for i in range(5):
+        sink.write(frame(i, w, h))
+    assert not (tmp_path / "o.mp4").exists()  # only the .partial exists while writing
+    sink.close()
+    p = probe(tmp_path / "o.mp4")
+    assert (p["width"], p["height"]) == expect and p["frames"] == 5
+    assert np.allclose(p["pts"], [i / 25 for i in range(5)], atol=1e-3)
+
+
+def test_crash_leaves_valid_partial_jsonl(tmp_path):
+    sink = JsonlSink(tmp_path / "o.jsonl")
+    for i in range(3):
+        sink.write(frame(i, 64, 64))
+    # the process dies here: before any close, what is on disk is complete lines
+    lines = (tmp_path / "o.jsonl.partial").read_text().splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == [0, 1, 2]
+    sink.close(complete=False)
+    assert not (tmp_path / "o.jsonl").exists() and (tmp_path / "o.jsonl.partial").exists()
+
+
+def test_annotate_draws_without_touching_input():
+    r = frame(0, 200, 120)
+    before = r.image.copy()
+    out = annotate(r)
+    assert np.array_equal(r.image, before) and out.shape == r.image.shape
+    assert (out != r.image).any(axis=2).sum() > 100  # box, points and inset drawn
+    assert (out[15:16, 15:46] != before[15:16, 15:46]).any()  # the box's top edge

@@ -1,0 +1,72 @@
+"""Test helpers: make small real clips with PyAV (first frames of the real clip, downscaled, audio kept)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, height: int | None = None,
+              pix_fmt: str = "yuv420p", codec: str = "libx264", audio: bool = True, gray: bool = False) -> Path:
+    """Re-encode the first `frames` frames of `src` (resized to width x height) plus its audio up to there."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        if width is not None and height is None:
+            height = int(round(vin.height * width / vin.width / 2)) * 2
+        width, height = width or vin.width, height or vin.height
+        vout = out.add_stream(codec, rate=vin.average_rate or 25)
+        vout.width, vout.height, vout.pix_fmt = width, height, pix_fmt
+        vout.time_base = vin.time_base
+        aout = out.add_stream_from_template(inp.streams.audio[0]) if audio and inp.streams.audio else None
+        last_t = 0.0
+        for i, frame in enumerate(inp.decode(vin)):
+            if i >= frames:
+                break
+            img = cv2.resize(frame.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_AREA)
+            if gray:
+                img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = frame.pts, vin.time_base
+            last_t = float(frame.pts * vin.time_base)
+            for p in vout.encode(f):
+                out.mux(p)
+        for p in vout.encode():
+            out.mux(p)
+        if aout is not None:
+            inp2 = av.open(str(src))
+            ain = inp2.streams.audio[0]
+            for packet in inp2.demux(ain):
+                if packet.dts is None:
+                    continue
+                if packet.pts is not None and packet.pts * ain.time_base > last_t + 0.04:
+                    break
+                packet.stream = aout
+                out.mux(packet)
+            inp2.close()
+    return dst
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), size, pts (seconds) and audio presence of a video file."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        pts = [float(f.time) for f in c.decode(vs)]
+        return {"frames": len(pts), "width": vs.codec_context.width, "height": vs.codec_context.height,
+                "pts": pts, "audio": len(c.streams.audio) > 0, "codec": vs.codec_context.name}
+
+
+def audio_packets(path: Path) -> int:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return 0
+        return sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+
+
+def gray_image(shape=(64, 64)) -> np.ndarray:
+    return np.zeros((*shape, 3), np.uint8)
+
+
+__all__ = ["make_clip", "probe", "audio_packets", "Fraction"]
