@@ -1,5 +1,7 @@
-"""The shipped default weights must load by name and beat bicubic on real test faces."""
+"""Every shipped weight set must load by name and beat bicubic on real test faces."""
 from __future__ import annotations
+
+import pytest
 
 from jasr_video.model import DEFAULT_WEIGHTS, available_weights, load_model
 from jasr_video.model.data import FaceDataset, find_pairs
@@ -14,8 +16,9 @@ def test_default_weights_are_shipped_and_load_by_name():
     assert "train_config" in meta and "data" in meta and "test" not in meta["data"]["folder"].split("/")[-1]
 
 
-def test_default_weights_beat_bicubic_on_real_test_faces(faces_test):
-    model, checkpoint = load_model(DEFAULT_WEIGHTS)
+@pytest.mark.parametrize("name", available_weights())
+def test_shipped_weights_beat_bicubic_on_real_test_faces(name, faces_test):
+    model, checkpoint = load_model(name)
     margin = checkpoint["meta"]["train_config"]["crop_margin"]
     pairs = find_pairs(faces_test)[::33]  # 10 faces spread over the HELEN test split
     summary = evaluate(model, FaceDataset(pairs, margin=margin))["summary"]

@@ -63,3 +63,18 @@ def test_eval_cli_bad_input_is_one_line(tmp_path, capsys):
     assert eval_main(["--weights", "no-such-weights", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]
+
+
+def test_time_budget_decays_lr_stops_and_validates(tmp_path, faces_train):
+    """--time-budget: cosine lr over wall time, a stop when spent, and a validated best.pt; --init starts
+    from given weights (their config) rather than from scratch."""
+    first = tmp_path / "first"
+    train(_args(faces_train, first, "--epochs", "1", "--max-steps", "3"))
+    out = tmp_path / "budget"
+    meta = train(_args(faces_train, out, "--epochs", "1000", "--time-budget", "0.25", "--init", str(first / "last.pt")))
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in records if "lr" in r]
+    assert len(rates) >= 3 and rates == sorted(rates, reverse=True) and rates[-1] < 0.5 * 2e-3  # cosine decay
+    assert 0.25 * 60 <= meta["train_seconds"] < 0.25 * 60 + 60 and meta["epoch"] < 1000
+    assert "val" in records[-1] and (out / "best.pt").exists()
+    assert meta["data"]["initialised_from"]["meta"]["step"] == 3

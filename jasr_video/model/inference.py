@@ -28,11 +28,28 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> bf16 on CPUs with native bf16, else fp32 (CUDA: fp32; ask for fp16/bf16 explicitly)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+
+
 class FaceEnhancer:
     """Loads JASRNet weights (by shipped name or path) and runs batches of tiny faces through it.
 
-    precision: "fp32", "fp16" or "bf16" (half precisions are meant for GPUs). ``model`` runs an
-    in-memory network instead of loading ``weights`` (benchmarks, tests).
+    precision: "fp32", "fp16", "bf16" or "auto" (:func:`resolve_precision`: bf16 on CPUs with native bf16,
+    measured ~2x faster than fp32 there and within 2.1 of 255 levels / 0.04 px of it on real faces, see
+    tests/test_enhance_precision.py). The network runs channels_last (faster convolutions on CPU and GPU).
+    ``model`` runs an in-memory network instead of loading ``weights`` (benchmarks, tests).
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
@@ -44,18 +61,16 @@ class FaceEnhancer:
             self.model, self.checkpoint = load_model(weights, self.device)
         if not (self.model.config.does_sr and self.model.config.does_align):
             raise ValueError(f"{weights}: a single-task model cannot run the pipeline; use joint weights")
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
         """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
-        x = inputs.to(self.device, self.dtype, non_blocking=True)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = inputs.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         cells, confidence = decode_heatmaps(out.heatmaps[-1], self.model.config.num_landmarks)
         return Prediction(out.sr.float().clamp(0, 1), cells_to_pixels(cells), confidence)

@@ -113,6 +113,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
 
     resume = None if args.no_resume or not last_path.exists() else read_checkpoint(last_path)
+    init = None
     if resume:
         mconf = from_dict(ModelConfig, resume["model_config"])
         tconf = from_dict(TrainConfig, resume["meta"]["train_config"])
@@ -168,7 +169,10 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
 
     data_info = {"folder": str(Path(args.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
     if init:
-        data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in ("epoch", "step", "data", "train_seconds")}}
+        kept = ("epoch", "step", "data", "train_seconds")
+        data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in kept}}
+    elif resume and "initialised_from" in resume["meta"].get("data", {}):
+        data_info["initialised_from"] = resume["meta"]["data"]["initialised_from"]
     console.print(f"JASRNet {count_parameters(model) / 1e6:.2f} M parameters on {device}; "
                   f"{len(train_pairs)} training faces, {len(val_pairs)} validation faces")
     started = time.perf_counter()
