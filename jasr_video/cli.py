@@ -1,6 +1,11 @@
 """`jasr-video`: the command line, a thin layer over :class:`jasr_video.pipeline.Pipeline`.
 
-Exit codes: 0 done; 2 bad input or options (one line saying the problem and the fix);
+One input runs in the main thread; several inputs (``jasr-video a.mp4 rtsp://cam/s`` or
+``--streams FILE``) run as streams of one process sharing one model (:mod:`jasr_video.multistream`).
+``--demo`` renders the shared demo clip (:mod:`jasr_video.demo`).
+
+Exit codes: 0 done; 2 bad input or options (one line saying the problem and the fix; with several
+streams: any stream that could not be opened or failed, after the others finished);
 1 an unexpected internal error (one line; --debug shows the traceback); 130 / 143 stopped by
 Ctrl-C / SIGTERM after finalising the outputs written so far.
 """
@@ -13,7 +18,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from .multistream import StreamSpec
+    from .pipeline import Pipeline, PipelineConfig
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
@@ -60,13 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
             "  jasr-video clip.mp4 --out clip_annotated.mp4 --json clip.jsonl\n"
             "  jasr-video clip.mp4 --json clip.jsonl --detect-every 3 --max-frames 250\n"
             "  jasr-video rtsp://cam/stream --json events.jsonl --device cuda --precision fp16\n"
+            "  jasr-video rtsp://cam1/s rtsp://cam2/s --json out/{stream}.jsonl --out out/ --reconnect\n"
+            "  jasr-video --streams cameras.txt --json out/ --live\n"
+            "  jasr-video --demo\n"
             "Outputs are written as NAME.partial and renamed when finished (or stopped with Ctrl-C);\n"
-            "exit codes: 0 ok, 2 bad input/options, 1 internal error, 130/143 stopped by Ctrl-C/SIGTERM."
+            "exit codes: 0 ok, 2 bad input/options (or a stream that failed), 1 internal error,\n"
+            "130/143 stopped by Ctrl-C/SIGTERM."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT", help="video file, rtsp:// / http(s):// / tcp:// URL, or webcam (/dev/video0)")
-    out = p.add_argument_group("outputs (at least one)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file, rtsp:// / http(s):// / tcp:// URL, or webcam "
+                   "(/dev/video0); several inputs run as streams of one process sharing one model")
+    p.add_argument("--streams", metavar="FILE", help="read more inputs from FILE, one per line (# comments)")
+    p.add_argument("--demo", action="store_true", help="render the demo clip (../shared/data or $JASR_VIDEO_DATA) "
+                   "to demo/ and print where the outputs are")
+    out = p.add_argument_group(
+        "outputs (at least one)",
+        "with several inputs each output is a path holding {stream} (replaced by the stream's label: file name "
+        "without extension, camera device, or the URL's last path part; repeats get -2, -3) or a folder "
+        "(ending in / or existing)")
     out.add_argument("--out", metavar="VIDEO", help="annotated video (.mp4/.mov/.mkv, H.264): boxes, track ids, landmarks "
                      "and a super-resolved inset per face; same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
@@ -109,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "the source (default for live URLs)")
     run.add_argument("--open-timeout", type=float, default=10.0, help="seconds to wait when opening / reading a "
                      "stream (default: 10)")
+    run.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                     help="--reconnect: also wait for a live input that is down at startup (retried with back-off "
+                     "0.5 s doubling to 30 s; implied by --live); --no-reconnect: end a live input when it drops "
+                     "(default: reconnect after a drop, fail at once when down at startup)")
+    run.add_argument("--max-reconnects", type=_positive, metavar="N", help="give up on a live input after N failed "
+                     "attempts in a row (default: never)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
@@ -132,7 +159,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from .source import SourceError, is_live_uri, open_source
+    from .source import SourceError, is_live_uri, open_source, open_source_retrying
 
     if not is_live_uri(args.input):
         path = Path(args.input[7:] if args.input.startswith("file://") else args.input)
@@ -142,13 +169,32 @@ def _open(args: argparse.Namespace):
             raise UserError(f"input is a directory, not a video: {args.input} (give a video file)")
         if path.stat().st_size == 0:
             raise UserError(f"input file is empty: {args.input} (give a video file)")
-    opts: dict[str, Any] = {"open_timeout": args.open_timeout}
-    if args.live:
-        opts["live"] = True
+    opts = _source_options(args)
     try:
+        if _wait_for_start(args):
+            source = open_source_retrying(args.input, **opts)
+            if source is None:
+                raise KeyboardInterrupt
+            return source
         return open_source(args.input, **opts)
     except SourceError as exc:
         raise UserError(str(exc)) from None
+
+
+def _source_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"open_timeout": args.open_timeout}
+    if args.live:
+        opts["live"] = True
+    if args.reconnect is not None:
+        opts["reconnect"] = args.reconnect
+    if args.max_reconnects is not None:
+        opts["max_reconnects"] = args.max_reconnects
+    return opts
+
+
+def _wait_for_start(args: argparse.Namespace) -> bool:
+    """Retry a live input that is down at startup: --reconnect, or --live unless --no-reconnect."""
+    return bool(args.reconnect or (args.live and args.reconnect is None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,35 +216,87 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Positional inputs plus those of --streams FILE (or the demo clip for --demo)."""
+    from .multistream import read_streams_file
+
+    inputs = list(args.inputs)
+    if args.streams:
+        try:
+            inputs += read_streams_file(args.streams)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"--streams {args.streams}: cannot read it ({type(exc).__name__}: "
+                            f"{getattr(exc, 'strerror', None) or exc}; give a text file with one input per line)") from None
+        if len(inputs) == len(args.inputs):
+            raise UserError(f"--streams {args.streams} lists no input (write one file path or URL per line)")
+    if args.demo:
+        if inputs:
+            raise UserError("--demo takes no INPUT or --streams (it renders the demo clip; drop --demo to run your own)")
+        inputs = [_demo_input(args)]
+    if not inputs:
+        raise UserError("no INPUT given (give a video file or URL, several of them, --streams FILE, or --demo)")
+    return inputs
+
+
+def _demo_input(args: argparse.Namespace) -> str:
+    """The demo clip (or the built-in stand-in); sets default outputs in demo/."""
+    from . import demo
+
+    folder = demo.DEMO_DIR
+    clip = demo.find_clip()
+    if clip is None:
+        image = demo.fallback_image()
+        if image is None:
+            raise UserError(demo.missing_message())
+        print(f"jasr-video: {demo.missing_message()}; rendering the built-in stand-in made from {image.name} "
+              f"(matplotlib's public-domain sample portrait) instead", file=sys.stderr)
+        folder.mkdir(exist_ok=True)
+        clip = demo.make_fallback_clip(image, folder / "grace_hopper_zoom.mp4")
+    folder.mkdir(exist_ok=True)
+    args.out = args.out or str(folder / f"{clip.stem}_annotated.mp4")
+    args.json = args.json or str(folder / f"{clip.stem}.jsonl")
+    return str(clip)
+
+
 def _main(args: argparse.Namespace) -> int:
+    inputs = _inputs(args)
+    args.input = inputs[0]
     if not (args.out or args.json or args.save_crops):
         raise UserError(
             f"no output asked for, nothing would be written; add --out VIDEO and/or --json JSONL, e.g. {_suggest(args)}"
         )
+    if len(inputs) > 1:
+        return _run_streams(args, inputs)
+    _stream_outputs(args)
     _check_outputs(args)
     source = _open(args)  # before loading models: bad input fails fast
     try:
-        return _run(args, source)
+        code = _run(args, source)
     finally:
         source.close()
+    if args.demo and code == EXIT_OK:
+        print("demo outputs: " + ", ".join(str(Path(p).resolve()) for p in (args.out, args.json) if p))
+    return code
 
 
-def _run(args: argparse.Namespace, source) -> int:
-    import torch
-    from rich.console import Console
+def _stream_outputs(args: argparse.Namespace) -> None:
+    """One input: a {stream} placeholder or a folder in --out / --json / --save-crops names its outputs."""
+    from .multistream import STREAM, OutputSpec, stream_label
 
-    from .pipeline import Pipeline, PipelineConfig
-    from .sinks import CropSink, JsonlSink, VideoSink
-    from .source import StreamGap
+    spec = OutputSpec(out=args.out, json=args.json)
+    paths = spec.paths(stream_label(args.input))
+    args.out = str(paths["out"]) if "out" in paths else None
+    args.json = str(paths["json"]) if "json" in paths else None
+    if args.save_crops and STREAM in args.save_crops:
+        args.save_crops = args.save_crops.replace(STREAM, stream_label(args.input))
 
-    console = Console(stderr=True, quiet=args.quiet)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.precision != "fp32" and args.device == "cpu":
-        console.print(f"[yellow]note:[/] {args.precision} on CPU is slow or unsupported; fp32 is the CPU default")
+
+def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
+    from .pipeline import PipelineConfig
+
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        frame_batch=1 if source.info.is_live and args.frame_batch == 4 else args.frame_batch,
+        frame_batch=1 if live and args.frame_batch == 4 else args.frame_batch,
         detect_every=args.detect_every, min_face_size=args.min_face_size, thresholds=tuple(args.thresholds),
         min_score=args.min_score, max_age=args.max_age, min_hits=args.min_hits, smooth=not args.no_smooth,
         max_frames=args.max_frames,
@@ -207,12 +305,34 @@ def _run(args: argparse.Namespace, source) -> int:
         cfg.measurement_noise = args.smooth_noise
     if args.smooth_process is not None:
         cfg.process_noise = args.smooth_process
+    return cfg
+
+
+def _load(args: argparse.Namespace, cfg: "PipelineConfig") -> "Pipeline":
+    """Build the pipeline (loads MTCNN and JASRNet); a bad --weights is a UserError."""
+    from .pipeline import Pipeline
+
     try:
-        pipeline = Pipeline(cfg)
+        return Pipeline(cfg)
     except FileNotFoundError as exc:
         raise UserError(f"weights not found: {args.weights} ({str(exc).splitlines()[0]}; give a shipped name or a .pt path)") from None
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load the model: {str(exc).splitlines()[0]}") from None
+
+
+def _run(args: argparse.Namespace, source) -> int:
+    import torch
+    from rich.console import Console
+
+    from .sinks import CropSink, JsonlSink, VideoSink
+    from .source import StreamGap
+
+    console = Console(stderr=True, quiet=args.quiet)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.precision != "fp32" and args.device == "cpu":
+        console.print(f"[yellow]note:[/] {args.precision} on CPU is slow or unsupported; fp32 is the CPU default")
+    pipeline = _load(args, _config(args, source.info.is_live))
 
     info = source.info
     sinks: list[Any] = []
@@ -260,6 +380,10 @@ def _run(args: argparse.Namespace, source) -> int:
                 elapsed = max(time.monotonic() - started, 1e-6)
                 progress.update(task, completed=frames, fps=frames / elapsed, faces=len(result.faces),
                                 tracks=len(pipeline.stats["track_ids"]))
+        if frames and getattr(source, "error", None) and stop["signal"] is None:  # why the stream ended early
+            for sink in sinks:
+                if isinstance(sink, JsonlSink):
+                    sink.write_event({"event": "stream_error", "stream": source.name, "reason": source.error})
         if frames == 0 and stop["signal"] is None:
             reason = getattr(source, "error", None) or "no frame could be decoded"
             raise UserError(f"{args.input}: {reason} (check that the file is a playable video)")
@@ -285,6 +409,118 @@ def _run(args: argparse.Namespace, source) -> int:
     if stop["signal"] == signal.SIGTERM:
         return EXIT_SIGTERM
     return EXIT_OK
+
+
+def _check_stream_outputs(args: argparse.Namespace, inputs: list[str], specs: list["StreamSpec"]) -> None:
+    """Several inputs: every output must name one file per stream; files must exist; nothing is overwritten."""
+    from .multistream import STREAM, OutputSpec, is_folder
+    from .source import is_live_uri
+
+    for opt, value in (("--out", args.out), ("--json", args.json)):
+        if not value:
+            continue
+        if STREAM not in value and not is_folder(value):
+            raise UserError(f"{opt} {value}: {len(inputs)} inputs cannot share one output file; put {STREAM} in "
+                            f"the name (e.g. {opt} out/{STREAM}{Path(value).suffix}) or give a folder (e.g. {opt} out/)")
+        if STREAM not in value and not Path(value).is_dir():
+            raise UserError(f"{opt} {value}: folder does not exist (create it first)")
+    for uri in inputs:
+        if not is_live_uri(uri):
+            path = Path(uri[7:] if uri.startswith("file://") else uri)
+            if not path.is_file():
+                raise UserError(f"input file not found: {uri} (check the path)")
+            if path.stat().st_size == 0:
+                raise UserError(f"input file is empty: {uri} (give a video file)")
+    spec = OutputSpec(out=args.out, json=args.json, crops=args.save_crops)
+    seen: dict[Path, str] = {}
+    inputs_resolved = {Path(u).resolve() for u in inputs if "://" not in u}
+    for s in specs:
+        for kind, path in spec.paths(s.name).items():
+            opt = {"out": "--out", "json": "--json", "crops": "--save-crops"}[kind]
+            if kind == "out" and path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
+                raise UserError(f"--out {path}: unsupported extension (use .mp4, .mov or .mkv)")
+            if kind != "crops" and not path.resolve().parent.is_dir():
+                raise UserError(f"{opt} {path}: folder {path.resolve().parent} does not exist (create it first)")
+            if path.resolve() in inputs_resolved:
+                raise UserError(f"{opt} {path} would overwrite an input (choose another name)")
+            if path.resolve() in seen:
+                raise UserError(f"{opt} {path}: streams {seen[path.resolve()]} and {s.name} would write the same file "
+                                f"(put {STREAM} in the name)")
+            seen[path.resolve()] = s.name
+
+
+def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
+    """Several inputs in one process, one shared model (see jasr_video.multistream)."""
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .multistream import MultiStreamRunner, OutputSpec, SharedModel, stream_specs
+
+    specs = stream_specs(inputs)
+    _check_stream_outputs(args, inputs, specs)
+    console = Console(stderr=True, quiet=args.quiet)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipeline = _load(args, _config(args, live=False))  # MTCNN + JASRNet, loaded once for every stream
+    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
+                         even_size=args.even_size, inset=not args.no_inset)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed} frames"),
+               TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("faces {task.fields[faces]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=args.quiet) as progress:
+        tasks = {s.name: progress.add_task(s.name, total=args.max_frames, fps=0.0, faces=0) for s in specs}
+        started = time.monotonic()
+
+        def on_result(name: str, result) -> None:
+            task = tasks[name]
+            done = progress.tasks[task].completed + 1
+            progress.update(task, completed=done, faces=len(result.faces),
+                            fps=done / max(time.monotonic() - started, 1e-6))
+
+        runner = MultiStreamRunner(
+            pipeline.config, specs, outputs, source_options=_source_options(args), wait_for_start=_wait_for_start(args),
+            live_frame_batch=1 if args.frame_batch == 4 else args.frame_batch,
+            model=SharedModel(pipeline.enhancer, pipeline.detector), on_result=on_result)
+        stop = {"signal": None}
+
+        def on_signal(signum, _frame) -> None:
+            if stop["signal"] is not None:
+                raise KeyboardInterrupt
+            stop["signal"] = signum
+            runner.stop()
+
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            reports = runner.run()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+    _streams_summary(console, runner, reports, time.monotonic() - started)
+    for r in reports:
+        if r.status == "failed":
+            print(f"jasr-video: error: stream {r.name}: {r.error}", file=sys.stderr)
+    if stop["signal"] == signal.SIGINT:
+        return EXIT_SIGINT
+    if stop["signal"] == signal.SIGTERM:
+        return EXIT_SIGTERM
+    return EXIT_USAGE if any(r.status == "failed" for r in reports) else EXIT_OK
+
+
+def _streams_summary(console, runner, reports, elapsed: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"jasr-video: {len(reports)} streams, {elapsed:.1f}s")
+    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
+    console.print(table)
+    for r in reports:
+        if r.outputs:
+            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+    m = runner.model.stats
+    console.print(f"model: one JASRNet shared by {len(reports)} streams; {m['faces']} faces in {m['forwards']} "
+                  f"forwards for {m['requests']} requests (up to {m['max_streams']} streams per forward)")
 
 
 def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum) -> None:

@@ -623,6 +623,34 @@ def open_source(uri: str, **options: Any) -> VideoSource:
     return VideoSource(os.fspath(uri), **options)
 
 
+def open_source_retrying(uri: str, stop: threading.Event | None = None, **options: Any) -> VideoSource | None:
+    """``open_source`` for a live input that may be down at startup: retry with the reconnect back-off.
+
+    Attempts follow the same policy as a reconnect (``min_backoff`` doubling up to ``max_backoff``,
+    at most ``max_reconnects`` retries; None = forever), each failure logged as a warning. Files are
+    opened once. Returns None when ``stop`` is set while waiting; raises the last
+    SourceError when the retries are used up.
+    """
+    uri = os.fspath(uri)
+    delay = float(options.get("min_backoff") or 0.5)
+    max_backoff = float(options.get("max_backoff") or 30.0)
+    max_retries: int | None = options.get("max_reconnects")
+    stop = stop or threading.Event()
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return open_source(uri, **options)
+        except SourceError as exc:
+            if not is_live_uri(uri) or (max_retries is not None and attempt >= max_retries):
+                raise
+            attempt += 1
+            log.warning("%s is not available (%s); retry %d in %.1fs", redact(uri), exc, attempt, delay)
+        if stop.wait(delay):
+            break
+        delay = min(delay * 2, max_backoff)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # several streams
 

@@ -1,0 +1,455 @@
+"""Several streams in one process: one worker thread per stream, one shared model.
+
+    from jasr_video.multistream import MultiStreamRunner, OutputSpec, stream_specs
+    runner = MultiStreamRunner(PipelineConfig(), stream_specs(["rtsp://cam1/s", "lobby.mp4"]),
+                               OutputSpec(json="out/{stream}.jsonl"), source_options={"open_timeout": 5})
+    for report in runner.run():          # blocks until every stream has ended
+        print(report.name, report.status, report.frames, report.error)
+
+Each stream has its own source (decode thread and bounded queue, :mod:`jasr_video.source`), its own
+:class:`~jasr_video.pipeline.Pipeline` (tracker, landmark smoother) and its own sinks. MTCNN and
+JASRNet are loaded once and shared through :class:`SharedModel`: detection runs one call at a time,
+and face crops waiting for enhancement are gathered from all streams into one batched forward.
+
+A stream that cannot be opened, drops for good (reconnect off or ``max_reconnects`` used up) or fails
+inside the pipeline is reported in its :class:`StreamReport`, its outputs are finalised, and the other
+streams go on. With ``wait_for_start`` a live input that is down at startup is retried with the
+reconnect back-off (:func:`~jasr_video.source.open_source_retrying`) without holding up the others.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+from .source import (SourceError, StreamGap, StreamInfo, VideoSource, _is_webcam, _webcam_path, is_live_uri,
+                     open_source, open_source_retrying, redact)
+
+if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay fast for the CLI
+    import torch
+
+    from .enhance import EnhancedFaces
+    from .pipeline import FrameResult, Pipeline, PipelineConfig
+
+log = logging.getLogger(__name__)
+
+STREAM = "{stream}"  # placeholder in output paths, replaced by the stream's label
+
+
+# ---------------------------------------------------------------------------------------------
+# stream labels and output paths
+
+
+def stream_label(uri: str) -> str:
+    """A file-name-safe label: the file name without extension, the camera device (video0), or the
+    URL's last path part (the host when the path is empty); never credentials."""
+    if _is_webcam(uri):
+        raw = Path(_webcam_path(uri)).name
+    elif is_live_uri(uri):
+        parts = urlsplit(uri)
+        last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        raw = Path(last).stem if last else (parts.hostname or "stream")
+    else:
+        raw = Path(uri[7:] if uri.startswith("file://") else uri).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._") or "stream"
+
+
+def unique_labels(uris: Sequence[str]) -> list[str]:
+    """stream_label of each input; repeated labels get -2, -3, ... in input order."""
+    labels, seen = [], {}
+    for uri in uris:
+        base = stream_label(uri)
+        seen[base] = seen.get(base, 0) + 1
+        label = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        while label in labels:  # e.g. inputs "a", "a", "a-2"
+            seen[base] += 1
+            label = f"{base}-{seen[base]}"
+        labels.append(label)
+    return labels
+
+
+def is_folder(path: str) -> bool:
+    """An output given as a folder: ends with a slash or is an existing directory."""
+    return path.endswith(("/", os.sep)) or Path(path).is_dir()
+
+
+def output_path(template: str, label: str, default_name: str) -> Path:
+    """``{stream}`` replaced by the label; a folder gets ``default_name`` (which may hold {stream}) inside it."""
+    if STREAM in template:
+        return Path(template.replace(STREAM, label))
+    if is_folder(template):
+        return Path(template) / default_name.replace(STREAM, label)
+    return Path(template)
+
+
+def read_streams_file(path: str | Path) -> list[str]:
+    """Inputs listed one per line; blank lines and lines starting with # are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
+
+
+@dataclass
+class StreamSpec:
+    """One input and its label (used in output names and logs)."""
+
+    name: str
+    uri: str
+
+
+def stream_specs(uris: Sequence[str]) -> list[StreamSpec]:
+    return [StreamSpec(name, uri) for name, uri in zip(unique_labels(uris), uris)]
+
+
+@dataclass
+class OutputSpec:
+    """Per-stream outputs: each a path holding ``{stream}`` or a folder (None: not written)."""
+
+    out: str | None = None  # annotated video; a folder gets {stream}_annotated.mp4
+    json: str | None = None  # JSON Lines; a folder gets {stream}.jsonl
+    crops: str | None = None  # super-resolved crops; {stream} replaced, else a {stream} subfolder
+    crf: int = 20
+    even_size: bool = False
+    inset: bool = True
+
+    def paths(self, label: str) -> dict[str, Path]:
+        paths = {}
+        if self.out:
+            paths["out"] = output_path(self.out, label, f"{STREAM}_annotated.mp4")
+        if self.json:
+            paths["json"] = output_path(self.json, label, f"{STREAM}.jsonl")
+        if self.crops:
+            paths["crops"] = (Path(self.crops.replace(STREAM, label)) if STREAM in self.crops
+                              else Path(self.crops) / label)
+        return paths
+
+    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
+        from .sinks import CropSink, JsonlSink, VideoSink
+
+        paths = self.paths(label)
+        sinks: list[Any] = []
+        try:
+            if "out" in paths:
+                sinks.append(VideoSink(paths["out"], info, audio_from=None if info.is_live else uri, crf=self.crf,
+                                       even_size=self.even_size, inset=self.inset))
+            if "json" in paths:
+                sinks.append(JsonlSink(paths["json"]))
+            if "crops" in paths:
+                sinks.append(CropSink(paths["crops"]))
+        except BaseException:
+            close_sinks(sinks, complete=False, frames=0)
+            raise
+        return sinks
+
+
+def close_sinks(sinks: Sequence[Any], complete: bool, frames: int) -> list[Path]:
+    """Close every sink (renamed to its final name when `complete`); drop empty partial files."""
+    written = []
+    for sink in sinks:
+        try:
+            path = Path(sink.close(complete=complete and frames > 0))
+        except Exception as exc:  # noqa: BLE001 - one sink failing must not keep the others open
+            log.error("could not finalise %s: %s", getattr(sink, "path", sink), exc)
+            continue
+        if frames == 0 and path.name.endswith(".partial"):
+            path.unlink(missing_ok=True)
+        else:
+            written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared model
+
+
+@dataclass
+class _Request:
+    crops: "torch.Tensor"
+    thread: int
+    since: float
+    result: "EnhancedFaces | None" = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _SharedDetector:
+    """The shared FaceDetector, one call at a time; tells the SharedModel who is detecting."""
+
+    def __init__(self, model: "SharedModel", detector: Any) -> None:
+        self._model, self._detector = model, detector
+        self._lock = threading.Lock()
+
+    def detect(self, frames: Sequence[Any]) -> list:
+        self._model._set_state("detecting")
+        try:
+            with self._lock:
+                return self._detector.detect(frames)
+        finally:
+            self._model._set_state("detected")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._detector, name)
+
+
+class SharedModel:
+    """One detector and one JASRNet (a BatchEnhancer) shared by the stream workers.
+
+    Used as a Pipeline's ``enhancer`` (``model``) and ``detector`` (``model.detector``). An enhancement
+    request waits while another stream is detecting, or finished detecting less than ``grace`` seconds
+    ago (it is about to ask too), so the faces of all streams go through one forward; ``max_wait``
+    bounds the wait. ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
+    """
+
+    def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0) -> None:
+        self.enhancer = enhancer
+        self.detector = _SharedDetector(self, detector)
+        self.grace, self.max_wait = grace, max_wait
+        self._cv = threading.Condition()
+        self._state: dict[int, tuple[str, float]] = {}  # thread -> (idle|detecting|detected|waiting, since)
+        self._pending: list[_Request] = []
+        self._running = False
+        self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 0}
+
+    @property
+    def device(self) -> "torch.device":
+        return self.enhancer.device
+
+    @property
+    def crop_margin(self) -> float:
+        return self.enhancer.crop_margin
+
+    def register(self) -> None:
+        """Call from a stream worker thread before it starts."""
+        self._set_state("idle")
+
+    def unregister(self) -> None:
+        """Call from a stream worker thread when it ends (others stop waiting for it)."""
+        with self._cv:
+            self._state.pop(threading.get_ident(), None)
+            self._cv.notify_all()
+
+    def _set_state(self, state: str) -> None:
+        with self._cv:
+            self._state[threading.get_ident()] = (state, time.monotonic())
+            self._cv.notify_all()
+
+    def _should_run(self) -> bool:
+        """Run the pending requests now, or wait for a stream that is about to add faces?"""
+        now = time.monotonic()
+        if now - min(r.since for r in self._pending) >= self.max_wait:
+            return True
+        asking = {r.thread for r in self._pending}
+        for thread, (state, since) in self._state.items():
+            if thread in asking:
+                continue
+            if state == "detecting" or (state == "detected" and now - since < self.grace):
+                return False
+        return True
+
+    def __call__(self, crops: torch.Tensor) -> EnhancedFaces:
+        """Enhance crops (N, 3, S, S) in [0, 1]; batched with other streams' crops."""
+        me = threading.get_ident()
+        req = _Request(crops, me, time.monotonic())
+        batch: list[_Request] = []
+        with self._cv:
+            self._pending.append(req)
+            self._state[me] = ("waiting", req.since)
+            self._cv.notify_all()
+            while not req.done:
+                if not self._running and self._pending and self._should_run():
+                    batch, self._pending, self._running = self._pending, [], True
+                    break
+                self._cv.wait(0.02)
+        if batch:
+            self._forward(batch)
+        with self._cv:
+            self._state[me] = ("idle", time.monotonic())
+        if req.error is not None:
+            raise req.error
+        assert req.result is not None
+        return req.result
+
+    def _forward(self, batch: list[_Request]) -> None:
+        import torch
+
+        from .enhance import EnhancedFaces
+
+        try:
+            crops = batch[0].crops if len(batch) == 1 else torch.cat([r.crops for r in batch])
+            out = self.enhancer(crops)
+            k = 0
+            for r in batch:
+                n = int(r.crops.shape[0])
+                r.result = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
+                k += n
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting stream
+            for r in batch:
+                r.error = exc
+        finally:
+            with self._cv:
+                for r in batch:
+                    r.done = True
+                self._running = False
+                self.stats["requests"] += len(batch)
+                self.stats["forwards"] += 1
+                self.stats["faces"] += sum(int(r.crops.shape[0]) for r in batch)
+                self.stats["max_streams"] = max(self.stats["max_streams"], len({r.thread for r in batch}))
+                self._cv.notify_all()
+
+
+# ---------------------------------------------------------------------------------------------
+# running several streams
+
+
+@dataclass
+class StreamReport:
+    """How one stream went. status: pending, running, complete, stopped (by stop()) or failed."""
+
+    name: str
+    uri: str  # credentials redacted
+    status: str = "pending"
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    gaps: int = 0
+    error: str | None = None  # one line: why the stream failed or ended early
+    outputs: list[Path] = field(default_factory=list)
+
+
+class MultiStreamRunner:
+    """Run several inputs through one shared model; see the module docstring.
+
+    source_options go to open_source (open_timeout, live, reconnect, max_reconnects, ...).
+    wait_for_start: retry live inputs that are down at startup (reconnect back-off).
+    live_frame_batch: frame_batch used for live inputs (1 keeps latency low).
+    on_result(name, result): called from the stream's worker thread for every frame.
+    """
+
+    def __init__(self, config: PipelineConfig, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
+                 source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
+                 live_frame_batch: int | None = 1, model: SharedModel | None = None,
+                 on_result: Callable[[str, FrameResult], None] | None = None) -> None:
+        names = [s.name for s in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique: {names}")
+        self.config = config
+        self.streams = list(streams)
+        self.outputs = outputs or OutputSpec()
+        self.source_options = dict(source_options or {})
+        self.wait_for_start = wait_for_start
+        self.live_frame_batch = live_frame_batch
+        if model is None:
+            from .pipeline import Pipeline
+
+            template = Pipeline(config)  # loads MTCNN and JASRNet once
+            model = SharedModel(template.enhancer, template.detector)
+        self.model = model
+        self.on_result = on_result
+        self.reports = {s.name: StreamReport(s.name, redact(s.uri)) for s in self.streams}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[Pipeline | None, VideoSource | None]] = {}
+
+    def stop(self) -> None:
+        """Finish every stream after its current frames (safe from signal handlers and other threads)."""
+        self._stop.set()
+        with self._lock:
+            running = list(self._running.values())
+        for pipeline, source in running:
+            if pipeline is not None:
+                pipeline.stop()
+            if source is not None:
+                source.close()
+
+    def run(self) -> list[StreamReport]:
+        """Process every stream until all have ended; returns their reports in input order."""
+        threads = [threading.Thread(target=self._worker, args=(s,), name=f"jasr-stream:{s.name}", daemon=True)
+                   for s in self.streams]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # short joins keep the main thread responsive to signals
+        return [self.reports[s.name] for s in self.streams]
+
+    def _open(self, spec: StreamSpec) -> VideoSource | None:
+        options = dict(self.source_options, name=spec.name)
+        if self.wait_for_start:
+            return open_source_retrying(spec.uri, stop=self._stop, **options)
+        return open_source(spec.uri, **options)
+
+    def _worker(self, spec: StreamSpec) -> None:
+        from .pipeline import Pipeline
+
+        report = self.reports[spec.name]
+        self.model.register()
+        sinks: list[Any] = []
+        source: VideoSource | None = None
+        complete = False
+        try:
+            try:
+                source = self._open(spec)
+            except SourceError as exc:
+                report.status, report.error = "failed", str(exc)
+                return
+            if source is None:  # stopped while waiting for the input
+                report.status = "stopped"
+                return
+            cfg = self.config
+            if source.info.is_live and self.live_frame_batch:
+                cfg = dataclasses.replace(cfg, frame_batch=self.live_frame_batch)
+            pipeline = Pipeline(cfg, enhancer=self.model, detector=self.model.detector)
+            with self._lock:
+                self._running[spec.name] = (pipeline, source)
+            if self._stop.is_set():
+                source.close()
+            sinks = self.outputs.make_sinks(spec.name, source.info, spec.uri)
+            report.status = "running"
+            self._process(spec.name, pipeline, source, sinks, report)
+            if source.error and not self._stop.is_set():
+                report.status, report.error = "failed", source.error
+                _write_event(sinks, {"event": "stream_error", "stream": spec.name, "reason": source.error})
+            else:
+                report.status = "stopped" if self._stop.is_set() else "complete"
+            complete = True
+        except OSError as exc:  # e.g. an output that cannot be written
+            report.status, report.error = "failed", str(exc).strip().splitlines()[0]
+        except Exception as exc:  # noqa: BLE001 - one stream failing never stops the others
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            report.status, report.error = "failed", f"internal error: {type(exc).__name__}: {line}".rstrip(": ")
+            log.debug("stream %s failed", spec.name, exc_info=True)
+        finally:
+            report.outputs = close_sinks(sinks, complete, report.frames)
+            if source is not None:
+                source.close()
+            with self._lock:
+                self._running.pop(spec.name, None)
+            self.model.unregister()
+
+    def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Any],
+                 report: StreamReport) -> None:
+        for item in pipeline.run(source, events=True):
+            if isinstance(item, StreamGap):  # a live source came back after an outage
+                report.gaps += 1
+                _write_event(sinks, {"event": "stream_gap", "stream": name, "start_pts": item.start_pts,
+                                     "duration": round(item.duration, 3), "reason": item.reason})
+                continue
+            for sink in sinks:
+                sink.write(item)
+            report.frames += 1
+            report.faces += len(item.faces)
+            report.tracks = len(pipeline.stats["track_ids"])
+            if self.on_result is not None:
+                self.on_result(name, item)
+
+
+def _write_event(sinks: Sequence[Any], event: dict[str, Any]) -> None:
+    for sink in sinks:
+        if hasattr(sink, "write_event"):
+            sink.write_event(event)
