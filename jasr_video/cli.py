@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: jasr-cpu)")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where MTCNN and JASRNet run; auto picks cuda when available (default: auto)")
-    model.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
-                       help="JASRNet precision; fp16/bf16 are for GPUs (default: fp32)")
+    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                       help="JASRNet precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_positive, default=4, help="frames gathered per step, so detection and "
                        "enhancement batch across frames; adds that many frames of latency (default: 4)")
@@ -330,8 +330,6 @@ def _run(args: argparse.Namespace, source) -> int:
     console = Console(stderr=True, quiet=args.quiet)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.precision != "fp32" and args.device == "cpu":
-        console.print(f"[yellow]note:[/] {args.precision} on CPU is slow or unsupported; fp32 is the CPU default")
     pipeline = _load(args, _config(args, source.info.is_live))
 
     info = source.info

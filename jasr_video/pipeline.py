@@ -9,6 +9,9 @@
 ``run`` yields one :class:`FrameResult` per decoded frame, in order (and, with ``events=True``,
 the source's :class:`~jasr_video.source.StreamGap` events of live streams). Frames are gathered in
 small groups (``frame_batch``) so MTCNN and JASRNet run batched across frames.
+
+Per-stage wall-clock seconds of the last run are in :meth:`Pipeline.stage_seconds` (decode: waiting for
+the source's decode thread; detect, track, crop, enhance, smooth); ``python -m jasr_video.bench`` uses them.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ class PipelineConfig:
 
     weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
     device: str = "auto"  # auto, cpu or cuda (model and detector)
-    precision: str = "fp32"  # fp32, fp16 or bf16 (half precisions on GPU)
+    precision: str = "auto"  # auto (bf16 on CPUs with native bf16, else fp32), fp32, fp16 or bf16
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 4  # frames gathered per step (MTCNN and JASRNet batch across them)
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
@@ -59,8 +62,8 @@ class PipelineConfig:
             raise ValueError("detect_every must be >= 1")
         if self.batch_size < 1 or self.frame_batch < 1:
             raise ValueError("batch_size and frame_batch must be >= 1")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError("precision must be fp32, fp16 or bf16")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError("precision must be auto, fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
 
@@ -122,6 +125,9 @@ class FrameResult:
         }
 
 
+STAGES = ("decode", "detect", "track", "crop", "enhance", "smooth")  # timed in stats as "<stage>_s"
+
+
 class Pipeline:
     """Detect, track, super-resolve and align faces in a video; see the module docstring."""
 
@@ -165,13 +171,19 @@ class Pipeline:
         own = not isinstance(source, VideoSource)
         src = open_source(str(source), **cfg.source_options) if own else source
         self.source, self.info = src, src.info
-        self.stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "enhance_s": 0.0, "detections": 0,
+        self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
                       "track_ids": set(), "faces_below_16px": 0, "gaps": 0, "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         buffer: list[Frame] = []
+        items = iter(src)
         try:
-            for item in src:
+            while True:
+                t0 = time.perf_counter()
+                item = next(items, None)
+                self.stats["decode_s"] += time.perf_counter() - t0
+                if item is None:
+                    break
                 if isinstance(item, StreamGap):
                     yield from self._process(buffer)
                     buffer = []
@@ -197,14 +209,17 @@ class Pipeline:
         if not frames:
             return
         cfg = self.config
+        stats = self.stats
         det_pos = [i for i in range(len(frames)) if (self._counter + i) % cfg.detect_every == 0]
         t0 = time.perf_counter()
         detections = dict(zip(det_pos, self.detector.detect([frames[i].image for i in det_pos]))) if det_pos else {}
-        self.stats["detect_s"] += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        stats["detect_s"] += t1 - t0
         self._counter += len(frames)
 
         per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
         crops, geoms = [], []
+        crop_s = 0.0
         for i, frame in enumerate(frames):
             dets = detections.get(i)
             if dets is None:
@@ -217,22 +232,29 @@ class Pipeline:
             for tid in lost:
                 self.smoother.reset(tid)
             per_frame.append((tracked, dets, lost))
+            tc = time.perf_counter()
             for face in tracked:
                 crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
                 g = CropGeometry.from_detection(crop_box, self.margin)
                 geoms.append(g)
                 crops.append(crop_face(frame.image, g))
-
-        t0 = time.perf_counter()
+            crop_s += time.perf_counter() - tc
+        t2 = time.perf_counter()
+        stats["track_s"] += t2 - t1 - crop_s
         if crops:
             batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        t3 = time.perf_counter()
+        stats["crop_s"] += crop_s + t3 - t2
+        if crops:
             out = self.enhancer(batch)
-        self.stats["enhance_s"] += time.perf_counter() - t0
+        t4 = time.perf_counter()
+        stats["enhance_s"] += t4 - t3
 
         k = 0
         for i, frame in enumerate(frames):
             tracked, dets, lost = per_frame[i]
             faces: list[FaceResult] = []
+            t4 = time.perf_counter()
             for face in tracked:
                 g = geoms[k]
                 raw = g.to_frame(out.landmarks[k]).astype(np.float32)
@@ -246,7 +268,12 @@ class Pipeline:
                 self.stats["faces_below_16px"] += size < LR_SIZE
             self.stats["faces"] += len(faces)
             self.stats["frames"] += 1
+            stats["smooth_s"] += time.perf_counter() - t4
             yield FrameResult(frame.index, frame.pts, frame.image, faces, dets is not None, frame.stream, lost)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Wall-clock seconds per stage of the last run (see STAGES); sinks are timed by their caller."""
+        return {stage: float(self.stats.get(f"{stage}_s", 0.0)) for stage in STAGES}
 
     def summary(self) -> dict[str, Any]:
         """Counters of the last run (frames, faces, tracks, timings)."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -121,6 +124,7 @@ class VideoSink:
         if audio_from is not None and info.has_audio and not info.is_live:
             self._open_audio(audio_from)
         self._closed = False
+        self.seconds = {"annotate": 0.0, "encode": 0.0}  # wall-clock time spent in write()
 
     # -- audio --------------------------------------------------------------------------------
 
@@ -197,10 +201,12 @@ class VideoSink:
     def write(self, result: FrameResult) -> None:
         import av
 
+        t0 = time.perf_counter()
         img = annotate(result, inset=self.inset)
         if self.pad:
             img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        t1 = time.perf_counter()
         if result.pts is not None:
             pts = int(round(result.pts / self.time_base))
         else:
@@ -213,6 +219,8 @@ class VideoSink:
             self.container.mux(packet)
         self.frames += 1
         self._mux_audio_until(float(pts * self.time_base) + 1.0 / float(self.rate))
+        self.seconds["annotate"] += t1 - t0
+        self.seconds["encode"] += time.perf_counter() - t1
 
     def close(self, complete: bool = True) -> Path:
         """Flush the encoder and close the file; rename to the final name when `complete`.
@@ -248,13 +256,16 @@ class JsonlSink:
         self.file = open(self.tmp, "w", encoding="utf-8")
         self.sync_every = sync_every
         self.lines = 0
+        self.seconds = {"json": 0.0}  # wall-clock time spent in write()
 
     def write(self, result: FrameResult) -> None:
+        t0 = time.perf_counter()
         self.file.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
         self.file.flush()
         self.lines += 1
         if self.sync_every and self.lines % self.sync_every == 0:
             os.fsync(self.file.fileno())
+        self.seconds["json"] += time.perf_counter() - t0
 
     def write_event(self, event: dict[str, Any]) -> None:
         """A non-frame line (e.g. a stream gap of a live source): {"event": ...}."""
@@ -293,3 +304,53 @@ class CropSink:
 
     def close(self, complete: bool = True) -> Path:
         return self.folder
+
+
+class BackgroundWriter:
+    """Runs sinks' ``write`` in one worker thread behind a bounded queue, so annotation and H.264 encoding
+    overlap detection and enhancement (the pipeline's FrameResults are not reused, so handing them over is safe).
+
+    ``write`` blocks when ``queue_size`` frames are waiting; an error in a sink is raised by the next
+    ``write`` or by ``close``. ``close`` writes what is queued, then closes every sink.
+    """
+
+    _END = object()
+
+    def __init__(self, sinks: Sequence[Any], queue_size: int = 8) -> None:
+        self.sinks = list(sinks)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None  # not yet raised to the caller
+        self.failed = False  # a sink failed: close() leaves the outputs under their .partial names
+        self._thread = threading.Thread(target=self._work, name="jasr-sinks", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if self.failed:
+                continue  # drain without writing after a failure
+            try:
+                for sink in self.sinks:
+                    sink.write(item)
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
+                self._error, self.failed = exc, True
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def write(self, result: FrameResult) -> None:
+        self._raise()
+        self._queue.put(result)
+
+    def close(self, complete: bool = True) -> list[Path]:
+        """Finish the queued frames, then close every sink (``complete``: rename to the final names)."""
+        if self._thread.is_alive():
+            self._queue.put(self._END)
+            self._thread.join()
+        paths = [sink.close(complete=complete and not self.failed) for sink in self.sinks]
+        self._raise()
+        return paths

@@ -57,3 +57,32 @@ def test_annotate_draws_without_touching_input():
     assert np.array_equal(r.image, before) and out.shape == r.image.shape
     assert (out != r.image).any(axis=2).sum() > 100  # box, points and inset drawn
     assert (out[15:16, 15:46] != before[15:16, 15:46]).any()  # the box's top edge
+
+
+def test_background_writer_writes_every_frame_in_order(tmp_path):
+    from jasr_video.sinks import BackgroundWriter
+
+    video, lines = VideoSink(tmp_path / "o.mp4", info(320, 240)), JsonlSink(tmp_path / "o.jsonl")
+    writer = BackgroundWriter([video, lines], queue_size=2)
+    for i in range(12):
+        writer.write(frame(i, 320, 240))
+    assert writer.close() == [tmp_path / "o.mp4", tmp_path / "o.jsonl"]
+    assert probe(tmp_path / "o.mp4")["frames"] == 12
+    assert [json.loads(x)["frame"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == list(range(12))
+    assert video.seconds["encode"] > 0 and lines.seconds["json"] > 0
+
+
+def test_background_writer_reports_a_sink_error_and_keeps_partial(tmp_path):
+    from jasr_video.sinks import BackgroundWriter
+
+    video, lines = VideoSink(tmp_path / "o.mp4", info(320, 240)), JsonlSink(tmp_path / "o.jsonl")
+    writer = BackgroundWriter([video, lines])
+    writer.write(frame(0, 320, 240))
+    lines.file.close()  # the JSONL file fails under the worker (as on a vanished disk)
+    with pytest.raises(ValueError, match="closed file"):
+        for i in range(1, 30):
+            writer.write(frame(i, 320, 240))
+        writer.close()
+    assert writer.failed
+    writer.close()  # closing after the error was raised still does not finalise
+    assert not (tmp_path / "o.mp4").exists() and (tmp_path / "o.mp4.partial").exists()

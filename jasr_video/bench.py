@@ -1,0 +1,428 @@
+"""End-to-end benchmark on a real clip: a facenet-pytorch-style baseline against the pipeline and its variants.
+
+    python -m jasr_video.bench --threads 2 --json bench.json
+
+All runs happen in one process on the same frames of the same clip, so their ratios can be compared even
+on a shared machine (absolute figures move with the load). Each run decodes the clip, processes it and
+writes an annotated H.264 video and a JSON Lines file through the real sinks (:mod:`jasr_video.sinks`):
+
+* ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
+  bicubically to 128x128 (no JASRNet); same detector settings as the pipeline;
+* ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
+* variants, each changing one setting of ``default``: ``detect-every`` (MTCNN on every 3rd frame with
+  Kalman-predicted boxes in between when the default detects every frame, else on every frame), ``batch-1`` (one face per
+  JASRNet forward), ``fp32`` (when the default precision is not fp32), ``threaded-sinks`` (annotation and
+  encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`).
+
+Per run: frames/s end to end, ms per frame in each stage (decode = waiting for the decode thread; detect,
+track, crop, enhance, smooth from :meth:`Pipeline.stage_seconds`; annotate, encode, json from the sinks),
+faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5), peak memory, and for variants
+with the same detections the SR / landmark deviation from ``default``. It also prints JASRNet faces/s
+(model only, :mod:`jasr_video.model.bench`). Benchmarks print figures; they are not tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .crop import HR_SIZE, CropGeometry
+from .pipeline import STAGES, FaceResult, FrameResult, Pipeline, PipelineConfig
+from .track import iou_matrix
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
+DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
+SINK_STAGES = ("annotate", "encode", "json")
+VARIANTS = ("baseline", "default", "detect-every", "batch-1", "fp32", "threaded-sinks")
+
+
+# ---------------------------------------------------------------------------------------------
+# memory
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Reset the peak-RSS mark (Linux: /proc/self/clear_refs) and CUDA's peak allocation counter."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # other systems: ru_maxrss is a whole-process peak
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Peak resident memory since the last reset (VmHWM), and peak CUDA allocation on CUDA, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    out = {"peak_rss_mb": rss}
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# runs
+
+
+@dataclass
+class Run:
+    """One timed pass over the clip."""
+
+    name: str
+    frames: int = 0
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    faces: int = 0
+    memory: dict[str, float] = field(default_factory=dict)
+    boxes: list[np.ndarray] = field(default_factory=list)  # per frame (N, 4)
+    outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (frame, track) -> (landmarks, sr)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        per_frame = {k: 1000.0 * v / max(self.frames, 1) for k, v in self.stages.items()}
+        return {"name": self.name, "frames": self.frames, "seconds": self.seconds, "fps": self.fps,
+                "faces": self.faces, "faces_per_frame": self.faces / max(self.frames, 1),
+                "ms_per_frame": per_frame, **self.memory, "config": self.config}
+
+
+def _record(run: Run, result: FrameResult, keep_outputs: bool) -> None:
+    run.frames += 1
+    run.faces += len(result.faces)
+    run.boxes.append(np.array([f.box for f in result.faces], np.float32).reshape(-1, 4))
+    if keep_outputs:
+        for f in result.faces:
+            run.outputs[(result.index, f.track_id)] = (f.landmarks_raw, f.sr)
+
+
+def _make_sinks(info: Any, clip: Path, out_dir: Path, name: str) -> list[Any]:
+    from .sinks import JsonlSink, VideoSink
+
+    return [VideoSink(out_dir / f"{name}.mp4", info, audio_from=str(clip)), JsonlSink(out_dir / f"{name}.jsonl")]
+
+
+def _sink_seconds(sinks: list[Any]) -> dict[str, float]:
+    out = dict.fromkeys(SINK_STAGES, 0.0)
+    for sink in sinks:
+        for k, v in getattr(sink, "seconds", {}).items():
+            out[k] += v
+    return out
+
+
+def bicubic_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE) -> np.ndarray:
+    """The baseline's "enhancement": the square face crop resampled to size x size with bicubic interpolation."""
+    import cv2
+
+    return cv2.warpAffine(image, geometry.matrix(size), (size, size), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path, device: torch.device) -> Run:
+    """MTCNN on every frame, no tracking, each face crop upscaled bicubically; decoded and written like the pipeline."""
+    from .detect import FaceDetector
+    from .source import open_source
+
+    detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score)
+    run = Run("baseline", config={"detector": "MTCNN every frame", "enhance": "bicubic x8 crop, no JASRNet"})
+    stages = dict.fromkeys(("decode", "detect", "crop"), 0.0)
+    empty2, empty1 = np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
+    with open_source(str(clip)) as src:
+        sinks = _make_sinks(src.info, clip, out_dir, "baseline")
+        reset_peak_memory(device)
+        start = time.perf_counter()
+        items = iter(src)
+        while run.frames < frames:
+            t0 = time.perf_counter()
+            frame = next(items, None)
+            t1 = time.perf_counter()
+            if frame is None:
+                break
+            dets = detector.detect([frame.image])[0]
+            t2 = time.perf_counter()
+            faces = []
+            for k, d in enumerate(dets):
+                g = CropGeometry.from_detection(d.box, 1.4)
+                faces.append(FaceResult(k + 1, d.box, d.score, True, empty2, empty2, empty1, d.size,
+                                        bicubic_face(frame.image, g), g))
+            t3 = time.perf_counter()
+            result = FrameResult(frame.index, frame.pts, frame.image, faces)
+            for sink in sinks:
+                sink.write(result)
+            stages["decode"] += t1 - t0
+            stages["detect"] += t2 - t1
+            stages["crop"] += t3 - t2
+            _record(run, result, keep_outputs=False)
+        for sink in sinks:
+            sink.close()
+        run.seconds = time.perf_counter() - start
+    run.stages = {**stages, **_sink_seconds(sinks)}
+    run.memory = peak_memory_mb(device)
+    return run
+
+
+def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out_dir: Path, threaded_sinks: bool = False,
+                 warmup: int = 4, keep_outputs: bool = False) -> Run:
+    """The pipeline with `config` on the first `frames` frames, writing through the real sinks; models are
+    loaded and warmed up on `warmup` frames before the clock starts."""
+    from .sinks import BackgroundWriter
+    from .source import open_source
+
+    pipeline = Pipeline(replace(config, max_frames=warmup))
+    for _ in pipeline.run(str(clip)):
+        pass
+    pipeline.config = replace(config, max_frames=frames)
+    device = pipeline.enhancer.device
+    run = Run(name, config={"detect_every": config.detect_every, "batch_size": config.batch_size,
+                            "frame_batch": config.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
+                            "min_face_size": config.min_face_size, "threaded_sinks": threaded_sinks})
+    with open_source(str(clip)) as src:
+        sinks = _make_sinks(src.info, clip, out_dir, name)
+        writer = BackgroundWriter(sinks) if threaded_sinks else None
+        reset_peak_memory(device)
+        start = time.perf_counter()
+        for result in pipeline.run(src):
+            if writer is not None:
+                writer.write(result)
+            else:
+                for sink in sinks:
+                    sink.write(result)
+            _record(run, result, keep_outputs)
+        if writer is not None:
+            writer.close()
+        else:
+            for sink in sinks:
+                sink.close()
+        run.seconds = time.perf_counter() - start
+    run.stages = {**pipeline.stage_seconds(), **_sink_seconds(sinks)}
+    run.memory = peak_memory_mb(device)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons
+
+
+def recall(reference: list[np.ndarray], other: list[np.ndarray], iou: float = 0.5) -> dict[str, float]:
+    """Share of the reference's faces (per frame) that `other` also outputs (IoU >= iou); plus unmatched extras."""
+    found = total = extra = 0
+    for ref, out in zip(reference, other):
+        total += len(ref)
+        if len(ref) and len(out):
+            m = iou_matrix(ref, out)
+            found += int((m.max(axis=1) >= iou).sum())
+            extra += int((m.max(axis=0) < iou).sum())
+        else:
+            extra += len(out)
+    return {"recall": found / total if total else 1.0, "matched": found, "reference_faces": total, "extra": extra}
+
+
+def output_deviation(reference: Run, other: Run) -> dict[str, float] | None:
+    """SR (8-bit levels) and landmark (frame px) deviation on the faces both runs output (same frame and track)."""
+    from .model.bench import deviation
+
+    keys = sorted(set(reference.outputs) & set(other.outputs))
+    if not keys:
+        return None
+
+    def stack(run: Run) -> SimpleNamespace:
+        lm = torch.from_numpy(np.stack([run.outputs[k][0] for k in keys]).astype(np.float32))
+        sr = torch.from_numpy(np.stack([run.outputs[k][1] for k in keys])).float().div(255.0)
+        return SimpleNamespace(sr=sr, landmarks=lm)
+
+    return {**deviation(stack(reference), stack(other)), "faces_compared": len(keys)}
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def environment(device: torch.device, clip: Path) -> dict[str, Any]:
+    import av
+    import cv2
+
+    from . import detect
+    from .source import open_source
+
+    detect.import_facenet()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    with open_source(str(clip)) as src:
+        info = src.info
+
+    return {"device": name, "device_type": device.type, "cpu_cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "av": av.__version__, "opencv": cv2.__version__,
+            "facenet_pytorch": version("facenet-pytorch"), "torchvision": detect.TORCHVISION_USED, "python": platform.python_version(),
+            "clip": str(clip), "frame_size": [info.width, info.height], "clip_fps": info.fps, "clip_frames": info.frame_count}
+
+
+def model_throughput(device: torch.device, batch: int, data: Path | None, seconds: float) -> list[dict[str, Any]]:
+    """JASRNet faces/s at fp32 and the default precision (model only), via jasr_video.model.bench."""
+    from .model.bench import bench_model, load_for_bench, real_inputs
+    from .model.inference import resolve_precision
+
+    name, model = load_for_bench(PipelineConfig().weights)
+    precisions = sorted({"fp32", resolve_precision(PipelineConfig().precision, device)}, key=["fp32", "bf16", "fp16"].index)
+    faces = real_inputs(str(data) if data and data.exists() else None, 16, 1.4).to(device)
+    return bench_model(name, model, device, precisions, sorted({1, batch}), seconds, faces)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 190))  # the stage table needs the width, also when piped
+    env = report["environment"]
+    runs = report["runs"]
+    base = next((r for r in runs if r["name"] == "baseline"), None)
+    w, h = env["frame_size"]
+    table = Table(title=f"jasr-video end to end: {Path(env['clip']).name} {w}x{h}, {runs[0]['frames']} frames, "
+                        f"{env['device']} ({env['threads']} threads), torch {env['torch']}")
+    stages = ["decode", *STAGES[1:], *SINK_STAGES]
+    for col in ("run", "fps", "x baseline", "faces/frame", "recall", *stages, "peak RSS MiB"):
+        table.add_column(col, justify="right")
+    for r in runs:
+        ratio = f"{r['fps'] / base['fps']:.2f}x" if base and base["fps"] else "-"
+        rec = r.get("vs_baseline", {}).get("recall")
+        table.add_row(r["name"], f"{r['fps']:.2f}", ratio, f"{r['faces_per_frame']:.2f}",
+                      "-" if rec is None else f"{100 * rec:.1f}%",
+                      *[f"{r['ms_per_frame'][s]:.0f}" if s in r["ms_per_frame"] else "-" for s in stages],
+                      f"{r['peak_rss_mb']:.0f}" + (f" / {r['peak_cuda_mb']:.0f} GPU" if "peak_cuda_mb" in r else ""))
+    console.print(table)
+    console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
+                  "annotate/encode/json times overlap the other stages)")
+    default = next((r for r in runs if r["name"] == "default"), None)
+    if default:
+        for r in runs:
+            if r["name"] not in ("baseline", "default"):
+                dev = r.get("vs_default")
+                text = (f"SR max {dev['sr_max_levels']:.1f} / mean {dev['sr_mean_levels']:.3f} levels, landmarks mean "
+                        f"{dev['landmark_mean_px']:.3f} / max {dev['landmark_max_px']:.2f} px over {dev['faces_compared']} faces"
+                        if dev else "outputs not compared (different detections or same settings)")
+                console.print(f"[bold]{r['name']}[/] vs default: {default['fps'] / r['fps']:.2f}x faster with default; {text}")
+    if report.get("model"):
+        mt = Table(title="JASRNet only (jasr_video.model.bench helpers)")
+        for col in ("precision", "batch", "faces/s", "ms/face", "vs fp32: SR max / landmarks mean"):
+            mt.add_column(col, justify="right")
+        for row in report["model"]:
+            n = row.get("vs_fp32")
+            mt.add_row(row["precision"], str(row["batch"]), f"{row['faces_per_s']:.1f}", f"{row['ms_per_face']:.1f}",
+                       f"{n['sr_max_levels']:.1f} lv / {n['landmark_mean_px']:.3f} px" if n else "-")
+        console.print(mt)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jasr_video.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", default=str(DEFAULT_CLIP), help="video file (default: the shared 1080p25 clip)")
+    p.add_argument("--frames", type=int, default=100, help="frames per run (default: 100)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="runs to do (default: all)")
+    p.add_argument("--warmup", type=int, default=4, help="untimed frames per pipeline run to load and warm the models")
+    p.add_argument("--model-seconds", type=float, default=2.0, help="seconds per model-only figure (0: skip)")
+    p.add_argument("--data", default=str(DEFAULT_FACES), help="real faces for the model-only numerics check")
+    p.add_argument("--keep", metavar="DIR", help="keep the written videos / JSONL here (default: a temporary folder)")
+    p.add_argument("--json", metavar="FILE", help="write every figure to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .model.inference import pick_device
+
+    clip = Path(args.input)
+    if not clip.is_file():
+        print(f"jasr-video bench: error: input not found: {clip} (give --input VIDEO)", file=sys.stderr)
+        return 2
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as exc:
+        print(f"jasr-video bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    config = PipelineConfig(device=args.device)
+    every = 3 if config.detect_every == 1 else 1
+    report: dict[str, Any] = {"environment": environment(device, clip), "default_config": {
+        k: v for k, v in vars(config).items() if k != "source_options"}, "runs": []}
+    plans: dict[str, Callable[[Path], Run]] = {
+        "baseline": lambda d: run_baseline(clip, args.frames, config, d, device),
+        "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
+        "detect-every": lambda d: run_pipeline(f"detect-every-{every}", clip, args.frames,
+                                               replace(config, detect_every=every), d, warmup=args.warmup),
+        "batch-1": lambda d: run_pipeline("batch-1", clip, args.frames, replace(config, batch_size=1), d,
+                                          warmup=args.warmup, keep_outputs=True),
+        "fp32": lambda d: run_pipeline("fp32", clip, args.frames, replace(config, precision="fp32"), d,
+                                       warmup=args.warmup, keep_outputs=True),
+        "threaded-sinks": lambda d: run_pipeline("threaded-sinks", clip, args.frames, config, d, threaded_sinks=True,
+                                                 warmup=args.warmup),
+    }
+    from .model.inference import resolve_precision
+
+    names = [n for n in VARIANTS if n in args.variants]
+    if resolve_precision(config.precision, device) == "fp32":
+        names = [n for n in names if n != "fp32"]  # the default already is fp32
+    runs: dict[str, Run] = {}
+    with tempfile.TemporaryDirectory(prefix="jasr-bench-") as tmp:
+        out_dir = Path(args.keep) if args.keep else Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            run = plans[name](out_dir)
+            runs[run.name] = run
+            print(f"  {run.fps:.2f} fps ({run.seconds:.1f}s)", file=sys.stderr, flush=True)
+    for name, run in runs.items():
+        row = run.summary()
+        if "baseline" in runs and name != "baseline":
+            row["vs_baseline"] = recall(runs["baseline"].boxes, run.boxes)
+            row["fps_ratio_vs_baseline"] = run.fps / runs["baseline"].fps
+        if "default" in runs and name not in ("baseline", "default"):
+            row["vs_default"] = output_deviation(runs["default"], run) if run.outputs else None
+            row["default_speedup"] = runs["default"].fps / run.fps
+        report["runs"].append(row)
+    if args.model_seconds > 0:
+        print("running model-only throughput ...", file=sys.stderr, flush=True)
+        report["model"] = model_throughput(device, config.batch_size, Path(args.data), args.model_seconds)
+    print_report(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
