@@ -14,6 +14,7 @@ import pytest
 from jasr_video.source import Frame, MultiSource, SourceError, StreamInfo, open_source, open_sources
 
 from conftest import CLIP, need
+from video_utils import remux_video
 
 
 def _encode(path: Path, codec: str, pix_fmt: str, size: tuple[int, int], n: int = 10, options=None) -> Path:
@@ -110,14 +111,7 @@ def test_truncated_without_index(tmp_path):
 def test_truncated_faststart_yields_partial(tmp_path):
     clip = need(CLIP)
     fast = tmp_path / "fast.mp4"
-    with av.open(str(clip)) as inp, av.open(str(fast), "w", options={"movflags": "faststart"}) as out:
-        vin = inp.streams.video[0]
-        vout = out.add_stream_from_template(vin)
-        for pk in inp.demux(vin):
-            if pk.dts is None:
-                continue
-            pk.stream = vout
-            out.mux(pk)
+    remux_video(clip, fast, options={"movflags": "faststart"})
     data = fast.read_bytes()
     cut = tmp_path / "fast_cut.mp4"
     cut.write_bytes(data[: len(data) // 2])

@@ -24,6 +24,7 @@ import pytest
 from jasr_video.source import Frame, SourceError, StreamGap, open_source, open_sources
 
 from rtsp_utils import RtspServer, free_port, needs_gst
+from video_utils import remux_video
 
 
 @pytest.fixture(scope="module")
@@ -318,14 +319,7 @@ def test_http_file_is_finite(small_clip):
 def test_tcp_stream_reconnects(small_clip, tmp_path):
     """tcp:// MPEG-TS stream whose sender closes after each clip: reconnect, gap, more frames."""
     ts = tmp_path / "clip.ts"
-    with av.open(str(small_clip)) as inp, av.open(str(ts), "w", format="mpegts") as out:
-        vin = inp.streams.video[0]
-        vout = out.add_stream_from_template(vin)
-        for pk in inp.demux(vin):
-            if pk.dts is None:
-                continue
-            pk.stream = vout
-            out.mux(pk)
+    remux_video(small_clip, ts, fmt="mpegts")
     data = ts.read_bytes()
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

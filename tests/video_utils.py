@@ -65,8 +65,17 @@ def audio_packets(path: Path) -> int:
         return sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
 
 
-def gray_image(shape=(64, 64)) -> np.ndarray:
-    return np.zeros((*shape, 3), np.uint8)
+def remux_video(src: Path, dst: Path, fmt: str | None = None, options: dict | None = None) -> Path:
+    """Copy the video packets of `src` into a new container (`fmt`, muxer `options`), no re-encoding."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt, options=options or {}) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is None:
+                continue
+            packet.stream = vout
+            out.mux(packet)
+    return dst
 
 
-__all__ = ["make_clip", "probe", "audio_packets", "Fraction"]
+__all__ = ["make_clip", "probe", "audio_packets", "remux_video", "Fraction"]
