@@ -121,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--min-hits", type=_positive, default=2, help="detections before a track is shown (default: 2)")
     det.add_argument("--no-smooth", action="store_true", help="do not Kalman-smooth landmarks (smoothed = raw)")
     det.add_argument("--smooth-noise", type=float, default=None, metavar="R", help="landmark measurement noise as a "
-                     "fraction of face size; larger smooths more but lags more (default: 0.03, lag ~0.4 frame)")
+                     "fraction of face size; larger smooths more but lags more (default: 0.05, lag ~0.9 frame)")
     det.add_argument("--smooth-process", type=float, default=None, metavar="Q", help="landmark acceleration noise as a "
-                     "fraction of face size; smaller smooths more but lags more (default: 0.01)")
+                     "fraction of face size; smaller smooths more but lags more (default: 0.003)")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N frames")
     run.add_argument("--live", action="store_true", help="latest-frame mode: drop frames when processing is slower than "
