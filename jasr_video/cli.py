@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace, source) -> int:
                 faces += len(result.faces)
                 elapsed = max(time.monotonic() - started, 1e-6)
                 progress.update(task, completed=frames, fps=frames / elapsed, faces=len(result.faces),
-                                tracks=len(pipeline.stats["track_ids"]))
+                                tracks=pipeline.tracks_seen())
         if frames and getattr(source, "error", None) and stop["signal"] is None:  # why the stream ended early
             for sink in sinks:
                 if isinstance(sink, JsonlSink):

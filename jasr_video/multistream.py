@@ -444,7 +444,7 @@ class MultiStreamRunner:
                 sink.write(item)
             report.frames += 1
             report.faces += len(item.faces)
-            report.tracks = len(pipeline.stats["track_ids"])
+            report.tracks = pipeline.tracks_seen()
             if self.on_result is not None:
                 self.on_result(name, item)
 

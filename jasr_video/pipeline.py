@@ -159,6 +159,9 @@ class Pipeline:
 
     def _reset_state(self) -> None:
         cfg = self.config
+        if self.stats:  # tracks in hand end with the old tracker
+            self.stats["tracks_ended"] += len(self.stats["track_ids"])
+            self.stats["track_ids"].clear()
         self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold)
         self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
 
@@ -172,7 +175,7 @@ class Pipeline:
         src = open_source(str(source), **cfg.source_options) if own else source
         self.source, self.info = src, src.info
         self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
-                      "track_ids": set(), "faces_below_16px": 0, "gaps": 0, "started": time.monotonic()}
+                      "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0, "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         buffer: list[Frame] = []
@@ -229,8 +232,6 @@ class Pipeline:
                 tracked = self.tracker.update(boxes, [d.score for d in dets])
                 self.stats["detections"] += len(dets)
             lost = list(self.tracker.lost)
-            for tid in lost:
-                self.smoother.reset(tid)
             per_frame.append((tracked, dets, lost))
             tc = time.perf_counter()
             for face in tracked:
@@ -266,6 +267,11 @@ class Pipeline:
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE
+            for tid in lost:  # after this frame's updates: a batch holds earlier frames of these tracks
+                self.smoother.reset(tid)
+                if tid in self.stats["track_ids"]:  # only live ids are kept, so long runs stay bounded
+                    self.stats["track_ids"].discard(tid)
+                    self.stats["tracks_ended"] += 1
             self.stats["faces"] += len(faces)
             self.stats["frames"] += 1
             stats["smooth_s"] += time.perf_counter() - t4
@@ -275,10 +281,16 @@ class Pipeline:
         """Wall-clock seconds per stage of the last run (see STAGES); sinks are timed by their caller."""
         return {stage: float(self.stats.get(f"{stage}_s", 0.0)) for stage in STAGES}
 
+    def tracks_seen(self) -> int:
+        """Tracks output so far in the last run (ended ones are counted, not kept)."""
+        return self.stats.get("tracks_ended", 0) + len(self.stats.get("track_ids", ()))
+
     def summary(self) -> dict[str, Any]:
         """Counters of the last run (frames, faces, tracks, timings)."""
         s = dict(self.stats)
-        s["tracks"] = len(s.pop("track_ids", ()))
+        s.pop("track_ids", None)
+        s.pop("tracks_ended", None)
+        s["tracks"] = self.tracks_seen()
         started = s.pop("started", None)
         s["elapsed_s"] = time.monotonic() - started if started else 0.0
         s["fps"] = s["frames"] / s["elapsed_s"] if s.get("elapsed_s") else 0.0

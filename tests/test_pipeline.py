@@ -140,6 +140,19 @@ def test_library_detect_every_uses_prediction(small_clip):
     assert results[0].image.shape == (360, 640, 3)
 
 
+def test_track_count_is_exact_and_state_stays_bounded(small_clip):
+    """summary() counts every track output; ids of ended tracks are not kept (long runs stay flat)."""
+    from jasr_video import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(PipelineConfig(device="cpu", max_age=1, frame_batch=4))
+    results = list(pipeline.run(small_clip))
+    ids = {f.track_id for r in results for f in r.faces}
+    lost = {tid for r in results for tid in r.lost_tracks}
+    assert ids and pipeline.summary()["tracks"] == len(ids)
+    assert pipeline.stats["track_ids"] == ids - lost and pipeline.stats["tracks_ended"] == len(ids & lost)
+    assert lost and not set(pipeline.smoother.tracks) & lost  # no smoother state kept for ended tracks
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
