@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "the source (default for live URLs)")
     run.add_argument("--open-timeout", type=float, default=10.0, help="seconds to wait when opening / reading a "
                      "stream (default: 10)")
+    run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp",
+                     help="RTSP transport (default: tcp; udp has lower latency but loses packets on busy networks)")
     run.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
                      help="--reconnect: also wait for a live input that is down at startup (retried with back-off "
                      "0.5 s doubling to 30 s; implied by --live); --no-reconnect: end a live input when it drops "
@@ -182,7 +184,7 @@ def _open(args: argparse.Namespace):
 
 
 def _source_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"open_timeout": args.open_timeout}
+    opts: dict[str, Any] = {"open_timeout": args.open_timeout, "transport": args.rtsp_transport}
     if args.live:
         opts["live"] = True
     if args.reconnect is not None:

@@ -97,3 +97,18 @@ def test_camera_down_at_startup(rtsp_clip, tmp_path):
     assert "Traceback" not in err
     rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all("frame" in row for row in rows)
+
+
+@needs_gst
+def test_rtsp_over_udp_from_the_cli(rtsp_clip, tmp_path):
+    srv = RtspServer(rtsp_clip, free_port(), "cam").start()
+    js = tmp_path / "udp.jsonl"
+    try:
+        r = subprocess.run(cli_cmd(srv.url, "--json", js, "--max-frames", 5, "--threads", 1, "--quiet",
+                                   "--rtsp-transport", "udp", "--open-timeout", 5),
+                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    finally:
+        srv.stop()
+    assert r.returncode == 0, r.stderr
+    frames = [json.loads(line) for line in js.read_text().splitlines() if '"frame"' in line]
+    assert len(frames) == 5
