@@ -10,7 +10,9 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   bicubically to 128x128 (no JASRNet); same detector settings as the pipeline;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``detect-every`` (MTCNN on every 3rd frame with
-  Kalman-predicted boxes in between when the default detects every frame, else on every frame), ``batch-1`` (one face per
+  Kalman-predicted boxes in between when the default detects every frame, else on every frame), ``regions``
+  (run name ``regions-10``: full-frame MTCNN every 10th frame, MTCNN on regions around the tracks' predicted
+  boxes on the frames between, ``PipelineConfig.full_scan_every``), ``batch-1`` (one face per
   JASRNet forward), ``fp32`` (when the default precision is not fp32), ``threaded-sinks`` (annotation and
   encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`).
 
@@ -46,7 +48,8 @@ from .track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "detect-every", "batch-1", "fp32", "threaded-sinks")
+VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "threaded-sinks")
+FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +196,8 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
         pass
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
-    run = Run(name, config={"detect_every": config.detect_every, "batch_size": config.batch_size,
+    run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": config.full_scan_every,
+                            "batch_size": config.batch_size,
                             "frame_batch": config.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
                             "min_face_size": config.min_face_size, "threaded_sinks": threaded_sinks})
     with open_source(str(clip)) as src:
@@ -385,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
         "detect-every": lambda d: run_pipeline(f"detect-every-{every}", clip, args.frames,
                                                replace(config, detect_every=every), d, warmup=args.warmup),
+        "regions": lambda d: run_pipeline(f"regions-{FULL_SCAN_EVERY}", clip, args.frames,
+                                          replace(config, full_scan_every=FULL_SCAN_EVERY), d, warmup=args.warmup),
         "batch-1": lambda d: run_pipeline("batch-1", clip, args.frames, replace(config, batch_size=1), d,
                                           warmup=args.warmup, keep_outputs=True),
         "fp32": lambda d: run_pipeline("fp32", clip, args.frames, replace(config, precision="fp32"), d,

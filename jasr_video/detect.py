@@ -167,25 +167,80 @@ class FaceDetector:
         ).eval()
 
     @torch.inference_mode()
-    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """frames: HxWx3 uint8 RGB arrays -> one list of detections per frame (sorted by score)."""
+    def detect(self, frames: Sequence[np.ndarray], batch: bool | None = None,
+               min_face_size: int | None = None) -> list[list[Detection]]:
+        """frames: HxWx3 uint8 RGB arrays -> one list of detections per frame (sorted by score).
+
+        batch: one MTCNN call per group of same-sized frames; None: only off the CPU (see below).
+        min_face_size: smallest face searched for in this call (default: the detector's).
+        """
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
+        m = self.mtcnn
+        minsize = int(min_face_size or m.min_face_size)
         results: list[list[Detection]] = [[] for _ in frames]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):  # MTCNN batches need equal sizes
             groups.setdefault(f.shape, []).append(i)
         # On CPU one frame per MTCNN call: batching 1080p frames measured ~25 % slower per frame there
         # (python -m jasr_video.bench: 924 vs 722 ms per frame); GPUs gain from the batch.
-        step = 1 if self.device.type == "cpu" else len(frames)
+        if batch is None:
+            batch = self.device.type != "cpu"
+        step = max(len(frames), 1) if batch else 1
         chunks = [idx[k:k + step] for idx in groups.values() for k in range(0, len(idx), step)]
         for indices in chunks:
-            batch = np.stack([frames[i] for i in indices])
-            boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+            stacked = np.stack([frames[i] for i in indices])
+            # what MTCNN.detect calls, with this call's minimum face size
+            boxes, points = detect_face(stacked, minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device)
             for j, i in enumerate(indices):
-                if boxes[j] is None:
-                    continue
-                for box, prob, pts in zip(boxes[j], probs[j], points[j]):
-                    if prob is None or float(prob) < self.min_score:
+                for box, pts in zip(np.asarray(boxes[j]).reshape(-1, 5), np.asarray(points[j]).reshape(-1, 5, 2)):
+                    if float(box[4]) < self.min_score:
                         continue
-                    results[i].append(Detection(np.asarray(box, np.float32), float(prob), np.asarray(pts, np.float32)))
+                    results[i].append(Detection(box[:4].astype(np.float32), float(box[4]), pts.astype(np.float32)))
                 results[i].sort(key=lambda d: -d.score)
         return results
+
+    def detect_regions(self, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
+                       min_face_ratio: float = 0.5, nms_iou: float = 0.4, batch: bool = True) -> list[Detection]:
+        """MTCNN on square regions of one frame around `boxes` (N, 4), e.g. the tracker's predicted face boxes.
+
+        Each region is a square of at least ``expand`` x the box's longer side: the next size on a fixed ladder
+        (``min_side`` x sqrt(2)^k, multiples of 16), centred on the box and shifted to lie inside the frame.
+        Within a region MTCNN looks for faces down to ``min_face_ratio`` x side / expand (never below the
+        detector's min_face_size), which skips the costly fine pyramid levels. The ladder keeps the set of
+        input shapes small (torch on CPU is much slower on the first call at a new shape).
+        Regions of one size go through one MTCNN call (``batch``). Detections are mapped back to frame
+        pixels; those cut by a region edge that is not a frame edge (a neighbour's face partly inside the
+        region) are dropped, and duplicates from overlapping regions are removed by NMS. Sorted by score.
+        """
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        h, w = frame.shape[:2]
+        base = int(self.mtcnn.min_face_size)
+        groups: dict[int, list[tuple[int, int]]] = {}  # side -> region origins (x0, y0)
+        for x0, y0, x1, y1 in boxes[np.all(np.isfinite(boxes), axis=1)]:
+            need = max(x1 - x0, y1 - y0, 1.0) * expand
+            k = max(0, int(np.ceil(2 * np.log2(need / min_side) - 1e-9)))
+            side = int(min(-(-min_side * 2 ** (k / 2) // 16) * 16, h, w))
+            rx = int(round(np.clip((x0 + x1 - side) / 2, 0, w - side)))
+            ry = int(round(np.clip((y0 + y1 - side) / 2, 0, h - side)))
+            origins = groups.setdefault(side, [])
+            if (rx, ry) not in origins:
+                origins.append((rx, ry))
+        found: list[Detection] = []
+        for side, origins in groups.items():
+            crops = [frame[ry:ry + side, rx:rx + side] for rx, ry in origins]
+            min_face = max(base, int(side / expand * min_face_ratio))
+            for (rx, ry), dets in zip(origins, self.detect(crops, batch=batch, min_face_size=min_face)):
+                for d in dets:
+                    b = d.box
+                    cut = ((b[0] < 1 and rx > 0) or (b[1] < 1 and ry > 0) or (b[2] > side - 1 and rx + side < w)
+                           or (b[3] > side - 1 and ry + side < h))
+                    if not cut:
+                        offset = np.array([rx, ry], np.float32)
+                        found.append(Detection(b + np.tile(offset, 2), d.score, d.points + offset))
+        if len(found) > 1:
+            keep = nms(torch.from_numpy(np.stack([d.box for d in found])), torch.tensor([d.score for d in found]),
+                       nms_iou)
+            found = [found[int(i)] for i in keep]
+        found.sort(key=lambda d: -d.score)
+        return found

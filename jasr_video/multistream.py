@@ -193,6 +193,15 @@ class _SharedDetector:
         finally:
             self._model._set_state("detected")
 
+    def detect_regions(self, frame: Any, boxes: Any) -> list:
+        """FaceDetector.detect_regions under the same lock (``full_scan_every``)."""
+        self._model._set_state("detecting")
+        try:
+            with self._lock:
+                return self._detector.detect_regions(frame, boxes)
+        finally:
+            self._model._set_state("detected")
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._detector, name)
 

@@ -42,6 +42,7 @@ class PipelineConfig:
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 4  # frames gathered per step (MTCNN and JASRNet batch across them)
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
+    full_scan_every: int = 0  # >1: full-frame MTCNN every N-th frame, on regions around the tracks between; 0/1: off
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
@@ -60,6 +61,10 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
+        if self.full_scan_every < 0:
+            raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
+        if self.full_scan_every > 1 and self.detect_every > 1:
+            raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
         if self.batch_size < 1 or self.frame_batch < 1:
             raise ValueError("batch_size and frame_batch must be >= 1")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
@@ -175,7 +180,8 @@ class Pipeline:
         src = open_source(str(source), **cfg.source_options) if own else source
         self.source, self.info = src, src.info
         self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
-                      "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0, "started": time.monotonic()}
+                      "region_frames": 0, "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0,
+                      "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         buffer: list[Frame] = []
@@ -213,7 +219,9 @@ class Pipeline:
             return
         cfg = self.config
         stats = self.stats
-        det_pos = [i for i in range(len(frames)) if (self._counter + i) % cfg.detect_every == 0]
+        regions = cfg.full_scan_every > 1  # frames between full scans: MTCNN on regions around the tracks
+        every = cfg.full_scan_every if regions else cfg.detect_every
+        det_pos = [i for i in range(len(frames)) if (self._counter + i) % every == 0]
         t0 = time.perf_counter()
         detections = dict(zip(det_pos, self.detector.detect([frames[i].image for i in det_pos]))) if det_pos else {}
         t1 = time.perf_counter()
@@ -222,9 +230,14 @@ class Pipeline:
 
         per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
         crops, geoms = [], []
-        crop_s = 0.0
+        crop_s = region_s = 0.0
         for i, frame in enumerate(frames):
             dets = detections.get(i)
+            if dets is None and regions:  # needs this frame's track predictions, so one frame at a time
+                tr = time.perf_counter()
+                dets = self.detector.detect_regions(frame.image, self.tracker.predicted_boxes())
+                region_s += time.perf_counter() - tr
+                stats["region_frames"] += 1
             if dets is None:
                 tracked = self.tracker.update(None)
             else:
@@ -241,7 +254,8 @@ class Pipeline:
                 crops.append(crop_face(frame.image, g))
             crop_s += time.perf_counter() - tc
         t2 = time.perf_counter()
-        stats["track_s"] += t2 - t1 - crop_s
+        stats["track_s"] += t2 - t1 - crop_s - region_s
+        stats["detect_s"] += region_s
         if crops:
             batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
         t3 = time.perf_counter()

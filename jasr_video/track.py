@@ -76,6 +76,13 @@ class KalmanBoxTracker:
         self.frames_since_update += 1
         return self.box
 
+    def peek(self) -> np.ndarray:
+        """The box the next :meth:`predict` will return, without changing the filter."""
+        x = self.kf.x.copy()
+        if x[6, 0] + x[2, 0] <= 0:
+            x[6, 0] = 0.0
+        return _x_to_box(self.kf.F @ x)
+
     def update(self, box: Sequence[float]) -> None:
         self.frames_since_update = 0
         self.hits += 1
@@ -173,6 +180,14 @@ class SortTracker:
         matched = {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] >= self.iou_threshold}
         used = set(matched.values())
         return matched, [j for j in range(len(boxes)) if j not in used]
+
+    def predicted_boxes(self) -> np.ndarray:
+        """(N, 4) boxes every live track (reported or not) is predicted at on the next frame; state unchanged.
+
+        Region detection (``PipelineConfig.full_scan_every``) searches around these before :meth:`update`.
+        """
+        boxes = np.array([t.peek() for t in self.tracks], np.float32).reshape(-1, 4)
+        return boxes[np.all(np.isfinite(boxes), axis=1)]
 
     @property
     def active_ids(self) -> list[int]:
