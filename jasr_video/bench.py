@@ -48,7 +48,8 @@ from .track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "threaded-sinks")
+VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "detector-fp32", "reference-mtcnn",
+            "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
@@ -146,11 +147,12 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
     from .detect import FaceDetector
     from .source import open_source
 
-    detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score)
+    detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+                            fast=False)  # facenet-pytorch's own detect_face
     run = Run("baseline", config={"detector": "MTCNN every frame", "enhance": "bicubic x8 crop, no JASRNet"})
     stages = dict.fromkeys(("decode", "detect", "crop"), 0.0)
     empty2, empty1 = np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
-    with open_source(str(clip)) as src:
+    with open_source(str(clip), loop=True) as src:  # loop: runs may be longer than the clip
         sinks = _make_sinks(src.info, clip, out_dir, "baseline")
         reset_peak_memory(device)
         start = time.perf_counter()
@@ -185,22 +187,32 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
 
 
 def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out_dir: Path, threaded_sinks: bool = False,
-                 warmup: int = 4, keep_outputs: bool = False) -> Run:
+                 warmup: int = 4, keep_outputs: bool = False, reference_detector: bool = False) -> Run:
     """The pipeline with `config` on the first `frames` frames, writing through the real sinks; models are
-    loaded and warmed up on `warmup` frames before the clock starts."""
+    loaded and warmed up on `warmup` frames before the clock starts. reference_detector: facenet-pytorch's
+    own MTCNN code instead of the fast path (:class:`~jasr_video.detect.FaceDetector` ``fast=False``)."""
+    from .detect import FaceDetector
     from .sinks import BackgroundWriter
     from .source import open_source
 
-    pipeline = Pipeline(replace(config, max_frames=warmup))
+    from .model.inference import pick_device
+
+    detector = None
+    if reference_detector:
+        detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor,
+                                pick_device(config.device), config.min_score, fast=False)
+    pipeline = Pipeline(replace(config, max_frames=warmup), detector=detector)
     for _ in pipeline.run(str(clip)):
         pass
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
     run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": config.full_scan_every,
+                            "detector": "facenet detect_face" if reference_detector else "fast MTCNN",
+                            "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
-                            "frame_batch": config.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
+                            "frame_batch": pipeline.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
                             "min_face_size": config.min_face_size, "threaded_sinks": threaded_sinks})
-    with open_source(str(clip)) as src:
+    with open_source(str(clip), loop=True) as src:
         sinks = _make_sinks(src.info, clip, out_dir, name)
         writer = BackgroundWriter(sinks) if threaded_sinks else None
         reset_peak_memory(device)
@@ -221,6 +233,32 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
     run.stages = {**pipeline.stage_seconds(), **_sink_seconds(sinks)}
     run.memory = peak_memory_mb(device)
     return run
+
+
+def run_streams(clip: Path, frames: int, config: PipelineConfig, count: int, out_dir: Path, model: Any,
+                video: bool) -> dict[str, Any]:
+    """`count` copies of the clip at once through :class:`~jasr_video.multistream.MultiStreamRunner` (one
+    shared MTCNN + JASRNet, faces batched across streams), each stream `frames` frames read as fast as they
+    decode; JSON Lines per stream, plus an annotated video each when `video`. Real time when every stream
+    keeps up with the clip's frame rate."""
+    from .multistream import MultiStreamRunner, OutputSpec, StreamSpec
+
+    specs = [StreamSpec(f"s{k + 1}", str(clip)) for k in range(count)]
+    outputs = OutputSpec(json=str(out_dir / f"streams{count}-{{stream}}.jsonl"),
+                         out=str(out_dir / f"streams{count}-{{stream}}.mp4") if video else None)
+    runner = MultiStreamRunner(replace(config, max_frames=frames), specs, outputs, source_options={"loop": True},
+                               model=model)
+    device = model.device
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    reports = runner.run()
+    seconds = time.perf_counter() - start
+    done = [r.frames for r in reports]
+    failed = [f"{r.name}: {r.error}" for r in reports if r.status != "complete"]
+    slowest = min(done) / seconds if seconds else 0.0
+    return {"streams": count, "video_out": video, "frames": sum(done), "seconds": seconds,
+            "fps_total": sum(done) / seconds if seconds else 0.0, "fps_per_stream_min": slowest,
+            "faces": sum(r.faces for r in reports), "failed": failed, **peak_memory_mb(device)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,30 +347,43 @@ def print_report(report: dict[str, Any]) -> None:
     runs = report["runs"]
     base = next((r for r in runs if r["name"] == "baseline"), None)
     w, h = env["frame_size"]
-    table = Table(title=f"jasr-video end to end: {Path(env['clip']).name} {w}x{h}, {runs[0]['frames']} frames, "
-                        f"{env['device']} ({env['threads']} threads), torch {env['torch']}")
-    stages = ["decode", *STAGES[1:], *SINK_STAGES]
-    for col in ("run", "fps", "x baseline", "faces/frame", "recall", *stages, "peak RSS MiB"):
-        table.add_column(col, justify="right")
-    for r in runs:
-        ratio = f"{r['fps'] / base['fps']:.2f}x" if base and base["fps"] else "-"
-        rec = r.get("vs_baseline", {}).get("recall")
-        table.add_row(r["name"], f"{r['fps']:.2f}", ratio, f"{r['faces_per_frame']:.2f}",
-                      "-" if rec is None else f"{100 * rec:.1f}%",
-                      *[f"{r['ms_per_frame'][s]:.0f}" if s in r["ms_per_frame"] else "-" for s in stages],
-                      f"{r['peak_rss_mb']:.0f}" + (f" / {r['peak_cuda_mb']:.0f} GPU" if "peak_cuda_mb" in r else ""))
-    console.print(table)
-    console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
-                  "annotate/encode/json times overlap the other stages)")
-    default = next((r for r in runs if r["name"] == "default"), None)
-    if default:
+    if runs:
+        table = Table(title=f"jasr-video end to end: {Path(env['clip']).name} {w}x{h}, {runs[0]['frames']} frames, "
+                            f"{env['device']} ({env['threads']} threads), torch {env['torch']}")
+        stages = ["decode", *STAGES[1:], *SINK_STAGES]
+        for col in ("run", "fps", "x baseline", "faces/frame", "recall", *stages, "peak RSS MiB"):
+            table.add_column(col, justify="right")
         for r in runs:
-            if r["name"] not in ("baseline", "default"):
-                dev = r.get("vs_default")
-                text = (f"SR max {dev['sr_max_levels']:.1f} / mean {dev['sr_mean_levels']:.3f} levels, landmarks mean "
-                        f"{dev['landmark_mean_px']:.3f} / max {dev['landmark_max_px']:.2f} px over {dev['faces_compared']} faces"
-                        if dev else "outputs not compared (different detections or same settings)")
-                console.print(f"[bold]{r['name']}[/] vs default: {default['fps'] / r['fps']:.2f}x faster with default; {text}")
+            ratio = f"{r['fps'] / base['fps']:.2f}x" if base and base["fps"] else "-"
+            rec = r.get("vs_baseline", {}).get("recall")
+            table.add_row(r["name"], f"{r['fps']:.2f}", ratio, f"{r['faces_per_frame']:.2f}",
+                          "-" if rec is None else f"{100 * rec:.1f}%",
+                          *[f"{r['ms_per_frame'][s]:.0f}" if s in r["ms_per_frame"] else "-" for s in stages],
+                          f"{r['peak_rss_mb']:.0f}" + (f" / {r['peak_cuda_mb']:.0f} GPU" if "peak_cuda_mb" in r else ""))
+        console.print(table)
+        console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
+                      "annotate/encode/json times overlap the other stages)")
+        default = next((r for r in runs if r["name"] == "default"), None)
+        if default:
+            for r in runs:
+                if r["name"] not in ("baseline", "default"):
+                    dev = r.get("vs_default")
+                    text = (f"SR max {dev['sr_max_levels']:.1f} / mean {dev['sr_mean_levels']:.3f} levels, landmarks mean "
+                            f"{dev['landmark_mean_px']:.3f} / max {dev['landmark_max_px']:.2f} px over {dev['faces_compared']} faces"
+                            if dev else "outputs not compared (different detections or same settings)")
+                    console.print(f"[bold]{r['name']}[/] vs default: {default['fps'] / r['fps']:.2f}x faster with default; {text}")
+    if report.get("streams"):
+        st = Table(title=f"Simultaneous streams (each {Path(env['clip']).name}, {env['clip_fps']:g} fps, read as fast "
+                         "as it decodes; one shared model)")
+        for col in ("streams", "video out", "frames/s total", "slowest stream fps", "real time", "peak RSS MiB"):
+            st.add_column(col, justify="right")
+        for row in report["streams"]:
+            st.add_row(str(row["streams"]), "yes" if row["video_out"] else "JSON only", f"{row['fps_total']:.1f}",
+                       f"{row['fps_per_stream_min']:.1f}", "yes" if row["fps_per_stream_min"] >= env["clip_fps"] else "no",
+                       f"{row['peak_rss_mb']:.0f}" + (f" / {row['peak_cuda_mb']:.0f} GPU" if "peak_cuda_mb" in row else ""))
+            for line in row["failed"]:
+                st.add_row("", "", "", "", f"failed: {line}", "")
+        console.print(st)
     if report.get("model"):
         mt = Table(title="JASRNet only (jasr_video.model.bench helpers)")
         for col in ("precision", "batch", "faces/s", "ms/face", "vs fp32: SR max / landmarks mean"):
@@ -351,10 +402,15 @@ def print_report(report: dict[str, Any]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jasr_video.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", default=str(DEFAULT_CLIP), help="video file (default: the shared 1080p25 clip)")
-    p.add_argument("--frames", type=int, default=100, help="frames per run (default: 100)")
+    p.add_argument("--frames", type=int, default=100, help="frames per run (default: 100; the clip loops if shorter)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="runs to do (default: all)")
+    p.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS),
+                   help="runs to do (default: all; none with --streams alone)")
+    p.add_argument("--streams", nargs="*", type=int, default=[], metavar="N",
+                   help="also run N copies of the clip at once, for each N given (e.g. --streams 1 2 4)")
+    p.add_argument("--streams-video", action="store_true", help="streams runs also write an annotated video per stream")
+    p.add_argument("--frame-batch", type=int, help="frames gathered per pipeline step (default: PipelineConfig's)")
     p.add_argument("--warmup", type=int, default=4, help="untimed frames per pipeline run to load and warm the models")
     p.add_argument("--model-seconds", type=float, default=2.0, help="seconds per model-only figure (0: skip)")
     p.add_argument("--data", default=str(DEFAULT_FACES), help="real faces for the model-only numerics check")
@@ -378,9 +434,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    # no cudnn.benchmark: MTCNN's R-/O-net batches change size every frame, and each new shape would be re-tuned
     config = PipelineConfig(device=args.device)
+    if args.frame_batch:
+        config = replace(config, frame_batch=args.frame_batch)
     every = 3 if config.detect_every == 1 else 1
     report: dict[str, Any] = {"environment": environment(device, clip), "default_config": {
         k: v for k, v in vars(config).items() if k != "source_options"}, "runs": []}
@@ -395,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
                                           warmup=args.warmup, keep_outputs=True),
         "fp32": lambda d: run_pipeline("fp32", clip, args.frames, replace(config, precision="fp32"), d,
                                        warmup=args.warmup, keep_outputs=True),
+        "detector-fp32": lambda d: run_pipeline("detector-fp32", clip, args.frames,
+                                                replace(config, detector_precision="fp32"), d, warmup=args.warmup),
+        "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config, d, warmup=args.warmup,
+                                                  reference_detector=True),
         "threaded-sinks": lambda d: run_pipeline("threaded-sinks", clip, args.frames, config, d, threaded_sinks=True,
                                                  warmup=args.warmup),
     }
@@ -412,6 +473,22 @@ def main(argv: list[str] | None = None) -> int:
             run = plans[name](out_dir)
             runs[run.name] = run
             print(f"  {run.fps:.2f} fps ({run.seconds:.1f}s)", file=sys.stderr, flush=True)
+        if args.streams:
+            from .multistream import SharedModel
+
+            template = Pipeline(replace(config, max_frames=args.warmup))
+            for _ in template.run(str(clip)):  # loads and warms the models
+                pass
+            model = SharedModel(template.enhancer, template.detector)
+            report["streams"] = []
+            for count in args.streams:
+                print(f"running {count} stream(s) ...", file=sys.stderr, flush=True)
+                row = run_streams(clip, args.frames, config, count, out_dir, model, args.streams_video)
+                report["streams"].append(row)
+                if args.json:  # after each run: a later one may not finish within the caller's time limit
+                    Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+                print(f"  {row['fps_total']:.1f} frames/s in all, slowest stream {row['fps_per_stream_min']:.1f} fps",
+                      file=sys.stderr, flush=True)
     for name, run in runs.items():
         row = run.summary()
         if "baseline" in runs and name != "baseline":

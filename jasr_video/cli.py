@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                        help="JASRNet precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
-    model.add_argument("--frame-batch", type=_positive, default=4, help="frames gathered per step, so detection and "
-                       "enhancement batch across frames; adds that many frames of latency (default: 4)")
+    model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
+                       "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "
+                       "CPU; live inputs 1)")
     model.add_argument("--threads", type=_positive, help="CPU threads for torch (default: torch's choice)")
     det = p.add_argument_group("detection and tracking")
     det.add_argument("--detect-every", type=_positive, default=1, metavar="N", help="run MTCNN on every N-th frame; "
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "in pixels; 12 finds faces down to ~10-12 px, larger is faster (default: 12)")
     det.add_argument("--thresholds", type=_thresholds, default=(0.6, 0.7, 0.7), metavar="P,R,O",
                      help="MTCNN P-, R- and O-net score thresholds (default: 0.6,0.7,0.7)")
+    det.add_argument("--detector-precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                     help="MTCNN P-net precision (R-/O-net stay fp32); auto as --precision (default: auto)")
     det.add_argument("--min-score", type=float, default=0.9, help="drop detections below this probability (default: 0.9)")
     det.add_argument("--max-age", type=_positive, default=12, help="frames a track survives without a detection (default: 12)")
     det.add_argument("--min-hits", type=_positive, default=2, help="detections before a track is shown (default: 2)")
@@ -311,7 +314,8 @@ def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
 
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        frame_batch=1 if live and args.frame_batch == 4 else args.frame_batch,
+        detector_precision=args.detector_precision,
+        frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
         thresholds=tuple(args.thresholds),
         min_score=args.min_score, max_age=args.max_age, min_hits=args.min_hits, smooth=not args.no_smooth,
@@ -497,7 +501,7 @@ def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
 
         runner = MultiStreamRunner(
             pipeline.config, specs, outputs, source_options=_source_options(args), wait_for_start=_wait_for_start(args),
-            live_frame_batch=1 if args.frame_batch == 4 else args.frame_batch,
+            live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
             model=SharedModel(pipeline.enhancer, pipeline.detector), on_result=on_result)
         stop = {"signal": None}
 

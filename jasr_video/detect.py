@@ -1,5 +1,12 @@
 """Face detection: facenet-pytorch MTCNN, batched over frames, offline (its weights ship in its wheel).
 
+Two implementations of MTCNN's three stages over the same facenet networks and weights
+(``FaceDetector(fast=...)``): facenet's own ``detect_face`` (``fast=False``, the reference), and
+:func:`run_mtcnn` (the default), the same algorithm made cheaper: channels-last networks, the image
+pyramid resampled with OpenCV's area filter on CPU, and the R-/O-net face crops resampled in one call per
+crop size instead of one call per crop. Its detections match the reference within the tolerance that
+``tests/test_detect.py`` checks on real frames.
+
 facenet-pytorch imports two torchvision functions at import time (``torchvision.ops.boxes.batched_nms``
 and ``torchvision.transforms.functional.to_tensor``). A CPU torch often has no torchvision, or one
 built for another torch ("operator torchvision::nms does not exist"). :func:`import_facenet` uses the
@@ -16,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # which torchvision facenet_pytorch was imported against: "torchvision" or "stand-in"
 TORCHVISION_USED: str | None = None
@@ -125,6 +133,145 @@ def import_facenet() -> types.ModuleType:
 
 
 # ---------------------------------------------------------------------------------------------
+# MTCNN stages (fast path)
+
+
+def _pyramid_level(frames: np.ndarray, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """One pyramid level (B, 3, h, w) float, channels-last, of `images` (`frames`: the same as float32 HWC
+    arrays): OpenCV's area filter for CPU tensors, torch's
+    ``interpolate(mode="area")`` (what facenet uses) on other devices."""
+    if images.device.type == "cpu":
+        import cv2
+
+        levels = [cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_AREA) for f in frames]
+        stacked = levels[0][None] if len(levels) == 1 else np.stack(levels)
+        return torch.from_numpy(stacked).permute(0, 3, 1, 2)
+    return F.interpolate(images, size=size, mode="area")
+
+
+def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tensor, size: int,
+                width: int, height: int, sampled: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+    """The square candidate boxes cut out of `images` and resampled to size x size, as facenet does.
+
+    Returns (N', 3, size, size) and the mask of usable boxes. Default: facenet's area resampling, one call per
+    crop shape instead of one per crop. ``sampled``: each output pixel the mean of 4x4 bilinear samples
+    spread over its area, all crops of a frame in one ``grid_sample`` call (few kernel launches: for GPUs).
+    """
+    from facenet_pytorch.models.utils.detect_face import pad
+
+    y, ey, x, ex = pad(boxes, width, height)
+    valid = (ey > y - 1) & (ex > x - 1)
+    keep = np.flatnonzero(valid)
+    out = torch.empty((len(keep), 3, size, size), device=images.device)
+    if sampled:
+        k = 4
+        _, _, h, w = images.shape
+        steps = (torch.arange(size * k, device=images.device, dtype=torch.float32) + 0.5) / (size * k)
+        x0, y0 = torch.as_tensor(x[keep] - 1.0, device=images.device), torch.as_tensor(y[keep] - 1.0, device=images.device)
+        cw = torch.as_tensor(ex[keep] - x[keep] + 1.0, device=images.device)
+        ch = torch.as_tensor(ey[keep] - y[keep] + 1.0, device=images.device)
+        gx = ((x0[:, None] + steps * cw[:, None]) / w * 2 - 1).float()  # (N, size*k), grid_sample's [-1, 1]
+        gy = ((y0[:, None] + steps * ch[:, None]) / h * 2 - 1).float()
+        inds = image_inds[keep]
+        for b in np.unique(inds):
+            rows = np.flatnonzero(inds == b)
+            r = torch.as_tensor(rows, device=images.device)
+            grid = torch.stack(torch.broadcast_tensors(gx[r][:, None, :], gy[r][:, :, None]), dim=-1)
+            grid = grid.reshape(1, len(rows) * size * k, size * k, 2)
+            samples = F.grid_sample(images[int(b):int(b) + 1], grid, mode="bilinear", align_corners=False)
+            samples = samples.reshape(3, len(rows), size * k, size * k).transpose(0, 1)
+            out[r] = F.avg_pool2d(samples, k)
+        return out, valid
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, k in enumerate(keep):
+        groups.setdefault((int(ey[k] - y[k]), int(ex[k] - x[k])), []).append(j)
+    for rows in groups.values():
+        crops = torch.stack([images[image_inds[keep[j]], :, y[keep[j]] - 1:ey[keep[j]], x[keep[j]] - 1:ex[keep[j]]]
+                             for j in rows])
+        out[torch.as_tensor(rows, device=images.device)] = F.interpolate(crops, size=(size, size), mode="area")
+    return out, valid
+
+
+def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch.nn.Module, rnet: torch.nn.Module,
+              onet: torch.nn.Module, thresholds: Sequence[float], factor: float,
+              device: torch.device, pnet_dtype: torch.dtype = torch.float32,
+              sampled_crops: bool | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """MTCNN on a batch of same-sized RGB frames (B, H, W, 3) uint8 (array or CPU tensor), the algorithm of facenet-pytorch's
+    ``detect_face``: per frame, boxes (N, 5: x0, y0, x1, y1, probability) and key points (N, 5, 2).
+    sampled_crops: R-/O-net crops by :func:`_face_crops` ``sampled`` (default: on CUDA)."""
+    from facenet_pytorch.models.utils import detect_face as fd
+
+    if isinstance(frames, torch.Tensor):  # e.g. a pinned staging buffer: the upload overlaps the host
+        images = frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float()  # channels-last strides
+    else:
+        frames = np.ascontiguousarray(frames)
+        images = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()
+    if device.type == "cpu":
+        frames = images.permute(0, 2, 3, 1).numpy()  # float32 HWC views for OpenCV
+    batch, _, h, w = images.shape
+    sampled = device.type == "cuda" if sampled_crops is None else sampled_crops
+    m = 12.0 / min_face_size
+    scales, minl = [], min(h, w) * m
+    while minl >= 12:
+        scales.append(m)
+        m, minl = m * factor, minl * factor
+
+    # stage 1: P-net over the image pyramid, NMS per scale and image, then per image
+    boxes_all, inds_all = [], []
+    for scale in scales:
+        level = _pyramid_level(frames, images, (int(h * scale + 1), int(w * scale + 1)))
+        with torch.autocast(device.type, dtype=pnet_dtype, enabled=pnet_dtype != torch.float32):
+            reg, probs = pnet((level - 127.5) * 0.0078125)
+        reg, probs = reg.float(), probs.float()
+        boxes, inds = fd.generateBoundingBox(reg, probs[:, 1], scale, thresholds[0])
+        pick = fd.batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
+        boxes_all.append(boxes[pick])
+        inds_all.append(inds[pick])
+    boxes, inds = torch.cat(boxes_all), torch.cat(inds_all)
+    pick = fd.batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+    boxes, inds = boxes[pick], inds[pick]
+    regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+                         boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
+    boxes = fd.rerec(boxes)
+
+    # stage 2: R-net on 24x24 crops
+    if len(boxes):
+        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 24, w, h, sampled)
+        mask = torch.as_tensor(valid, device=boxes.device)
+        boxes, inds = boxes[mask], inds[mask]
+        reg, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, rnet)
+        score = probs[:, 1]
+        ipass = score > thresholds[1]
+        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
+        inds, reg = inds[ipass], reg[ipass]
+        pick = fd.batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+        boxes = fd.rerec(fd.bbreg(boxes[pick], reg[pick]))
+        inds = inds[pick]
+
+    # stage 3: O-net on 48x48 crops: probabilities, box refinement, five key points
+    points = torch.zeros(0, 5, 2, device=boxes.device)
+    if len(boxes):
+        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 48, w, h, sampled)
+        mask = torch.as_tensor(valid, device=boxes.device)
+        boxes, inds = boxes[mask], inds[mask]
+        reg, pts, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, onet)
+        score = probs[:, 1]
+        ipass = score > thresholds[2]
+        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
+        inds, reg, pts = inds[ipass], reg[ipass], pts[ipass]
+        w_i = (boxes[:, 2] - boxes[:, 0] + 1).unsqueeze(1)
+        h_i = (boxes[:, 3] - boxes[:, 1] + 1).unsqueeze(1)
+        points = torch.stack((w_i * pts[:, :5] + boxes[:, :1] - 1, h_i * pts[:, 5:10] + boxes[:, 1:2] - 1), dim=2)
+        boxes = fd.bbreg(boxes, reg)
+        pick = fd.batched_nms_numpy(boxes[:, :4], boxes[:, 4], inds, 0.7, "Min")
+        boxes, inds, points = boxes[pick], inds[pick], points[pick]
+
+    boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), inds.cpu().numpy()
+    return ([boxes_np[inds_np == b] for b in range(batch)], [points_np[inds_np == b] for b in range(batch)])
+
+
+# ---------------------------------------------------------------------------------------------
 # detector
 
 
@@ -148,11 +295,14 @@ class FaceDetector:
     min_face_size: smallest face (px) searched for; 12 finds faces down to about 10-12 px.
     thresholds: P-, R-, O-net score thresholds. factor: image pyramid scale step.
     min_score: drop final detections below this probability.
+    fast: :func:`run_mtcnn` (default) or facenet-pytorch's own ``detect_face`` (the reference).
+    precision: P-net's arithmetic in the fast path (the R- and O-nets that decide stay fp32): "fp32", "bf16",
+    "fp16" or "auto" (bf16 on CPUs with native bf16, fp16 on CUDA; ``jasr_video.model.inference.resolve_precision``).
     """
 
     def __init__(
         self, min_face_size: int = 12, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
-        device: str | torch.device = "cpu", min_score: float = 0.0,
+        device: str | torch.device = "cpu", min_score: float = 0.0, fast: bool = True, precision: str = "fp32",
     ) -> None:
         if min_face_size < 1:
             raise ValueError("min_face_size must be >= 1")
@@ -165,6 +315,16 @@ class FaceDetector:
             min_face_size=int(min_face_size), thresholds=list(thresholds), factor=factor, keep_all=True,
             select_largest=False, device=self.device,
         ).eval()
+        from .model.inference import resolve_precision
+
+        if precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError("precision must be auto, fp32, bf16 or fp16")
+        self.fast = fast
+        self._pinned: torch.Tensor | None = None  # CUDA staging buffer (see _stage)
+        self.precision = resolve_precision(precision, self.device) if fast else "fp32"
+        self._pnet_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        if fast:  # the same weights, laid out for faster convolutions
+            self.mtcnn.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def detect(self, frames: Sequence[np.ndarray], batch: bool | None = None,
@@ -189,9 +349,13 @@ class FaceDetector:
         step = max(len(frames), 1) if batch else 1
         chunks = [idx[k:k + step] for idx in groups.values() for k in range(0, len(idx), step)]
         for indices in chunks:
-            stacked = np.stack([frames[i] for i in indices])
+            stacked = self._stage([frames[i] for i in indices])
             # what MTCNN.detect calls, with this call's minimum face size
-            boxes, points = detect_face(stacked, minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device)
+            if self.fast:
+                boxes, points = run_mtcnn(stacked, minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device,
+                                          self._pnet_dtype)
+            else:
+                boxes, points = detect_face(np.asarray(stacked), minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device)
             for j, i in enumerate(indices):
                 for box, pts in zip(np.asarray(boxes[j]).reshape(-1, 5), np.asarray(points[j]).reshape(-1, 5, 2)):
                     if float(box[4]) < self.min_score:
@@ -199,6 +363,23 @@ class FaceDetector:
                     results[i].append(Detection(box[:4].astype(np.float32), float(box[4]), pts.astype(np.float32)))
                 results[i].sort(key=lambda d: -d.score)
         return results
+
+    def _stage(self, frames: list[np.ndarray]) -> np.ndarray | torch.Tensor:
+        """Frames stacked for one MTCNN call: on CUDA (fast path) into a reused pinned-memory buffer, so the
+        upload is one DMA copy without fresh page faults; elsewhere a NumPy stack."""
+        if not (self.fast and self.device.type == "cuda"):
+            return np.stack(frames)
+        shape = (len(frames), *frames[0].shape)
+        size = int(np.prod(shape))
+        if self._pinned is None or self._pinned.numel() < size:  # grows to the largest batch seen, then reused
+            self._pinned = torch.empty(size, dtype=torch.uint8).pin_memory()
+        else:
+            torch.cuda.current_stream(self.device).synchronize()  # the last upload from it has finished
+        batch = self._pinned[:size].view(shape)
+        staging = batch.numpy()
+        for i, frame in enumerate(frames):
+            staging[i] = frame
+        return batch
 
     def detect_regions(self, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
                        min_face_ratio: float = 0.5, nms_iou: float = 0.4, batch: bool = True) -> list[Detection]:

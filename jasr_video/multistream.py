@@ -178,20 +178,83 @@ class _Request:
     done: bool = False
 
 
-class _SharedDetector:
-    """The shared FaceDetector, one call at a time; tells the SharedModel who is detecting."""
+@dataclass
+class _DetectRequest:
+    frames: Sequence[Any]
+    since: float
+    result: list | None = None
+    error: BaseException | None = None
+    done: bool = False
 
-    def __init__(self, model: "SharedModel", detector: Any) -> None:
+
+class _SharedDetector:
+    """The shared FaceDetector for the stream workers; tells the SharedModel who is detecting.
+
+    On a GPU, frames that several streams ask about at nearly the same time go through one MTCNN call (a GPU
+    detects a batch of 16 1080p frames at about half the per-frame cost of 4): a request waits at most
+    ``gather`` seconds for the other running streams' requests (None: 0.02 s on CUDA, 0 elsewhere). On CPU,
+    MTCNN runs one frame per call anyway, so there requests simply take turns.
+    """
+
+    def __init__(self, model: "SharedModel", detector: Any, gather: float | None = None) -> None:
         self._model, self._detector = model, detector
         self._lock = threading.Lock()
+        if gather is None:  # automatic: gather on GPUs only
+            device = getattr(detector, "device", None)
+            gather = 0.02 if device is not None and device.type == "cuda" else 0.0
+        self.gather = gather
+        self._pending: list[_DetectRequest] = []
+        self._running = False
+        self.stats = {"requests": 0, "calls": 0}
 
     def detect(self, frames: Sequence[Any]) -> list:
         self._model._set_state("detecting")
         try:
-            with self._lock:
-                return self._detector.detect(frames)
+            if not self.gather:
+                with self._lock:
+                    self.stats["requests"] += 1
+                    self.stats["calls"] += 1
+                    return self._detector.detect(frames)
+            return self._gathered(frames)
         finally:
             self._model._set_state("detected")
+
+    def _gathered(self, frames: Sequence[Any]) -> list:
+        cv = self._model._cv
+        req = _DetectRequest(frames, time.monotonic())
+        batch: list[_DetectRequest] = []
+        with cv:
+            self._pending.append(req)
+            cv.notify_all()
+            while not req.done:
+                if not self._running and self._pending:
+                    waited = time.monotonic() - min(r.since for r in self._pending)
+                    if waited >= self.gather or len(self._pending) >= len(self._model._state):
+                        batch, self._pending, self._running = self._pending, [], True
+                        break
+                cv.wait(0.005)
+        if batch:
+            try:
+                with self._lock:
+                    found = self._detector.detect([f for r in batch for f in r.frames])
+                k = 0
+                for r in batch:
+                    r.result, k = found[k:k + len(r.frames)], k + len(r.frames)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting stream
+                for r in batch:
+                    r.error = exc
+            finally:
+                with cv:
+                    for r in batch:
+                        r.done = True
+                    self._running = False
+                    self.stats["requests"] += len(batch)
+                    self.stats["calls"] += 1
+                    cv.notify_all()
+        if req.error is not None:
+            raise req.error
+        assert req.result is not None
+        return req.result
 
     def detect_regions(self, frame: Any, boxes: Any) -> list:
         """FaceDetector.detect_regions under the same lock (``full_scan_every``)."""
@@ -212,12 +275,13 @@ class SharedModel:
     Used as a Pipeline's ``enhancer`` (``model``) and ``detector`` (``model.detector``). An enhancement
     request waits while another stream is detecting, or finished detecting less than ``grace`` seconds
     ago (it is about to ask too), so the faces of all streams go through one forward; ``max_wait``
-    bounds the wait. ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
+    bounds the wait. ``detect_gather``: see :class:`_SharedDetector` (frames of several streams in one MTCNN call). ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
     """
 
-    def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0) -> None:
+    def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0,
+                 detect_gather: float | None = None) -> None:
         self.enhancer = enhancer
-        self.detector = _SharedDetector(self, detector)
+        self.detector = _SharedDetector(self, detector, detect_gather)
         self.grace, self.max_wait = grace, max_wait
         self._cv = threading.Condition()
         self._state: dict[int, tuple[str, float]] = {}  # thread -> (idle|detecting|detected|waiting, since)

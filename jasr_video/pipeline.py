@@ -38,9 +38,10 @@ class PipelineConfig:
 
     weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
     device: str = "auto"  # auto, cpu or cuda (model and detector)
-    precision: str = "auto"  # auto (bf16 on CPUs with native bf16, else fp32), fp32, fp16 or bf16
+    precision: str = "auto"  # JASRNet: auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, fp16 or bf16
+    detector_precision: str = "auto"  # MTCNN's P-net (R-/O-net stay fp32): the same choices
     batch_size: int = 32  # faces per JASRNet forward
-    frame_batch: int = 4  # frames gathered per step (MTCNN and JASRNet batch across them)
+    frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     full_scan_every: int = 0  # >1: full-frame MTCNN every N-th frame, on regions around the tracks between; 0/1: off
     min_face_size: int = 12  # smallest face MTCNN searches for, px
@@ -65,10 +66,12 @@ class PipelineConfig:
             raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
         if self.full_scan_every > 1 and self.detect_every > 1:
             raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
-        if self.batch_size < 1 or self.frame_batch < 1:
-            raise ValueError("batch_size and frame_batch must be >= 1")
+        if self.batch_size < 1 or self.frame_batch < 0:
+            raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise ValueError("precision must be auto, fp32, fp16 or bf16")
+        if self.detector_precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError("detector_precision must be auto, fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
 
@@ -144,8 +147,10 @@ class Pipeline:
         self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
+        # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
+        self.frame_batch = cfg.frame_batch or (16 if self.enhancer.device.type == "cuda" else 4)
         self.detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
-                                                 det_device, cfg.min_score)
+                                                 det_device, cfg.min_score, precision=cfg.detector_precision)
         self._stop = threading.Event()
         self.info: StreamInfo | None = None
         self.source: VideoSource | None = None
@@ -203,7 +208,7 @@ class Pipeline:
                     continue
                 buffer.append(item)
                 full = cfg.max_frames is not None and self._counter + len(buffer) >= cfg.max_frames
-                if len(buffer) >= cfg.frame_batch or full or self._stop.is_set():
+                if len(buffer) >= self.frame_batch or full or self._stop.is_set():
                     yield from self._process(buffer)
                     buffer = []
                 if full or self._stop.is_set():

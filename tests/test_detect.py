@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, need
+from conftest import CLIP, SHARED_DATA, need
 from jasr_video.detect import FaceDetector, batched_nms, nms, to_tensor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,3 +137,66 @@ def test_detects_many_faces_in_real_group_photo():
         assert 0.5 < (x1 - x0) / (y1 - y0) < 1.5 and f.score >= 0.6
     scores = [f.score for f in faces[0]]
     assert scores == sorted(scores, reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast MTCNN path against facenet-pytorch's own detect_face
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> list[np.ndarray]:
+    from jasr_video.source import open_source
+
+    with open_source(str(need(CLIP))) as src:
+        return [f.image for f in src if f.index % 30 == 0][:4]  # 1080p, faces ~10-60 px
+
+
+def _match(reference: list, other: list) -> tuple[int, int, int, list[float]]:
+    from jasr_video.track import iou_matrix
+
+    total = found = extra = 0
+    deviation: list[float] = []
+    for ref, out in zip(reference, other):
+        a = np.array([d.box for d in ref], np.float32).reshape(-1, 4)
+        b = np.array([d.box for d in out], np.float32).reshape(-1, 4)
+        total += len(a)
+        if not (len(a) and len(b)):
+            extra += len(b)
+            continue
+        m = iou_matrix(a, b)
+        found += int((m.max(1) >= 0.5).sum())
+        extra += int((m.max(0) < 0.5).sum())
+        ok = m.max(1) >= 0.5
+        size = np.maximum(a[ok, 2] - a[ok, 0], 1.0)
+        deviation += list(np.abs(a[ok] - b[m.argmax(1)[ok]]).max(1) / size)
+    return total, found, extra, deviation
+
+
+@pytest.mark.parametrize("precision,sampled", [("fp32", False), ("fp32", True), ("bf16", False)])
+def test_fast_mtcnn_matches_facenet_reference(clip_frames, precision, sampled, monkeypatch):
+    """Tolerance: >= 95 % of the reference's faces found (IoU >= 0.5), extras <= 10 % (+1), median box
+    deviation <= 5 % of the face size. sampled: the R-/O-net crops of the CUDA path, run here on CPU."""
+    from jasr_video import detect
+    from jasr_video.model.inference import cpu_has_fast_bf16
+
+    if precision == "bf16" and not cpu_has_fast_bf16():
+        pytest.skip("this CPU has no native bf16: precision auto keeps P-net in fp32 here")
+    torch.set_num_threads(2)
+    reference = FaceDetector(12, min_score=0.9, fast=False).detect(clip_frames)
+    fast_run = detect.run_mtcnn
+    monkeypatch.setattr(detect, "run_mtcnn", lambda *a, **k: fast_run(*a, **k, sampled_crops=sampled))
+    fast = FaceDetector(12, min_score=0.9, precision=precision)
+    assert fast.fast and fast.precision == precision
+    total, found, extra, deviation = _match(reference, fast.detect(clip_frames))
+    assert total >= 10, "the clip frames should hold many faces"
+    assert found >= 0.95 * total, (found, total)
+    assert extra <= 0.1 * total + 1, (extra, total)
+    assert np.median(deviation) <= 0.05, np.median(deviation)
+
+
+def test_fast_mtcnn_is_channels_last_and_precision_checked():
+    det = FaceDetector(12, precision="fp32")
+    assert det.mtcnn.pnet.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert FaceDetector(12, fast=False).precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        FaceDetector(12, precision="int8")

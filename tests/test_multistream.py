@@ -97,7 +97,9 @@ def test_several_inputs_need_per_stream_outputs(clip640, tmp_path):
 # --- one model for all streams --------------------------------------------------------------
 
 
-def test_streams_share_one_model_and_match_single_runs(clip640, tmp_path):
+@pytest.mark.parametrize("detect_gather", [None, 0.5])
+def test_streams_share_one_model_and_match_single_runs(clip640, tmp_path, detect_gather):
+    """detect_gather 0.5: the GPU mode that puts several streams' frames in one MTCNN call, forced on CPU."""
     import torch
 
     from jasr_video import Pipeline, PipelineConfig
@@ -107,7 +109,7 @@ def test_streams_share_one_model_and_match_single_runs(clip640, tmp_path):
     cfg = PipelineConfig(device="cpu", max_frames=4)
     single = Pipeline(cfg)
     expected = [r.to_json() for r in single.run(clip640)]
-    model = SharedModel(single.enhancer, single.detector)  # the same MTCNN and JASRNet instances
+    model = SharedModel(single.enhancer, single.detector, detect_gather=detect_gather)  # the same MTCNN and JASRNet
     specs = stream_specs([str(clip640), str(clip640)])
     reports = MultiStreamRunner(cfg, specs, OutputSpec(json=f"{tmp_path}/"), model=model).run()
     assert [(r.name, r.status, r.frames) for r in reports] == [("roh_640", "complete", 4), ("roh_640-2", "complete", 4)]
@@ -124,6 +126,11 @@ def test_streams_share_one_model_and_match_single_runs(clip640, tmp_path):
     stats = model.stats
     assert stats["faces"] == 2 * faces
     assert stats["max_streams"] == 2 and stats["forwards"] < stats["requests"], stats  # batched across streams
+    detect = model.detector.stats
+    if detect_gather:
+        assert detect["calls"] < detect["requests"], detect  # frames of both streams in one MTCNN call
+    else:
+        assert detect["calls"] == detect["requests"], detect
 
 
 # --- RTSP + file in one process -------------------------------------------------------------

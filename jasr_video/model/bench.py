@@ -83,7 +83,8 @@ def deviation(reference: Any, other: Any) -> dict[str, float]:
 
 
 def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],
-                seconds: float, faces: torch.Tensor, compile_model: bool = False) -> list[dict[str, Any]]:
+                seconds: float, faces: torch.Tensor, compile_model: bool = False,
+                compile_mode: str = "max-autotune-no-cudagraphs") -> list[dict[str, Any]]:
     """Faces/s of one network at each precision and batch size (inputs already on the device)."""
     flops = forward_flops(model)
     rows: list[dict[str, Any]] = []
@@ -91,13 +92,14 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
     for precision in precisions:
         enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model))
         if compile_model:
-            enhancer.model = torch.compile(enhancer.model, mode="max-autotune-no-cudagraphs")
+            enhancer.model = torch.compile(enhancer.model, mode=compile_mode)
         check = enhancer.enhance_inputs(faces)
         numerics = deviation(reference, check) if precision != "fp32" or compile_model else None
         for batch in batch_sizes:
             x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
             per_call = time_calls(lambda: enhancer.enhance_inputs(x), device, seconds)
-            row = {"model": name, "precision": precision, "batch": batch, "compiled": compile_model,
+            row = {"model": name, "precision": precision, "batch": batch,
+                   "compiled": compile_mode if compile_model else False,
                    "faces_per_s": batch / per_call, "ms_per_face": 1000 * per_call / batch,
                    "tflops": flops * batch / per_call / 1e12, "gflop_per_face": flops / 1e9}
             if numerics:
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--data", help="folder of real faces for the numerics check (e.g. ../shared/data/faces68/test)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs",
+                   help="torch.compile mode (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs)")
     p.add_argument("--json", help="write all figures to this JSON file")
     return p
 
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             report["rows"] += bench_model(name, model, device, precisions, batch_sizes, args.seconds, faces)
             if args.compile:
                 report["rows"] += bench_model(name, model, device, [p for p in precisions if p != "fp32"] or ["fp32"],
-                                              batch_sizes[-1:], args.seconds, faces, compile_model=True)
+                                              batch_sizes[-1:], args.seconds, faces, compile_model=True,
+                                              compile_mode=args.compile_mode)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"jasr-video bench: error: {error}", file=sys.stderr)
         return 2
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="right")
     for row in report["rows"]:
         numerics = row.get("vs_fp32")
-        table.add_row(row["model"] + (" (compiled)" if row["compiled"] else ""), row["precision"], str(row["batch"]),
+        table.add_row(row["model"] + (f" (compiled: {row['compiled']})" if row["compiled"] else ""), row["precision"], str(row["batch"]),
                       f"{row['faces_per_s']:.1f}", f"{row['ms_per_face']:.2f}", f"{row['tflops']:.2f}",
                       f"{numerics['sr_max_levels']:.1f} lv / {numerics['landmark_mean_px']:.3f} px" if numerics else "-")
     console.print(table)
