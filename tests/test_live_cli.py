@@ -29,11 +29,13 @@ def rtsp_clip(tmp_path_factory) -> Path:
 
 
 @needs_gst
-def test_outage_writes_stream_gap_and_keeps_earlier_lines(rtsp_clip, tmp_path):
+@pytest.mark.parametrize("sink_thread", ["off", "on"])
+def test_outage_writes_stream_gap_and_keeps_earlier_lines(rtsp_clip, tmp_path, sink_thread):
+    """sink_thread on: the event goes through the writer thread's queue, in order with the frames."""
     srv = RtspServer(rtsp_clip, free_port(), "cam").start()
     js, out = tmp_path / "cam.jsonl", tmp_path / "cam.mp4"
     proc = subprocess.Popen(cli_cmd(srv.url, "--json", js, "--out", out, "--max-frames", 8, "--threads", 1, "--quiet",
-                                    "--open-timeout", 5), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                                    "--open-timeout", 5, "--sink-thread", sink_thread), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         partial = tmp_path / "cam.jsonl.partial"

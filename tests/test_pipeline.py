@@ -69,6 +69,18 @@ def test_jsonl_one_line_per_frame_with_faces(small_clip, cli_outputs):
     assert face["below_16px"] == (face["face_px"] < 16)
 
 
+def test_sink_thread_writes_the_same_outputs(small_clip, cli_outputs, tmp_path):
+    """--sink-thread on (the CUDA default: annotation + encoding in a writer thread) gives the same JSON Lines
+    and a complete video with every frame, under the final names."""
+    r = cli(small_clip, "--out", tmp_path / "t.mp4", "--json", tmp_path / "t.jsonl", "--threads", "1",
+            "--sink-thread", "on")
+    assert r.returncode == 0, r.stderr
+    assert read_jsonl(tmp_path / "t.jsonl") == read_jsonl(cli_outputs["jsonl"])
+    got, want = probe(tmp_path / "t.mp4"), probe(cli_outputs["video"])
+    assert got["frames"] == want["frames"] == 16 and np.allclose(got["pts"], want["pts"], atol=1e-3)
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_tracks_persist_across_frames(cli_outputs):
     rows = read_jsonl(cli_outputs["jsonl"])
     counts: dict[int, int] = {}
