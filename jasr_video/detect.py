@@ -2,9 +2,11 @@
 
 Two implementations of MTCNN's three stages over the same facenet networks and weights
 (``FaceDetector(fast=...)``): facenet's own ``detect_face`` (``fast=False``, the reference), and
-:func:`run_mtcnn` (the default), the same algorithm made cheaper: channels-last networks, the image
-pyramid resampled with OpenCV's area filter on CPU, and the R-/O-net face crops resampled in one call per
-crop size instead of one call per crop. Its detections match the reference within the tolerance that
+:func:`run_mtcnn` (the default), the same algorithm made cheaper (measured gains in docs/benchmarks.md):
+channels-last networks; P-net optionally in bf16/fp16 (``precision``); on CPU the
+image pyramid resampled with OpenCV's area filter and the R-/O-net face crops in one resampling call per
+crop shape instead of one per crop; on CUDA the crops of a frame in one ``grid_sample`` call and frames
+uploaded from a reused pinned buffer. Its detections match the reference within the tolerance that
 ``tests/test_detect.py`` checks on real frames.
 
 facenet-pytorch imports two torchvision functions at import time (``torchvision.ops.boxes.batched_nms``
@@ -137,9 +139,9 @@ def import_facenet() -> types.ModuleType:
 
 
 def _pyramid_level(frames: np.ndarray, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """One pyramid level (B, 3, h, w) float, channels-last, of `images` (`frames`: the same as float32 HWC
-    arrays): OpenCV's area filter for CPU tensors, torch's
-    ``interpolate(mode="area")`` (what facenet uses) on other devices."""
+    """One pyramid level (B, 3, h, w) float, channels-last, of `images` (`frames`: the same images as float32
+    HWC arrays): OpenCV's area filter on CPU (~4x faster there), torch's ``interpolate(mode="area")`` (what
+    facenet uses) on other devices."""
     if images.device.type == "cpu":
         import cv2
 
@@ -235,11 +237,12 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
     boxes = fd.rerec(boxes)
 
-    # stage 2: R-net on 24x24 crops
+    # stage 2: R-net on 24x24 crops (boxes wholly outside the frame are dropped)
     if len(boxes):
         crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 24, w, h, sampled)
         mask = torch.as_tensor(valid, device=boxes.device)
         boxes, inds = boxes[mask], inds[mask]
+    if len(boxes):
         reg, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, rnet)
         score = probs[:, 1]
         ipass = score > thresholds[1]
@@ -255,6 +258,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
         crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 48, w, h, sampled)
         mask = torch.as_tensor(valid, device=boxes.device)
         boxes, inds = boxes[mask], inds[mask]
+    if len(boxes):
         reg, pts, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, onet)
         score = probs[:, 1]
         ipass = score > thresholds[2]
