@@ -13,8 +13,12 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   Kalman-predicted boxes in between when the default detects every frame, else on every frame), ``regions``
   (run name ``regions-10``: full-frame MTCNN every 10th frame, MTCNN on regions around the tracks' predicted
   boxes on the frames between, ``PipelineConfig.full_scan_every``), ``batch-1`` (one face per
-  JASRNet forward), ``fp32`` (when the default precision is not fp32), ``threaded-sinks`` (annotation and
+  JASRNet forward), ``fp32`` (JASRNet in fp32, when the default precision is not fp32), ``detector-reduced``
+  (run name ``detector-bf16`` on CPU, ``detector-fp16`` on CUDA: MTCNN's P-net in reduced precision),
+  ``reference-mtcnn`` (facenet-pytorch's own MTCNN code in the pipeline), ``threaded-sinks`` (annotation and
   encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`).
+
+``--streams N ...``: N copies of the clip at once in one process (:func:`run_streams`).
 
 Per run: frames/s end to end, ms per frame in each stage (decode = waiting for the decode thread; detect,
 track, crop, enhance, smooth from :meth:`Pipeline.stage_seconds`; annotate, encode, json from the sinks),
@@ -48,7 +52,7 @@ from .track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "detector-fp32", "reference-mtcnn",
+VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "detector-reduced", "reference-mtcnn",
             "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
@@ -439,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frame_batch:
         config = replace(config, frame_batch=args.frame_batch)
     every = 3 if config.detect_every == 1 else 1
+    reduced = "fp16" if device.type == "cuda" else "bf16"  # the detector-reduced variant's P-net precision
     report: dict[str, Any] = {"environment": environment(device, clip), "default_config": {
         k: v for k, v in vars(config).items() if k != "source_options"}, "runs": []}
     plans: dict[str, Callable[[Path], Run]] = {
@@ -452,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                                           warmup=args.warmup, keep_outputs=True),
         "fp32": lambda d: run_pipeline("fp32", clip, args.frames, replace(config, precision="fp32"), d,
                                        warmup=args.warmup, keep_outputs=True),
-        "detector-fp32": lambda d: run_pipeline("detector-fp32", clip, args.frames,
-                                                replace(config, detector_precision="fp32"), d, warmup=args.warmup),
+        "detector-reduced": lambda d: run_pipeline(f"detector-{reduced}", clip, args.frames,
+                                                   replace(config, detector_precision=reduced), d, warmup=args.warmup),
         "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config, d, warmup=args.warmup,
                                                   reference_detector=True),
         "threaded-sinks": lambda d: run_pipeline("threaded-sinks", clip, args.frames, config, d, threaded_sinks=True,

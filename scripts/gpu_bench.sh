@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 $PY -c "import torch, cv2, numpy, av, scipy; print('torch', torch.__version__, 'cv2', cv2.__version__, 'numpy', numpy.__version__, 'av', av.__version__, 'cpus', __import__('os').cpu_count())"
 step "end to end, one stream"
 timeout "$T1" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --data "$FACES" --frames "$FRAMES" \
-    --variants baseline default reference-mtcnn detector-fp32 regions threaded-sinks fp32 --model-seconds 1 --json "$OUT/e2e.json"
+    --variants baseline default reference-mtcnn detector-reduced regions threaded-sinks fp32 --model-seconds 1 --json "$OUT/e2e.json"
 step "simultaneous streams, JSON out"
 timeout "$T2" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "$SFRAMES" --variants \
     --streams $STREAMS --model-seconds 0 --json "$OUT/streams.json"

@@ -217,3 +217,18 @@ def test_face_crops_drop_boxes_outside_the_frame_and_match_area_resampling(sampl
     expected = torch.nn.functional.interpolate(images[:, :, 19:67, 9:57], size=(24, 24), mode="area")
     tolerance = 3.0 if sampled else 1e-4  # sampled: 4x4 bilinear samples per output pixel (the CUDA path)
     assert (crops - expected).abs().mean() < tolerance
+
+
+def test_pnet_in_strips_gives_the_whole_level_output(clip_frames):
+    """The CPU strip tiling of P-net is exact: same map as one pass (float rounding only), any strip size."""
+    from jasr_video.detect import _pnet_in_strips
+
+    det = FaceDetector(12)
+    level = torch.from_numpy(clip_frames[0][:301, :403]).permute(2, 0, 1)[None].float()  # odd sizes on purpose
+    level = ((level - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reg, prob = det.mtcnn.pnet(level)
+        for strip_pixels in (403 * 16, 403 * 50, 403 * 290, 403 * 400):  # 16-row strips ... one pass
+            reg_s, prob_s = _pnet_in_strips(det.mtcnn.pnet, level, strip_pixels)
+            assert reg_s.shape == reg.shape and prob_s.shape == prob.shape
+            assert torch.allclose(reg_s, reg, atol=1e-5) and torch.allclose(prob_s, prob, atol=1e-5)
