@@ -9,7 +9,8 @@ PY=${PY:-python3}
 export PYTHONUNBUFFERED=1
 DEV=${DEV:-cuda}; CLIP=${CLIP:-../shared/data/video/royal_opera_house_1080p25.mp4}; FACES=${FACES:-../shared/data/faces68/test}
 FRAMES=${FRAMES:-100}; SFRAMES=${SFRAMES:-150}; STREAMS=${STREAMS:-1 2 4 8}; VSTREAMS=${VSTREAMS:-4}
-T1=${T1:-190}; T2=${T2:-140}; T3=${T3:-50}; T4=${T4:-100}; OUT=${OUT:-/tmp/gpu-bench-out}
+T1=${T1:-190}; T2=${T2:-140}; T3=${T3:-50}; T4=${T4:-100}; T5=${T5:-60}; OUT=${OUT:-/tmp/gpu-bench-out}
+PROCS=${PROCS:-3 4}; PTHREADS=${PTHREADS:-4}; PFRAMES=${PFRAMES:-250}  # one process per stream: how many, torch CPU threads each
 mkdir -p "$OUT"
 T0=$(date +%s)
 step() { echo "== $1 at $(( $(date +%s) - T0 )) s"; }
@@ -25,6 +26,16 @@ timeout "$T2" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "
 step "simultaneous streams, annotated video out"
 timeout "$T3" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "$SFRAMES" --variants \
     --streams $VSTREAMS --streams-video --model-seconds 0 --json "$OUT/streams-video.json"
+step "one process per stream (JSON out), $PTHREADS CPU threads each"
+for n in $PROCS; do
+  for i in $(seq "$n"); do
+    timeout "$T5" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "$PFRAMES" --threads "$PTHREADS" \
+        --variants --streams 1 --model-seconds 0 --json "/tmp/proc$n-$i.json" > /dev/null 2>&1 &
+  done
+  wait
+  $PY -c "import json, sys; rows = [json.load(open(f))['streams'][0] for f in sys.argv[2:]]; \
+print(sys.argv[1], 'processes:', ', '.join(f\"{r['fps_total']:.1f}\" for r in rows), 'fps each')" "$n" /tmp/proc"$n"-*.json
+done
 step "JASRNet paper size, torch.compile"
 timeout "$T4" $PY -m jasr_video.model.bench --device "$DEV" --models preset:paper --precisions bf16 \
     --batch-sizes 512 --seconds 2 --data "$FACES" --compile --compile-mode default --json "$OUT/compile.json"
