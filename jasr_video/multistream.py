@@ -170,21 +170,58 @@ def close_sinks(sinks: Sequence[Any], complete: bool, frames: int) -> list[Path]
 
 @dataclass
 class _Request:
-    crops: "torch.Tensor"
+    payload: Any  # face crops (enhancement) or frames (detection)
     thread: int
     since: float
-    result: "EnhancedFaces | None" = None
+    result: Any = None
     error: BaseException | None = None
     done: bool = False
 
 
-@dataclass
-class _DetectRequest:
-    frames: Sequence[Any]
-    since: float
-    result: list | None = None
-    error: BaseException | None = None
-    done: bool = False
+class _Batcher:
+    """Requests from several threads, run together.
+
+    ``submit`` queues a request and waits. When no batch is running and ``ready(pending)`` says go, the
+    waiting thread that sees it takes every pending request and runs them in one ``run(batch)`` call (which
+    sets each request's ``result``), then wakes the others; an error in ``run`` reaches every request of
+    that batch. ``cv`` is the condition the caller's other state lives under; ``poll``: seconds between checks.
+    """
+
+    def __init__(self, cv: threading.Condition, run: Callable[[list[_Request]], None],
+                 ready: Callable[[list[_Request]], bool], poll: float) -> None:
+        self._cv, self._run, self._ready, self._poll = cv, run, ready, poll
+        self._pending: list[_Request] = []
+        self._running = False
+
+    def submit(self, payload: Any, on_queued: Callable[[_Request], None] | None = None) -> Any:
+        """Run `payload` in the next batch and return its result (`on_queued` is called under ``cv``)."""
+        req = _Request(payload, threading.get_ident(), time.monotonic())
+        batch: list[_Request] = []
+        with self._cv:
+            self._pending.append(req)
+            if on_queued is not None:
+                on_queued(req)
+            self._cv.notify_all()
+            while not req.done:
+                if not self._running and self._pending and self._ready(self._pending):
+                    batch, self._pending, self._running = self._pending, [], True
+                    break
+                self._cv.wait(self._poll)
+        if batch:
+            try:
+                self._run(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to every request of the batch
+                for r in batch:
+                    r.error = exc
+            finally:
+                with self._cv:
+                    for r in batch:
+                        r.done = True
+                    self._running = False
+                    self._cv.notify_all()
+        if req.error is not None:
+            raise req.error
+        return req.result
 
 
 class _SharedDetector:
@@ -203,8 +240,7 @@ class _SharedDetector:
             device = getattr(detector, "device", None)
             gather = 0.02 if device is not None and device.type == "cuda" else 0.0
         self.gather = gather
-        self._pending: list[_DetectRequest] = []
-        self._running = False
+        self._batcher = _Batcher(model._cv, self._detect_batch, self._ready, 0.005)
         self.stats = {"requests": 0, "calls": 0}
 
     def detect(self, frames: Sequence[Any]) -> list:
@@ -215,46 +251,25 @@ class _SharedDetector:
                     self.stats["requests"] += 1
                     self.stats["calls"] += 1
                     return self._detector.detect(frames)
-            return self._gathered(frames)
+            return self._batcher.submit(frames)
         finally:
             self._model._set_state("detected")
 
-    def _gathered(self, frames: Sequence[Any]) -> list:
-        cv = self._model._cv
-        req = _DetectRequest(frames, time.monotonic())
-        batch: list[_DetectRequest] = []
-        with cv:
-            self._pending.append(req)
-            cv.notify_all()
-            while not req.done:
-                if not self._running and self._pending:
-                    waited = time.monotonic() - min(r.since for r in self._pending)
-                    if waited >= self.gather or len(self._pending) >= len(self._model._state):
-                        batch, self._pending, self._running = self._pending, [], True
-                        break
-                cv.wait(0.005)
-        if batch:
-            try:
-                with self._lock:
-                    found = self._detector.detect([f for r in batch for f in r.frames])
-                k = 0
-                for r in batch:
-                    r.result, k = found[k:k + len(r.frames)], k + len(r.frames)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting stream
-                for r in batch:
-                    r.error = exc
-            finally:
-                with cv:
-                    for r in batch:
-                        r.done = True
-                    self._running = False
-                    self.stats["requests"] += len(batch)
-                    self.stats["calls"] += 1
-                    cv.notify_all()
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        return req.result
+    def _ready(self, pending: list[_Request]) -> bool:
+        """Every running stream has asked, or the oldest request has waited ``gather`` seconds."""
+        waited = time.monotonic() - min(r.since for r in pending)
+        return waited >= self.gather or len(pending) >= len(self._model._state)
+
+    def _detect_batch(self, batch: list[_Request]) -> None:
+        try:
+            with self._lock:
+                found = self._detector.detect([f for r in batch for f in r.payload])
+            k = 0
+            for r in batch:
+                r.result, k = found[k:k + len(r.payload)], k + len(r.payload)
+        finally:
+            self.stats["requests"] += len(batch)
+            self.stats["calls"] += 1
 
     def detect_regions(self, frame: Any, boxes: Any) -> list:
         """FaceDetector.detect_regions under the same lock (``full_scan_every``)."""
@@ -275,18 +290,18 @@ class SharedModel:
     Used as a Pipeline's ``enhancer`` (``model``) and ``detector`` (``model.detector``). An enhancement
     request waits while another stream is detecting, or finished detecting less than ``grace`` seconds
     ago (it is about to ask too), so the faces of all streams go through one forward; ``max_wait``
-    bounds the wait. ``detect_gather``: see :class:`_SharedDetector` (frames of several streams in one MTCNN call). ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
+    bounds the wait. ``detect_gather``: see :class:`_SharedDetector` (frames of several streams in one MTCNN call).
+    ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
     """
 
     def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0,
                  detect_gather: float | None = None) -> None:
         self.enhancer = enhancer
-        self.detector = _SharedDetector(self, detector, detect_gather)
-        self.grace, self.max_wait = grace, max_wait
         self._cv = threading.Condition()
         self._state: dict[int, tuple[str, float]] = {}  # thread -> (idle|detecting|detected|waiting, since)
-        self._pending: list[_Request] = []
-        self._running = False
+        self.detector = _SharedDetector(self, detector, detect_gather)
+        self.grace, self.max_wait = grace, max_wait
+        self._batcher = _Batcher(self._cv, self._forward, self._should_run, 0.02)
         self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 0}
 
     @property
@@ -312,12 +327,12 @@ class SharedModel:
             self._state[threading.get_ident()] = (state, time.monotonic())
             self._cv.notify_all()
 
-    def _should_run(self) -> bool:
+    def _should_run(self, pending: list[_Request]) -> bool:
         """Run the pending requests now, or wait for a stream that is about to add faces?"""
         now = time.monotonic()
-        if now - min(r.since for r in self._pending) >= self.max_wait:
+        if now - min(r.since for r in pending) >= self.max_wait:
             return True
-        asking = {r.thread for r in self._pending}
+        asking = {r.thread for r in pending}
         for thread, (state, since) in self._state.items():
             if thread in asking:
                 continue
@@ -328,25 +343,11 @@ class SharedModel:
     def __call__(self, crops: torch.Tensor) -> EnhancedFaces:
         """Enhance crops (N, 3, S, S) in [0, 1]; batched with other streams' crops."""
         me = threading.get_ident()
-        req = _Request(crops, me, time.monotonic())
-        batch: list[_Request] = []
-        with self._cv:
-            self._pending.append(req)
-            self._state[me] = ("waiting", req.since)
-            self._cv.notify_all()
-            while not req.done:
-                if not self._running and self._pending and self._should_run():
-                    batch, self._pending, self._running = self._pending, [], True
-                    break
-                self._cv.wait(0.02)
-        if batch:
-            self._forward(batch)
-        with self._cv:
-            self._state[me] = ("idle", time.monotonic())
-        if req.error is not None:
-            raise req.error
-        assert req.result is not None
-        return req.result
+        try:
+            return self._batcher.submit(crops, on_queued=lambda r: self._state.__setitem__(me, ("waiting", r.since)))
+        finally:
+            with self._cv:
+                self._state[me] = ("idle", time.monotonic())
 
     def _forward(self, batch: list[_Request]) -> None:
         import torch
@@ -354,26 +355,19 @@ class SharedModel:
         from .enhance import EnhancedFaces
 
         try:
-            crops = batch[0].crops if len(batch) == 1 else torch.cat([r.crops for r in batch])
+            crops = batch[0].payload if len(batch) == 1 else torch.cat([r.payload for r in batch])
             out = self.enhancer(crops)
             k = 0
             for r in batch:
-                n = int(r.crops.shape[0])
+                n = int(r.payload.shape[0])
                 r.result = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
                 k += n
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting stream
-            for r in batch:
-                r.error = exc
         finally:
             with self._cv:
-                for r in batch:
-                    r.done = True
-                self._running = False
                 self.stats["requests"] += len(batch)
                 self.stats["forwards"] += 1
-                self.stats["faces"] += sum(int(r.crops.shape[0]) for r in batch)
+                self.stats["faces"] += sum(int(r.payload.shape[0]) for r in batch)
                 self.stats["max_streams"] = max(self.stats["max_streams"], len({r.thread for r in batch}))
-                self._cv.notify_all()
 
 
 # ---------------------------------------------------------------------------------------------

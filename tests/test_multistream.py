@@ -196,3 +196,38 @@ def test_dead_streams_do_not_stop_the_others(clip640, rtsp_clip, tmp_path):
     assert len(frames) >= 2 and cam[-1]["event"] == "stream_error" and "gave up" in cam[-1]["reason"]
     assert probe(tmp_path / "cam_annotated.mp4")["frames"] == len(frames)
     assert not list(tmp_path.glob("gone*")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_batcher_runs_waiting_requests_together_and_hands_errors_to_each():
+    import threading
+
+    from jasr_video.multistream import _Batcher
+
+    cv = threading.Condition()
+    calls: list[list[int]] = []
+
+    def run(batch):
+        calls.append([r.payload for r in batch])
+        if any(r.payload < 0 for r in batch):
+            raise ValueError("bad payload")
+        for r in batch:
+            r.result = r.payload * 10
+
+    batcher = _Batcher(cv, run, ready=lambda pending: len(pending) >= 3, poll=0.005)
+    results: dict[int, object] = {}
+
+    def submit(x):
+        try:
+            results[x] = batcher.submit(x)
+        except ValueError as exc:
+            results[x] = str(exc)
+
+    for payloads in ([1, 2, 3], [4, -5, 6]):
+        threads = [threading.Thread(target=submit, args=(x,)) for x in payloads]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    assert [sorted(c) for c in calls] == [[1, 2, 3], [-5, 4, 6]]  # one run per three requests
+    assert [results[x] for x in (1, 2, 3)] == [10, 20, 30]
+    assert [results[x] for x in (4, -5, 6)] == ["bad payload"] * 3  # the error reaches every request
