@@ -352,7 +352,7 @@ def _run(args: argparse.Namespace, source) -> int:
     import torch
     from rich.console import Console
 
-    from .sinks import BackgroundWriter, CropSink, JsonlSink, VideoSink
+    from .sinks import BackgroundWriter, CropSink, JsonlSink, VideoSink, write_event
     from .source import StreamGap
 
     console = Console(stderr=True, quiet=args.quiet)
@@ -372,13 +372,11 @@ def _run(args: argparse.Namespace, source) -> int:
             for sink in sinks:
                 sink.write(result)
 
-    def write_event(event: dict[str, Any]) -> None:
+    def event(line: dict[str, Any]) -> None:
         if writer is not None:
-            writer.write_event(event)
+            writer.write_event(line)
         else:
-            for sink in sinks:
-                if isinstance(sink, JsonlSink):
-                    sink.write_event(event)
+            write_event(sinks, line)
 
     def on_signal(signum, _frame) -> None:
         if stop["signal"] is not None:  # second Ctrl-C: stop now (outputs are still closed in finally)
@@ -413,8 +411,8 @@ def _run(args: argparse.Namespace, source) -> int:
                                      total=total, fps=0.0, faces=0, tracks=0)
             for result in pipeline.run(source, events=True):
                 if isinstance(result, StreamGap):  # live source came back after an outage
-                    write_event({"event": "stream_gap", "stream": result.stream, "start_pts": result.start_pts,
-                                 "duration": round(result.duration, 3), "reason": result.reason})
+                    event({"event": "stream_gap", "stream": result.stream, "start_pts": result.start_pts,
+                           "duration": round(result.duration, 3), "reason": result.reason})
                     continue
                 write(result)
                 frames += 1
@@ -423,7 +421,7 @@ def _run(args: argparse.Namespace, source) -> int:
                 progress.update(task, completed=frames, fps=frames / elapsed, faces=len(result.faces),
                                 tracks=pipeline.tracks_seen())
         if frames and getattr(source, "error", None) and stop["signal"] is None:  # why the stream ended early
-            write_event({"event": "stream_error", "stream": source.name, "reason": source.error})
+            event({"event": "stream_error", "stream": source.name, "reason": source.error})
         if frames == 0 and stop["signal"] is None:
             reason = getattr(source, "error", None) or "no frame could be decoded"
             raise UserError(f"{args.input}: {reason} (check that the file is a playable video)")

@@ -453,6 +453,7 @@ class MultiStreamRunner:
 
     def _worker(self, spec: StreamSpec) -> None:
         from .pipeline import Pipeline
+        from .sinks import write_event
 
         report = self.reports[spec.name]
         self.model.register()
@@ -481,7 +482,7 @@ class MultiStreamRunner:
             self._process(spec.name, pipeline, source, sinks, report)
             if source.error and not self._stop.is_set():
                 report.status, report.error = "failed", source.error
-                _write_event(sinks, {"event": "stream_error", "stream": spec.name, "reason": source.error})
+                write_event(sinks, {"event": "stream_error", "stream": spec.name, "reason": source.error})
             else:
                 report.status = "stopped" if self._stop.is_set() else "complete"
             complete = True
@@ -501,10 +502,12 @@ class MultiStreamRunner:
 
     def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Any],
                  report: StreamReport) -> None:
+        from .sinks import write_event
+
         for item in pipeline.run(source, events=True):
             if isinstance(item, StreamGap):  # a live source came back after an outage
                 report.gaps += 1
-                _write_event(sinks, {"event": "stream_gap", "stream": name, "start_pts": item.start_pts,
+                write_event(sinks, {"event": "stream_gap", "stream": name, "start_pts": item.start_pts,
                                      "duration": round(item.duration, 3), "reason": item.reason})
                 continue
             for sink in sinks:
@@ -514,9 +517,3 @@ class MultiStreamRunner:
             report.tracks = pipeline.tracks_seen()
             if self.on_result is not None:
                 self.on_result(name, item)
-
-
-def _write_event(sinks: Sequence[Any], event: dict[str, Any]) -> None:
-    for sink in sinks:
-        if hasattr(sink, "write_event"):
-            sink.write_event(event)

@@ -306,6 +306,13 @@ class CropSink:
         return self.folder
 
 
+def write_event(sinks: Sequence[Any], event: dict[str, Any]) -> None:
+    """An event line ({"event": ...}) to every sink that writes events (JSON Lines)."""
+    for sink in sinks:
+        if hasattr(sink, "write_event"):
+            sink.write_event(event)
+
+
 class BackgroundWriter:
     """Runs sinks' ``write`` in one worker thread behind a bounded queue, so annotation and H.264 encoding
     overlap detection and enhancement (the pipeline's FrameResults are not reused, so handing them over is safe).
@@ -336,9 +343,7 @@ class BackgroundWriter:
                 continue  # drain without writing after a failure
             try:
                 if isinstance(item, dict):  # an event line
-                    for sink in self.sinks:
-                        if hasattr(sink, "write_event"):
-                            sink.write_event(item)
+                    write_event(self.sinks, item)
                     continue
                 for sink in self.sinks:
                     sink.write(item)
@@ -359,11 +364,14 @@ class BackgroundWriter:
         self._raise()
         self._queue.put(dict(event))
 
-    def finish(self) -> None:
-        """Write everything queued and stop the worker; raises a sink's error, if any."""
+    def _drain(self) -> None:
         if self._thread.is_alive():
             self._queue.put(self._END)
             self._thread.join()
+
+    def finish(self) -> None:
+        """Write everything queued and stop the worker; raises a sink's error, if any."""
+        self._drain()
         self._raise()
 
     def abandon(self, timeout: float = 5.0) -> None:
@@ -378,9 +386,7 @@ class BackgroundWriter:
 
     def close(self, complete: bool = True) -> list[Path]:
         """Finish the queued frames, then close every sink (``complete``: rename to the final names)."""
-        if self._thread.is_alive():
-            self._queue.put(self._END)
-            self._thread.join()
+        self._drain()
         paths = [sink.close(complete=complete and not self.failed) for sink in self.sinks]
         self._raise()
         return paths
