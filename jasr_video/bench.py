@@ -146,13 +146,19 @@ def bicubic_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE)
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def reference_detector(config: PipelineConfig, device: torch.device) -> Any:
+    """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings."""
+    from .detect import FaceDetector
+
+    return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+                        fast=False)
+
+
 def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path, device: torch.device) -> Run:
     """MTCNN on every frame, no tracking, each face crop upscaled bicubically; decoded and written like the pipeline."""
-    from .detect import FaceDetector
     from .source import open_source
 
-    detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
-                            fast=False)  # facenet-pytorch's own detect_face
+    detector = reference_detector(config, device)
     run = Run("baseline", config={"detector": "MTCNN every frame", "enhance": "bicubic x8 crop, no JASRNet"})
     stages = dict.fromkeys(("decode", "detect", "crop"), 0.0)
     empty2, empty1 = np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
@@ -191,27 +197,22 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
 
 
 def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out_dir: Path, threaded_sinks: bool = False,
-                 warmup: int = 4, keep_outputs: bool = False, reference_detector: bool = False) -> Run:
+                 warmup: int = 4, keep_outputs: bool = False, use_reference_detector: bool = False) -> Run:
     """The pipeline with `config` on the first `frames` frames, writing through the real sinks; models are
-    loaded and warmed up on `warmup` frames before the clock starts. reference_detector: facenet-pytorch's
-    own MTCNN code instead of the fast path (:class:`~jasr_video.detect.FaceDetector` ``fast=False``)."""
-    from .detect import FaceDetector
+    loaded and warmed up on `warmup` frames before the clock starts. use_reference_detector: facenet-pytorch's
+    own MTCNN code instead of the fast path (:func:`reference_detector`)."""
+    from .model.inference import pick_device
     from .sinks import BackgroundWriter
     from .source import open_source
 
-    from .model.inference import pick_device
-
-    detector = None
-    if reference_detector:
-        detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor,
-                                pick_device(config.device), config.min_score, fast=False)
+    detector = reference_detector(config, pick_device(config.device)) if use_reference_detector else None
     pipeline = Pipeline(replace(config, max_frames=warmup), detector=detector)
     for _ in pipeline.run(str(clip)):
         pass
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
     run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": config.full_scan_every,
-                            "detector": "facenet detect_face" if reference_detector else "fast MTCNN",
+                            "detector": "facenet detect_face" if use_reference_detector else "fast MTCNN",
                             "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
                             "frame_batch": pipeline.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector-reduced": lambda d: run_pipeline(f"detector-{reduced}", clip, args.frames,
                                                    replace(config, detector_precision=reduced), d, warmup=args.warmup),
         "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config, d, warmup=args.warmup,
-                                                  reference_detector=True),
+                                                  use_reference_detector=True),
         "threaded-sinks": lambda d: run_pipeline("threaded-sinks", clip, args.frames, config, d, threaded_sinks=True,
                                                  warmup=args.warmup),
     }
