@@ -1,0 +1,43 @@
+"""The end-to-end benchmark runs and reports what docs/benchmarks.md quotes (a smoke test: figures are not checked)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CLIP, need
+from video_utils import make_clip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(need(CLIP), tmp_path_factory.mktemp("bench") / "roh_640.mp4", frames=6, width=640)
+
+
+def test_bench_reports_runs_ratios_recall_and_streams(clip, tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "jasr_video.bench", "--input", str(clip), "--frames", "8", "--warmup", "1",
+                        "--threads", "2", "--device", "cpu", "--variants", "baseline", "default", "reference-mtcnn",
+                        "--streams", "2", "--model-seconds", "0", "--json", str(out)],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    runs = {row["name"]: row for row in report["runs"]}
+    assert set(runs) == {"baseline", "default", "reference-mtcnn"}
+    for row in runs.values():
+        assert row["frames"] == 8 and row["fps"] > 0  # 8 frames from a 6-frame clip: it loops
+        assert row["ms_per_frame"]["detect"] > 0 and row["peak_rss_mb"] > 0
+    assert runs["baseline"]["config"]["detector"] == "MTCNN every frame"
+    assert runs["reference-mtcnn"]["config"]["detector"] == "facenet detect_face"
+    assert runs["default"]["config"]["detector"] == "fast MTCNN"
+    assert runs["default"]["vs_baseline"]["reference_faces"] > 0
+    # tracks are shown from their 2nd detection (min_hits), so frame 0 has none: 87 % measured on 8 frames
+    assert runs["default"]["vs_baseline"]["recall"] >= 0.7
+    (streams,) = report["streams"]
+    assert streams["streams"] == 2 and streams["frames"] == 16 and not streams["failed"]
+    assert "Simultaneous streams" in r.stdout and "x baseline" in r.stdout
