@@ -146,7 +146,8 @@ def _pyramid_level(previous: list[np.ndarray] | None, images: torch.Tensor,
 
     On CPU: OpenCV's area filter applied to `previous` (the level before, as float32 HWC arrays; the frames
     for the first level), returned too for the next level: each level costs a fraction of the one before
-    instead of a pass over the full frame (14 levels at 1080p: ~90 -> ~15 ms). Elsewhere: torch's
+    instead of a pass over the full frame (14 levels at 1080p: 69 -> 16 ms, ``scripts/profile_detect.py
+    --parts``; facenet's torch resampling: 143 ms). Elsewhere: torch's
     ``interpolate(mode="area")`` on `images`, as facenet does (`previous` unused, None returned)."""
     if previous is None:
         return F.interpolate(images, size=size, mode="area"), None
@@ -159,7 +160,8 @@ def _pyramid_level(previous: list[np.ndarray] | None, images: torch.Tensor,
 
 def _pnet_in_strips(pnet: torch.nn.Module, level: torch.Tensor, strip_pixels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """P-net over `level` in horizontal strips of about `strip_pixels` input pixels (CPU: a strip's feature
-    maps stay in cache; measured 2.3x faster than one pass over a 1080p level), stitched to the same output.
+    maps stay in cache; 154 -> 83 ms on a 1080p level, ``scripts/profile_detect.py --parts``), stitched to
+    the same output.
 
     P-net output row i reads input rows 2i .. 2i+11. A strip of even height S+10 starting at an even row r
     gives output rows r/2 .. r/2 + S/2 - 1 exactly (no partial pooling window at its bottom); the last strip

@@ -1,6 +1,9 @@
-"""Where the fast MTCNN path spends its time: ms per frame at several frame batch sizes, and a cProfile of one.
+"""Where MTCNN spends its time: ms per frame at several frame batch sizes, a cProfile of one batch size, and
+(``--parts``, CPU) the pieces the fast path changed, each timed against what it replaced.
 
-    python scripts/profile_detect.py --device cuda --clip ../shared/data/video/royal_opera_house_1080p25.mp4
+    python scripts/profile_detect.py --device cuda --batches 1 4 16          # GPU: frames per MTCNN call
+    python scripts/profile_detect.py --threads 2 --batches 1 --reference     # CPU: facenet's own code
+    python scripts/profile_detect.py --threads 2 --batches 1 --parts         # CPU: pyramid, P-net strips
 
 A profiling aid for docs/benchmarks.md (not a test). On CUDA, time spent waiting for the GPU shows up in
 the calls that synchronise (.cpu(), nonzero, NMS).
@@ -11,25 +14,79 @@ import argparse
 import cProfile
 import pstats
 import time
+from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 
+from jasr_video import detect
 from jasr_video.detect import FaceDetector
 from jasr_video.source import open_source
+
+
+def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Fastest of `repeat` timed calls after one warm-up, in ms (the least disturbed by other load)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def parts(frame: np.ndarray, detector: FaceDetector) -> None:
+    """The CPU pieces of the fast path, each against what it replaced, on one frame."""
+    h, w = frame.shape[:2]
+    scales, m, minl = [], 1.0, float(min(h, w))
+    while minl >= 12:
+        scales.append(m)
+        m, minl = m * 0.709, minl * 0.709
+    sizes = [(int(w * s + 1), int(h * s + 1)) for s in scales]
+    image = frame.astype(np.float32)
+
+    def direct() -> None:
+        for size in sizes:
+            cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    def level_from_level() -> None:
+        level = image
+        for size in sizes:
+            level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
+
+    pyramid = torch.from_numpy(image).permute(2, 0, 1)[None]
+    print(f"pyramid, {len(sizes)} levels: torch area (facenet) {best_ms(lambda: [torch.nn.functional.interpolate(pyramid, size=(s[1], s[0]), mode='area') for s in sizes]):.1f} ms, "
+          f"OpenCV area from the frame {best_ms(direct):.1f} ms, OpenCV level from level {best_ms(level_from_level):.1f} ms")
+    level = torch.from_numpy(cv2.resize(image, sizes[0], interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    level = ((level - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+    pnet = detector.mtcnn.pnet
+    with torch.inference_mode():
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                whole = best_ms(lambda: pnet(level))
+                strips = best_ms(lambda: detect._pnet_in_strips(pnet, level, detect.STRIP_PIXELS))
+            print(f"P-net on the {level.shape[3]}x{level.shape[2]} level, {name}: one pass {whole:.1f} ms, "
+                  f"strips of {detect.STRIP_PIXELS} px {strips:.1f} ms")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clip", default="../shared/data/video/royal_opera_house_1080p25.mp4")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="auto", help="P-net precision")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--precision", default="fp32", help="P-net precision (fast path)")
+    ap.add_argument("--reference", action="store_true", help="profile facenet-pytorch's own detect_face instead")
+    ap.add_argument("--parts", action="store_true", help="CPU: time the fast path's pieces against what they replaced")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
-    ap.add_argument("--profile-batch", type=int, default=4)
+    ap.add_argument("--profile-batch", type=int, default=None, help="default: the first of --batches")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with open_source(args.clip, loop=True) as src:
         frames = [f.image for _, f in zip(range(args.frames), src)]
-    detector = FaceDetector(12, device=args.device, min_score=0.9, precision=args.precision)
+    detector = FaceDetector(12, device=args.device, min_score=0.9, precision=args.precision, fast=not args.reference)
 
     def run(batch: int) -> float:
         sync = torch.cuda.synchronize if detector.device.type == "cuda" else (lambda: None)
@@ -43,11 +100,13 @@ def main() -> None:
 
     for batch in args.batches:
         print(f"batch {batch:3d}: {1000 * run(batch):7.1f} ms per frame", flush=True)
+    if args.parts:
+        parts(frames[0], detector)
     profiler = cProfile.Profile()
     profiler.enable()
-    run(args.profile_batch)
+    run(args.profile_batch or args.batches[0])
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(16)
 
 
 if __name__ == "__main__":
