@@ -4,8 +4,8 @@ Two implementations of MTCNN's three stages over the same facenet networks and w
 (``FaceDetector(fast=...)``): facenet's own ``detect_face`` (``fast=False``, the reference), and
 :func:`run_mtcnn` (the default), the same algorithm made cheaper (measured gains in docs/benchmarks.md):
 channels-last networks; on CPU the image pyramid built level from level with OpenCV's area filter, P-net
-over the large levels in cache-sized strips (exactly the same output), and the R-/O-net face crops in one
-resampling call per crop shape instead of one per crop; on CUDA the crops of a frame in one ``grid_sample`` call and frames
+over the large levels in cache-sized strips (exactly the same output), and the R-/O-net face crops resampled
+by OpenCV instead of one torch call per crop; on CUDA the crops of a frame in one ``grid_sample`` call and frames
 uploaded from a reused pinned buffer. Its detections match the reference within the tolerance that
 ``tests/test_detect.py`` checks on real frames.
 
@@ -184,56 +184,57 @@ def _pnet_in_strips(pnet: torch.nn.Module, level: torch.Tensor, strip_pixels: in
         start += step
 
 
-def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tensor, size: int,
-                width: int, height: int, sampled: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tensor, size: int, width: int,
+                height: int, arrays: list[np.ndarray] | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """The square candidate boxes cut out of `images` and resampled to size x size, as facenet does.
 
-    Returns (N', 3, size, size) and the mask of usable boxes. Default: facenet's area resampling, one call per
-    crop shape instead of one per crop. ``sampled``: each output pixel the mean of 4x4 bilinear samples
-    spread over its area, all crops of a frame in one ``grid_sample`` call (few kernel launches: for GPUs).
+    Returns (N', 3, size, size) and the mask of usable boxes (facenet's padding; boxes wholly outside the
+    frame are not usable). With `arrays` (CPU: the frames as float32 HWC arrays) each crop is resampled by
+    OpenCV's area filter, a few microseconds a crop where facenet makes one torch call per crop; without,
+    each output pixel is the mean of 4x4 bilinear samples spread over its area, all crops of a frame in one
+    ``grid_sample`` call (GPUs: few kernel launches).
     """
     from facenet_pytorch.models.utils.detect_face import pad
 
     y, ey, x, ex = pad(boxes, width, height)
     valid = (ey > y - 1) & (ex > x - 1)
     keep = np.flatnonzero(valid)
+    if arrays is not None:
+        import cv2
+
+        crops = np.empty((len(keep), size, size, 3), np.float32)
+        for j, k in enumerate(keep):
+            crops[j] = cv2.resize(arrays[int(image_inds[k])][y[k] - 1:ey[k], x[k] - 1:ex[k]], (size, size),
+                                  interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(crops).permute(0, 3, 1, 2), valid
     out = torch.empty((len(keep), 3, size, size), device=images.device)
-    if sampled:
-        k = 4
-        _, _, h, w = images.shape
-        steps = (torch.arange(size * k, device=images.device, dtype=torch.float32) + 0.5) / (size * k)
-        x0, y0 = torch.as_tensor(x[keep] - 1.0, device=images.device), torch.as_tensor(y[keep] - 1.0, device=images.device)
-        cw = torch.as_tensor(ex[keep] - x[keep] + 1.0, device=images.device)
-        ch = torch.as_tensor(ey[keep] - y[keep] + 1.0, device=images.device)
-        gx = ((x0[:, None] + steps * cw[:, None]) / w * 2 - 1).float()  # (N, size*k), grid_sample's [-1, 1]
-        gy = ((y0[:, None] + steps * ch[:, None]) / h * 2 - 1).float()
-        inds = image_inds[keep]
-        for b in np.unique(inds):
-            rows = np.flatnonzero(inds == b)
-            r = torch.as_tensor(rows, device=images.device)
-            grid = torch.stack(torch.broadcast_tensors(gx[r][:, None, :], gy[r][:, :, None]), dim=-1)
-            grid = grid.reshape(1, len(rows) * size * k, size * k, 2)
-            samples = F.grid_sample(images[int(b):int(b) + 1], grid, mode="bilinear", align_corners=False)
-            samples = samples.reshape(3, len(rows), size * k, size * k).transpose(0, 1)
-            out[r] = F.avg_pool2d(samples, k)
-        return out, valid
-    groups: dict[tuple[int, int], list[int]] = {}
-    for j, k in enumerate(keep):
-        groups.setdefault((int(ey[k] - y[k]), int(ex[k] - x[k])), []).append(j)
-    for rows in groups.values():
-        crops = torch.stack([images[image_inds[keep[j]], :, y[keep[j]] - 1:ey[keep[j]], x[keep[j]] - 1:ex[keep[j]]]
-                             for j in rows])
-        out[torch.as_tensor(rows, device=images.device)] = F.interpolate(crops, size=(size, size), mode="area")
+    k = 4
+    _, _, h, w = images.shape
+    steps = (torch.arange(size * k, device=images.device, dtype=torch.float32) + 0.5) / (size * k)
+    x0, y0 = torch.as_tensor(x[keep] - 1.0, device=images.device), torch.as_tensor(y[keep] - 1.0, device=images.device)
+    cw = torch.as_tensor(ex[keep] - x[keep] + 1.0, device=images.device)
+    ch = torch.as_tensor(ey[keep] - y[keep] + 1.0, device=images.device)
+    gx = ((x0[:, None] + steps * cw[:, None]) / w * 2 - 1).float()  # (N, size*k), grid_sample's [-1, 1]
+    gy = ((y0[:, None] + steps * ch[:, None]) / h * 2 - 1).float()
+    inds = image_inds[keep]
+    for b in np.unique(inds):
+        rows = np.flatnonzero(inds == b)
+        r = torch.as_tensor(rows, device=images.device)
+        grid = torch.stack(torch.broadcast_tensors(gx[r][:, None, :], gy[r][:, :, None]), dim=-1)
+        grid = grid.reshape(1, len(rows) * size * k, size * k, 2)
+        samples = F.grid_sample(images[int(b):int(b) + 1], grid, mode="bilinear", align_corners=False)
+        samples = samples.reshape(3, len(rows), size * k, size * k).transpose(0, 1)
+        out[r] = F.avg_pool2d(samples, k)
     return out, valid
 
 
 def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch.nn.Module, rnet: torch.nn.Module,
               onet: torch.nn.Module, thresholds: Sequence[float], factor: float,
               device: torch.device, pnet_dtype: torch.dtype = torch.float32,
-              sampled_crops: bool | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+              sampled_crops: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """MTCNN on a batch of same-sized RGB frames (B, H, W, 3) uint8 (array or CPU tensor), the algorithm of facenet-pytorch's
     ``detect_face``: per frame, boxes (N, 5: x0, y0, x1, y1, probability) and key points (N, 5, 2).
-    sampled_crops: R-/O-net crops by :func:`_face_crops` ``sampled`` (default: on CUDA)."""
+    sampled_crops: on CPU too, the R-/O-net crops that CUDA uses (:func:`_face_crops` without arrays; tests)."""
     from facenet_pytorch.models.utils import detect_face as fd
 
     if isinstance(frames, torch.Tensor):  # e.g. a pinned staging buffer: the upload overlaps the host
@@ -244,7 +245,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     # CPU: the pyramid is built with OpenCV from float32 HWC views of the frames
     previous = list(images.permute(0, 2, 3, 1).numpy()) if device.type == "cpu" else None
     batch, _, h, w = images.shape
-    sampled = device.type == "cuda" if sampled_crops is None else sampled_crops
+    frame_arrays = None if sampled_crops else previous  # CPU: crops resampled by OpenCV
     m = 12.0 / min_face_size
     scales, minl = [], min(h, w) * m
     while minl >= 12:
@@ -275,7 +276,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
 
     # stage 2: R-net on 24x24 crops (boxes wholly outside the frame are dropped)
     if len(boxes):
-        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 24, w, h, sampled)
+        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 24, w, h, frame_arrays)
         mask = torch.as_tensor(valid, device=boxes.device)
         boxes, inds = boxes[mask], inds[mask]
     if len(boxes):
@@ -291,7 +292,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     # stage 3: O-net on 48x48 crops: probabilities, box refinement, five key points
     points = torch.zeros(0, 5, 2, device=boxes.device)
     if len(boxes):
-        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 48, w, h, sampled)
+        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 48, w, h, frame_arrays)
         mask = torch.as_tensor(valid, device=boxes.device)
         boxes, inds = boxes[mask], inds[mask]
     if len(boxes):
