@@ -159,9 +159,10 @@ def _pyramid_level(previous: list[np.ndarray] | None, images: torch.Tensor,
 
 
 def _pnet_in_strips(pnet: torch.nn.Module, level: torch.Tensor, strip_pixels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """P-net over `level` in horizontal strips of about `strip_pixels` input pixels (CPU: a strip's feature
-    maps stay in cache; 154 -> 83 ms on a 1080p level, ``scripts/profile_detect.py --parts``), stitched to
-    the same output.
+    """P-net over `level` in horizontal strips of about `strip_pixels` input pixels, stitched to the same output.
+
+    CPU: a strip's feature maps stay in cache, so the time no longer depends on contended memory bandwidth
+    (1080p level, ``scripts/profile_detect.py --parts`` on a 2-core VM: one pass 76-174 ms, strips 80-92 ms).
 
     P-net output row i reads input rows 2i .. 2i+11. A strip of even height S+10 starting at an even row r
     gives output rows r/2 .. r/2 + S/2 - 1 exactly (no partial pooling window at its bottom); the last strip
@@ -339,7 +340,7 @@ class FaceDetector:
     fast: :func:`run_mtcnn` (default) or facenet-pytorch's own ``detect_face`` (the reference).
     precision: P-net's arithmetic in the fast path (the R- and O-nets that decide stay fp32): "fp32" (default),
     "bf16", "fp16", or "auto" (bf16 on CPUs with native bf16, fp16 on CUDA). Reduced precision measured no
-    faster: on a 2-core CPU P-net in strips runs fp32 faster than bf16, on an H100 fp16 gained nothing.
+    faster: on a 2-core CPU P-net in strips runs fp32 as fast as bf16, on an H100 fp16 gained nothing.
     """
 
     def __init__(
