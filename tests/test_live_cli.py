@@ -12,7 +12,7 @@ import pytest
 
 from conftest import CLIP, need
 from rtsp_utils import RtspServer, free_port, needs_gst
-from video_utils import make_clip, probe
+from video_utils import end_process, make_clip, probe, wait_for_lines
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -39,11 +39,7 @@ def test_outage_writes_stream_gap_and_keeps_earlier_lines(rtsp_clip, tmp_path, s
                             stderr=subprocess.PIPE, text=True)
     try:
         partial = tmp_path / "cam.jsonl.partial"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists() and len(partial.read_text().splitlines()) >= 3:
-                break
-            time.sleep(0.05)
+        wait_for_lines(partial, 3, proc)
         before = partial.read_text()
         srv.stop()  # SIGKILL mid-stream
         time.sleep(1.0)
@@ -51,9 +47,7 @@ def test_outage_writes_stream_gap_and_keeps_earlier_lines(rtsp_clip, tmp_path, s
         _, err = proc.communicate(timeout=120)
     finally:
         srv.stop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
     assert proc.returncode == 0, err
     text = js.read_text()
     assert text.startswith(before)  # nothing already written is lost or rewritten
@@ -92,9 +86,7 @@ def test_camera_down_at_startup(rtsp_clip, tmp_path):
         _, err = proc.communicate(timeout=120)
     finally:
         srv.stop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]

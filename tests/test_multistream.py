@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 from conftest import CLIP, need
 from rtsp_utils import RtspServer, free_port, needs_gst
-from video_utils import make_clip, probe
+from video_utils import end_process, make_clip, probe, wait_for_lines
 
 from jasr_video.multistream import OutputSpec, output_path, read_streams_file, stream_label, unique_labels
 
@@ -167,19 +166,12 @@ def test_dead_streams_do_not_stop_the_others(clip640, rtsp_clip, tmp_path):
                                     "--max-reconnects", 1, "--threads", 1, "--quiet", "--open-timeout", 3),
                             cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        partial = tmp_path / "cam.jsonl.partial"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists() and len(partial.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.1)
+        wait_for_lines(tmp_path / "cam.jsonl.partial", 2, proc)
         srv.stop()  # SIGKILL; never comes back
         _, err = proc.communicate(timeout=180)
     finally:
         srv.stop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
     assert proc.returncode == 2, err
     assert "Traceback" not in err
     errors = error_lines(err)

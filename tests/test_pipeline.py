@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CLIP, need
-from video_utils import audio_packets, make_clip, probe
+from video_utils import audio_packets, make_clip, probe, wait_for_lines
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -260,12 +259,7 @@ def test_sigint_leaves_valid_outputs(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "jasr_video.cli", str(src), "--out", str(out), "--json", str(js),
                              "--threads", "1", "--frame-batch", "1", "--quiet"], cwd=REPO, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / "o.jsonl.partial"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if partial.exists() and len(partial.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
+    wait_for_lines(tmp_path / "o.jsonl.partial", 3, proc)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

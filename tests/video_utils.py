@@ -1,6 +1,9 @@
-"""Test helpers: make small real clips with PyAV (first frames of the real clip, downscaled, audio kept)."""
+"""Test helpers: small real clips made with PyAV (first frames of the real clip, downscaled, audio kept);
+waiting for and ending CLI subprocesses."""
 from __future__ import annotations
 
+import subprocess
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -78,4 +81,21 @@ def remux_video(src: Path, dst: Path, fmt: str | None = None, options: dict | No
     return dst
 
 
-__all__ = ["make_clip", "probe", "audio_packets", "remux_video", "Fraction"]
+def wait_for_lines(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120.0, poll: float = 0.05) -> None:
+    """Wait until the text file at `path` has `count` lines (e.g. a CLI's .partial JSON Lines), `proc` ends,
+    or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(poll)
+
+
+def end_process(proc: subprocess.Popen) -> None:
+    """Test clean-up: kill `proc` if it still runs."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+__all__ = ["make_clip", "probe", "audio_packets", "remux_video", "wait_for_lines", "end_process", "Fraction"]
