@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better/bigger (default: 20)")
     out.add_argument("--sink-thread", choices=("auto", "on", "off"), default="auto",
                      help="annotate and encode in a thread of their own, overlapping detection (auto: on when "
-                     "the model runs on CUDA, 1.5x end to end on an H100; off on CPU, where it gains nothing)")
+                     "the model runs on CUDA, 1.5x end to end on an H100; off on CPU, where it measured no reliable gain)")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (in models/) or a checkpoint path "
                        "(default: jasr-cpu)")
