@@ -252,6 +252,8 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     while minl >= 12:
         scales.append(m)
         m, minl = m * factor, minl * factor
+    if not scales:  # frames smaller than the smallest face searched for
+        return [np.zeros((0, 5), np.float32)] * batch, [np.zeros((0, 5, 2), np.float32)] * batch
 
     # stage 1: P-net over the image pyramid, NMS per scale and image, then per image
     boxes_all, inds_all = [], []

@@ -234,3 +234,10 @@ def test_pnet_in_strips_gives_the_whole_level_output(clip_frames):
             reg_s, prob_s = _pnet_in_strips(det.mtcnn.pnet, level, strip_pixels)
             assert reg_s.shape == reg.shape and prob_s.shape == prob.shape
             assert torch.allclose(reg_s, reg, atol=1e-5) and torch.allclose(prob_s, prob, atol=1e-5)
+
+
+def test_frames_smaller_than_the_smallest_face_give_no_detections():
+    """facenet's own detect_face fails on these (an empty image pyramid); the fast path returns nothing."""
+    det = FaceDetector(12)
+    assert det.detect([np.zeros((10, 10, 3), np.uint8)]) == [[]]
+    assert det.detect([np.zeros((8, 30, 3), np.uint8)] * 2) == [[], []]
