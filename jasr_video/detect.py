@@ -162,7 +162,7 @@ def _pnet_in_strips(pnet: torch.nn.Module, level: torch.Tensor, strip_pixels: in
     """P-net over `level` in horizontal strips of about `strip_pixels` input pixels, stitched to the same output.
 
     CPU: a strip's feature maps stay in cache, so the time no longer depends on contended memory bandwidth
-    (1080p level, ``scripts/profile_detect.py --parts`` on a 2-core VM: one pass 76-174 ms, strips 80-92 ms).
+    (1080p level, ``scripts/profile_detect.py --parts`` on a 2-core VM: one pass 76-182 ms, strips 80-92 ms).
 
     P-net output row i reads input rows 2i .. 2i+11. A strip of even height S+10 starting at an even row r
     gives output rows r/2 .. r/2 + S/2 - 1 exactly (no partial pooling window at its bottom); the last strip
@@ -229,6 +229,21 @@ def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tenso
     return out, valid
 
 
+def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
+    """MTCNN's image pyramid: the scales at which P-net's 12 px window covers faces from `min_face_size` up."""
+    m = 12.0 / min_face_size
+    scales, minl = [], min(height, width) * m
+    while minl >= 12:
+        scales.append(m)
+        m, minl = m * factor, minl * factor
+    return scales
+
+
+def _net_input(pixels: torch.Tensor) -> torch.Tensor:
+    """0..255 pixels to the networks' input range, as facenet does."""
+    return (pixels - 127.5) * 0.0078125
+
+
 def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch.nn.Module, rnet: torch.nn.Module,
               onet: torch.nn.Module, thresholds: Sequence[float], factor: float,
               device: torch.device, pnet_dtype: torch.dtype = torch.float32,
@@ -241,17 +256,19 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     if isinstance(frames, torch.Tensor):  # e.g. a pinned staging buffer: the upload overlaps the host
         images = frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float()  # channels-last strides
     else:
-        frames = np.ascontiguousarray(frames)
-        images = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()
+        images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
     # CPU: the pyramid is built with OpenCV from float32 HWC views of the frames
     previous = list(images.permute(0, 2, 3, 1).numpy()) if device.type == "cpu" else None
     batch, _, h, w = images.shape
     frame_arrays = None if sampled_crops else previous  # CPU: crops resampled by OpenCV
-    m = 12.0 / min_face_size
-    scales, minl = [], min(h, w) * m
-    while minl >= 12:
-        scales.append(m)
-        m, minl = m * factor, minl * factor
+
+    def crops_of(boxes: torch.Tensor, inds: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network input crops of the boxes, and the boxes and image indices that could be cropped."""
+        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, size, w, h, frame_arrays)
+        mask = torch.as_tensor(valid, device=boxes.device)
+        return _net_input(crops), boxes[mask], inds[mask]
+
+    scales = pyramid_scales(h, w, min_face_size, factor)
     if not scales:  # frames smaller than the smallest face searched for
         return [np.zeros((0, 5), np.float32)] * batch, [np.zeros((0, 5, 2), np.float32)] * batch
 
@@ -261,9 +278,9 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
         level, previous = _pyramid_level(previous, images, (int(h * scale + 1), int(w * scale + 1)))
         with torch.autocast(device.type, dtype=pnet_dtype, enabled=pnet_dtype != torch.float32):
             if device.type == "cpu" and STRIP_PIXELS:
-                reg, probs = _pnet_in_strips(pnet, (level - 127.5) * 0.0078125, STRIP_PIXELS)
+                reg, probs = _pnet_in_strips(pnet, _net_input(level), STRIP_PIXELS)
             else:
-                reg, probs = pnet((level - 127.5) * 0.0078125)
+                reg, probs = pnet(_net_input(level))
         reg, probs = reg.float(), probs.float()
         boxes, inds = fd.generateBoundingBox(reg, probs[:, 1], scale, thresholds[0])
         pick = fd.batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
@@ -279,11 +296,9 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
 
     # stage 2: R-net on 24x24 crops (boxes wholly outside the frame are dropped)
     if len(boxes):
-        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 24, w, h, frame_arrays)
-        mask = torch.as_tensor(valid, device=boxes.device)
-        boxes, inds = boxes[mask], inds[mask]
+        crops, boxes, inds = crops_of(boxes, inds, 24)
     if len(boxes):
-        reg, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, rnet)
+        reg, probs = fd.fixed_batch_process(crops, rnet)
         score = probs[:, 1]
         ipass = score > thresholds[1]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
@@ -295,11 +310,9 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     # stage 3: O-net on 48x48 crops: probabilities, box refinement, five key points
     points = torch.zeros(0, 5, 2, device=boxes.device)
     if len(boxes):
-        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, 48, w, h, frame_arrays)
-        mask = torch.as_tensor(valid, device=boxes.device)
-        boxes, inds = boxes[mask], inds[mask]
+        crops, boxes, inds = crops_of(boxes, inds, 48)
     if len(boxes):
-        reg, pts, probs = fd.fixed_batch_process((crops - 127.5) * 0.0078125, onet)
+        reg, pts, probs = fd.fixed_batch_process(crops, onet)
         score = probs[:, 1]
         ipass = score > thresholds[2]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)

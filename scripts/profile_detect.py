@@ -39,11 +39,7 @@ def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
 def parts(frame: np.ndarray, detector: FaceDetector) -> None:
     """The CPU pieces of the fast path, each against what it replaced, on one frame."""
     h, w = frame.shape[:2]
-    scales, m, minl = [], 1.0, float(min(h, w))
-    while minl >= 12:
-        scales.append(m)
-        m, minl = m * 0.709, minl * 0.709
-    sizes = [(int(w * s + 1), int(h * s + 1)) for s in scales]
+    sizes = [(int(w * s + 1), int(h * s + 1)) for s in detect.pyramid_scales(h, w, 12, detector.mtcnn.factor)]
     image = frame.astype(np.float32)
 
     def direct() -> None:
@@ -59,7 +55,7 @@ def parts(frame: np.ndarray, detector: FaceDetector) -> None:
     print(f"pyramid, {len(sizes)} levels: torch area (facenet) {best_ms(lambda: [torch.nn.functional.interpolate(pyramid, size=(s[1], s[0]), mode='area') for s in sizes]):.1f} ms, "
           f"OpenCV area from the frame {best_ms(direct):.1f} ms, OpenCV level from level {best_ms(level_from_level):.1f} ms")
     level = torch.from_numpy(cv2.resize(image, sizes[0], interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
-    level = ((level - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+    level = detect._net_input(level).contiguous(memory_format=torch.channels_last)
     pnet = detector.mtcnn.pnet
     with torch.inference_mode():
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
