@@ -21,7 +21,7 @@ import importlib
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -190,7 +190,7 @@ def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tenso
     """The square candidate boxes cut out of `images` and resampled to size x size, as facenet does.
 
     Returns (N', 3, size, size) and the mask of usable boxes (facenet's padding; boxes wholly outside the
-    frame are not usable). With `arrays` (CPU: the frames as float32 HWC arrays) each crop is resampled by
+    frame are not usable). With `arrays` (CPU: the frames as HWC arrays, uint8 or float32) each crop is resampled in float32 by
     OpenCV's area filter, a few microseconds a crop where facenet makes one torch call per crop; without,
     each output pixel is the mean of 4x4 bilinear samples spread over its area, all crops of a frame in one
     ``grid_sample`` call (GPUs: few kernel launches).
@@ -205,8 +205,8 @@ def _face_crops(images: torch.Tensor, image_inds: np.ndarray, boxes: torch.Tenso
 
         crops = np.empty((len(keep), size, size, 3), np.float32)
         for j, k in enumerate(keep):
-            crops[j] = cv2.resize(arrays[int(image_inds[k])][y[k] - 1:ey[k], x[k] - 1:ex[k]], (size, size),
-                                  interpolation=cv2.INTER_AREA)
+            cut = arrays[int(image_inds[k])][y[k] - 1:ey[k], x[k] - 1:ex[k]].astype(np.float32, copy=False)
+            crops[j] = cv2.resize(cut, (size, size), interpolation=cv2.INTER_AREA)
         return torch.from_numpy(crops).permute(0, 3, 1, 2), valid
     out = torch.empty((len(keep), 3, size, size), device=images.device)
     k = 4
@@ -244,35 +244,16 @@ def _net_input(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) * 0.0078125
 
 
-def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch.nn.Module, rnet: torch.nn.Module,
-              onet: torch.nn.Module, thresholds: Sequence[float], factor: float,
-              device: torch.device, pnet_dtype: torch.dtype = torch.float32,
-              sampled_crops: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """MTCNN on a batch of same-sized RGB frames (B, H, W, 3) uint8 (array or CPU tensor), the algorithm of facenet-pytorch's
-    ``detect_face``: per frame, boxes (N, 5: x0, y0, x1, y1, probability) and key points (N, 5, 2).
-    sampled_crops: on CPU too, the R-/O-net crops that CUDA uses (:func:`_face_crops` without arrays; tests)."""
+def _pnet_stage(images: torch.Tensor, previous: list[np.ndarray] | None, scales: Sequence[float],
+                pnet: torch.nn.Module, threshold: float, device: torch.device,
+                pnet_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """MTCNN stage 1: P-net over the pyramid of `images` (B, 3, H, W) at `scales` (`previous`: the same images
+    as float32 HWC arrays on CPU, see :func:`_pyramid_level`). Returns candidate boxes (N, 5: x0, y0, x1, y1,
+    score) in `images` pixels after NMS per scale and image, then per image, box regression and squaring; and
+    each box's image index."""
     from facenet_pytorch.models.utils import detect_face as fd
 
-    if isinstance(frames, torch.Tensor):  # e.g. a pinned staging buffer: the upload overlaps the host
-        images = frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float()  # channels-last strides
-    else:
-        images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
-    # CPU: the pyramid is built with OpenCV from float32 HWC views of the frames
-    previous = list(images.permute(0, 2, 3, 1).numpy()) if device.type == "cpu" else None
-    batch, _, h, w = images.shape
-    frame_arrays = None if sampled_crops else previous  # CPU: crops resampled by OpenCV
-
-    def crops_of(boxes: torch.Tensor, inds: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Network input crops of the boxes, and the boxes and image indices that could be cropped."""
-        crops, valid = _face_crops(images, inds.cpu().numpy(), boxes, size, w, h, frame_arrays)
-        mask = torch.as_tensor(valid, device=boxes.device)
-        return _net_input(crops), boxes[mask], inds[mask]
-
-    scales = pyramid_scales(h, w, min_face_size, factor)
-    if not scales:  # frames smaller than the smallest face searched for
-        return [np.zeros((0, 5), np.float32)] * batch, [np.zeros((0, 5, 2), np.float32)] * batch
-
-    # stage 1: P-net over the image pyramid, NMS per scale and image, then per image
+    _, _, h, w = images.shape
     boxes_all, inds_all = [], []
     for scale in scales:
         level, previous = _pyramid_level(previous, images, (int(h * scale + 1), int(w * scale + 1)))
@@ -282,7 +263,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
             else:
                 reg, probs = pnet(_net_input(level))
         reg, probs = reg.float(), probs.float()
-        boxes, inds = fd.generateBoundingBox(reg, probs[:, 1], scale, thresholds[0])
+        boxes, inds = fd.generateBoundingBox(reg, probs[:, 1], scale, threshold)
         pick = fd.batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
         boxes_all.append(boxes[pick])
         inds_all.append(inds[pick])
@@ -292,10 +273,25 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
     regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
-    boxes = fd.rerec(boxes)
+    return fd.rerec(boxes), inds
 
-    # stage 2: R-net on 24x24 crops (boxes wholly outside the frame are dropped)
-    if len(boxes):
+
+CropFn = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, np.ndarray]]
+
+
+def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: torch.nn.Module,
+                   onet: torch.nn.Module, thresholds: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MTCNN stages 2 and 3 on stage-1 candidates (N, 5) grouped by `inds` (NMS runs within a group):
+    R-net on 24x24 and O-net on 48x48 crops cut by ``crop(boxes, inds, size)`` -> (crops in 0..255, usable-box
+    mask; boxes wholly outside the frame are not usable). Returns boxes (M, 5), key points (M, 5, 2), groups."""
+    from facenet_pytorch.models.utils import detect_face as fd
+
+    def crops_of(boxes: torch.Tensor, inds: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        crops, valid = crop(boxes, inds, size)
+        mask = torch.as_tensor(valid, device=boxes.device)
+        return _net_input(crops), boxes[mask], inds[mask]
+
+    if len(boxes):  # stage 2: R-net
         crops, boxes, inds = crops_of(boxes, inds, 24)
     if len(boxes):
         reg, probs = fd.fixed_batch_process(crops, rnet)
@@ -307,7 +303,7 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
         boxes = fd.rerec(fd.bbreg(boxes[pick], reg[pick]))
         inds = inds[pick]
 
-    # stage 3: O-net on 48x48 crops: probabilities, box refinement, five key points
+    # stage 3: O-net: probabilities, box refinement, five key points
     points = torch.zeros(0, 5, 2, device=boxes.device)
     if len(boxes):
         crops, boxes, inds = crops_of(boxes, inds, 48)
@@ -323,7 +319,36 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
         boxes = fd.bbreg(boxes, reg)
         pick = fd.batched_nms_numpy(boxes[:, :4], boxes[:, 4], inds, 0.7, "Min")
         boxes, inds, points = boxes[pick], inds[pick], points[pick]
+    return boxes, points, inds
 
+
+def _frame_tensor(frames: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 frames (array or CPU tensor, e.g. a pinned staging buffer: the upload overlaps the
+    host) as a float (B, 3, H, W) view with channels-last strides on `device`."""
+    if isinstance(frames, torch.Tensor):
+        return frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+
+
+def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch.nn.Module, rnet: torch.nn.Module,
+              onet: torch.nn.Module, thresholds: Sequence[float], factor: float,
+              device: torch.device, pnet_dtype: torch.dtype = torch.float32,
+              sampled_crops: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """MTCNN on a batch of same-sized RGB frames (B, H, W, 3) uint8 (array or CPU tensor), the algorithm of facenet-pytorch's
+    ``detect_face``: per frame, boxes (N, 5: x0, y0, x1, y1, probability) and key points (N, 5, 2).
+    sampled_crops: on CPU too, the R-/O-net crops that CUDA uses (:func:`_face_crops` without arrays; tests)."""
+    images = _frame_tensor(frames, device)
+    # CPU: the pyramid is built with OpenCV from float32 HWC views of the frames
+    previous = list(images.permute(0, 2, 3, 1).numpy()) if device.type == "cpu" else None
+    batch, _, h, w = images.shape
+    frame_arrays = None if sampled_crops else previous  # CPU: crops resampled by OpenCV
+    scales = pyramid_scales(h, w, min_face_size, factor)
+    if not scales:  # frames smaller than the smallest face searched for
+        return [np.zeros((0, 5), np.float32)] * batch, [np.zeros((0, 5, 2), np.float32)] * batch
+    boxes, inds = _pnet_stage(images, previous, scales, pnet, thresholds[0], device, pnet_dtype)
+    boxes, points, inds = _refine_stages(
+        boxes, inds, lambda b, i, size: _face_crops(images, i.cpu().numpy(), b, size, w, h, frame_arrays),
+        rnet, onet, thresholds)
     boxes_np, points_np, inds_np = boxes.cpu().numpy(), points.cpu().numpy(), inds.cpu().numpy()
     return ([boxes_np[inds_np == b] for b in range(batch)], [points_np[inds_np == b] for b in range(batch)])
 
@@ -439,47 +464,84 @@ class FaceDetector:
             staging[i] = frame
         return batch
 
+    @torch.inference_mode()
     def detect_regions(self, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
-                       min_face_ratio: float = 0.5, nms_iou: float = 0.4, batch: bool = True) -> list[Detection]:
+                       min_face_ratio: float = 0.5, nms_iou: float = 0.4) -> list[Detection]:
         """MTCNN on square regions of one frame around `boxes` (N, 4), e.g. the tracker's predicted face boxes.
 
         Each region is a square of at least ``expand`` x the box's longer side: the next size on a fixed ladder
         (``min_side`` x sqrt(2)^k, multiples of 16), centred on the box and shifted to lie inside the frame.
         Within a region MTCNN looks for faces down to ``min_face_ratio`` x side / expand (never below the
-        detector's min_face_size), which skips the costly fine pyramid levels. The ladder keeps the set of
-        input shapes small (torch on CPU is much slower on the first call at a new shape).
-        Regions of one size go through one MTCNN call (``batch``). Detections are mapped back to frame
-        pixels; those cut by a region edge that is not a frame edge (a neighbour's face partly inside the
-        region) are dropped, and duplicates from overlapping regions are removed by NMS. Sorted by score.
+        detector's min_face_size), which skips the costly fine pyramid levels: a region is scaled so that
+        this smallest face is P-net's 12 px window (48 px for the defaults), so regions of every size go
+        through P-net together in one batch, and R- and O-net judge all their candidates as one frame's, on
+        crops cut from the frame (so a face partly inside a region is seen whole). With ``fast=False``
+        facenet's own code runs on each region, zero-padded at its edges: faces cut by a region edge that is
+        not a frame edge are dropped there. Duplicates from overlapping regions are removed by NMS; sorted by
+        score.
         """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         h, w = frame.shape[:2]
         base = int(self.mtcnn.min_face_size)
-        groups: dict[int, list[tuple[int, int]]] = {}  # side -> region origins (x0, y0)
+        regions: list[tuple[int, int, int, int]] = []  # (x0, y0, side, smallest face searched for)
         for x0, y0, x1, y1 in boxes[np.all(np.isfinite(boxes), axis=1)]:
             need = max(x1 - x0, y1 - y0, 1.0) * expand
             k = max(0, int(np.ceil(2 * np.log2(need / min_side) - 1e-9)))
             side = int(min(-(-min_side * 2 ** (k / 2) // 16) * 16, h, w))
             rx = int(round(np.clip((x0 + x1 - side) / 2, 0, w - side)))
             ry = int(round(np.clip((y0 + y1 - side) / 2, 0, h - side)))
-            origins = groups.setdefault(side, [])
-            if (rx, ry) not in origins:
-                origins.append((rx, ry))
-        found: list[Detection] = []
-        for side, origins in groups.items():
-            crops = [frame[ry:ry + side, rx:rx + side] for rx, ry in origins]
-            min_face = max(base, int(side / expand * min_face_ratio))
-            for (rx, ry), dets in zip(origins, self.detect(crops, batch=batch, min_face_size=min_face)):
-                for d in dets:
-                    b = d.box
-                    cut = ((b[0] < 1 and rx > 0) or (b[1] < 1 and ry > 0) or (b[2] > side - 1 and rx + side < w)
-                           or (b[3] > side - 1 and ry + side < h))
-                    if not cut:
-                        offset = np.array([rx, ry], np.float32)
-                        found.append(Detection(b + np.tile(offset, 2), d.score, d.points + offset))
+            region = (rx, ry, side, max(base, int(side / expand * min_face_ratio)))
+            if region not in regions:
+                regions.append(region)
+        if self.fast:
+            scaled = [round(side * 12 / min_face) for _, _, side, min_face in regions]
+            found = [d for size in sorted(set(scaled))  # one batch per scaled size (one for the defaults)
+                     for d in self._regions_fast(frame, [r for r, s in zip(regions, scaled) if s == size], size)]
+        else:  # facenet's own code on each region (crops outside a region are zero-padded there)
+            found = []
+            for rx, ry, side, min_face in regions:
+                for d in self.detect([frame[ry:ry + side, rx:rx + side]], min_face_size=min_face)[0]:
+                    x0, y0, x1, y1 = d.box  # a face cut by a region edge that is not a frame edge: a neighbour's
+                    if not ((x0 < 1 and rx > 0) or (y0 < 1 and ry > 0) or (x1 > side - 1 and rx + side < w)
+                            or (y1 > side - 1 and ry + side < h)):
+                        found.append(Detection(d.box + np.tile([rx, ry], 2).astype(np.float32), d.score,
+                                               d.points + np.array([rx, ry], np.float32)))
+        found = [d for d in found if d.score >= self.min_score]
         if len(found) > 1:
             keep = nms(torch.from_numpy(np.stack([d.box for d in found])), torch.tensor([d.score for d in found]),
                        nms_iou)
             found = [found[int(i)] for i in keep]
         found.sort(key=lambda d: -d.score)
         return found
+
+    def _regions_fast(self, frame: np.ndarray, regions: list[tuple[int, int, int, int]],
+                      scaled: int) -> list[Detection]:
+        """detect_regions' MTCNN for regions (x0, y0, side, min face) that share one `scaled` size: P-net over
+        the regions resized to `scaled` px as one batch (faces from 12 px there up); its candidates, mapped to
+        frame pixels, then go through R- and O-net as those of one full-frame image (crops cut from the frame,
+        NMS across regions)."""
+        import cv2
+
+        m = self.mtcnn
+        h, w = frame.shape[:2]
+        scales = pyramid_scales(scaled, scaled, 12, m.factor)
+        if not scales:
+            return []
+        arrays = [cv2.resize(frame[ry:ry + side, rx:rx + side].astype(np.float32), (scaled, scaled),
+                             interpolation=cv2.INTER_AREA) for rx, ry, side, _ in regions]
+        images = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2)
+        previous = arrays if self.device.type == "cpu" else None
+        boxes, inds = _pnet_stage(images, previous, scales, m.pnet, m.thresholds[0], self.device, self._pnet_dtype)
+        if not len(boxes):
+            return []
+        geometry = torch.tensor([(rx, ry, side / scaled) for rx, ry, side, _ in regions], dtype=torch.float32,
+                                device=boxes.device)[inds]  # region's scaled px -> frame px
+        boxes = torch.cat((boxes[:, :4] * geometry[:, 2:3] + geometry[:, :2].repeat(1, 2), boxes[:, 4:]), dim=1)
+        if self.device.type == "cpu":  # crops cut by OpenCV from the uint8 frame itself
+            crop: CropFn = lambda b, i, size: _face_crops(images, np.zeros(len(b), np.int64), b, size, w, h, [frame])
+        else:
+            full = _frame_tensor(frame[None], self.device)
+            crop = lambda b, i, size: _face_crops(full, np.zeros(len(b), np.int64), b, size, w, h)
+        boxes, points, _ = _refine_stages(boxes, torch.zeros_like(inds), crop, m.rnet, m.onet, m.thresholds)
+        return [Detection(box[:4].astype(np.float32), float(box[4]), pts.astype(np.float32))
+                for box, pts in zip(boxes.cpu().numpy(), points.cpu().numpy())]

@@ -65,6 +65,34 @@ def test_region_mode_keeps_the_full_frame_faces(clip_960):
     assert extra <= 0.1 * total, (extra, total)
 
 
+def test_batched_regions_match_facenet_per_region(clip_960):
+    """The fast path (all regions' P-net in one batch, R-/O-net on the frame) finds the faces that facenet's own
+    code finds region by region; what it finds beyond them (faces partly inside a region, which it sees whole
+    on the frame where facenet's code sees them cut and drops them) are faces full-frame MTCNN finds too."""
+    torch.set_num_threads(2)
+    from jasr_video.source import open_source
+
+    with open_source(str(clip_960)) as src:
+        frames = [f.image for _, f in zip(range(4), src)]
+    fast, reference = FaceDetector(12, min_score=0.9), FaceDetector(12, min_score=0.9, fast=False)
+    boxes = np.array([d.box for d in fast.detect([frames[0]])[0]]).reshape(-1, 4)
+    assert len(boxes) >= 4
+
+    def matched(a: np.ndarray, b: np.ndarray) -> int:
+        """How many boxes of `a` have a box in `b` with IoU >= 0.5."""
+        return int((iou_matrix(a, b).max(axis=1) >= 0.5).sum()) if len(a) and len(b) else 0
+
+    found = total = outputs = real = 0
+    for frame in frames[1:]:
+        per_region = np.array([d.box for d in reference.detect_regions(frame, boxes)]).reshape(-1, 4)
+        batched = np.array([d.box for d in fast.detect_regions(frame, boxes)]).reshape(-1, 4)
+        full = np.array([d.box for d in fast.detect([frame])[0]]).reshape(-1, 4)
+        total, found = total + len(per_region), found + matched(per_region, batched)
+        outputs, real = outputs + len(batched), real + matched(batched, full)
+    assert total >= 10 and found >= 0.9 * total, (found, total)
+    assert real >= 0.9 * outputs, (real, outputs)
+
+
 def _cli(*args: object) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "jasr_video.cli", *map(str, args)], capture_output=True, text=True,
