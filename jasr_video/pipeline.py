@@ -38,7 +38,7 @@ class PipelineConfig:
 
     weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
     device: str = "auto"  # auto, cpu or cuda (model and detector)
-    precision: str = "auto"  # JASRNet: auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, fp16 or bf16
+    precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
@@ -68,8 +68,8 @@ class PipelineConfig:
             raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
         if self.batch_size < 1 or self.frame_batch < 0:
             raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError("precision must be auto, fp32, fp16 or bf16")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
+            raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:

@@ -31,10 +31,11 @@ def _to_image(t: torch.Tensor) -> np.ndarray:
 @torch.inference_mode()
 def evaluate(
     model: JASRNet, dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 16,
-    keep: int = 0,
+    keep: int = 0, input_dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
     """Per-face metrics of the model and of bicubic on every face of `dataset` (no augmentation).
 
+    `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`.
     Returns a summary dict; with keep > 0 also the first `keep` faces' images for a sheet.
     """
     model.eval()
@@ -46,7 +47,9 @@ def evaluate(
         truth = torch.stack([it[1] for it in items]).numpy()
         lr = degrade(hr)
         bicubic = upsample(lr)
-        out = model(bicubic)
+        out = model(bicubic.to(input_dtype))
+        out = out._replace(sr=out.sr.float() if out.sr is not None else None,
+                           heatmaps=[h.float() for h in out.heatmaps])
         landmarks = None
         if out.heatmaps:
             cells, _ = decode_heatmaps(out.heatmaps[-1], model.config.num_landmarks)
@@ -127,12 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=None, help="crop margin (default: the checkpoint's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"), default="fp32",
+                        help="arithmetic to evaluate (default fp32; int8: CPU, weights calibrated by jasr-quantize)")
     args = parser.parse_args(argv)
-    from .inference import pick_device  # local: keeps module import light
+    from .inference import FaceEnhancer, pick_device  # local: keeps module import light
 
     try:
         device = pick_device(args.device)
-        model, checkpoint = load_model(args.weights, device)
+        if args.precision == "fp32":  # any checkpoint, single-task ones too
+            (model, checkpoint), dtype = load_model(args.weights, device), torch.float32
+        else:
+            enhancer = FaceEnhancer(args.weights, str(device), args.precision)
+            model, checkpoint, dtype = enhancer.model, enhancer.checkpoint, enhancer.dtype
         pairs = find_pairs(args.data)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"jasr-eval: error: {error}", file=sys.stderr)
@@ -142,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     margin = args.margin or checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
     dataset = FaceDataset(pairs, margin=margin)
     started = time.perf_counter()
-    result = evaluate(model, dataset, device, args.batch_size, keep=args.sheet_faces)
+    result = evaluate(model, dataset, device, args.batch_size, keep=args.sheet_faces, input_dtype=dtype)
     report = {
         "weights": checkpoint["path"],
+        "precision": args.precision,
         "data": str(Path(args.data).resolve()),
         "crop_margin": margin,
         "seconds": time.perf_counter() - started,
