@@ -333,14 +333,17 @@ def environment(device: torch.device, clip: Path) -> dict[str, Any]:
 
 
 def model_throughput(device: torch.device, batch: int, data: Path | None, seconds: float) -> list[dict[str, Any]]:
-    """JASRNet faces/s at fp32 and the default precision (model only), via jasr_video.model.bench."""
+    """JASRNet faces/s at fp32, the default precision and, when that is int8, bf16 (model only), via
+    jasr_video.model.bench."""
     from .model.bench import bench_model, load_for_bench, real_inputs
     from .model.inference import resolve_precision
 
-    name, model = load_for_bench(PipelineConfig().weights)
-    precisions = sorted({"fp32", resolve_precision(PipelineConfig().precision, device)}, key=["fp32", "bf16", "fp16"].index)
+    name, model, checkpoint = load_for_bench(PipelineConfig().weights)
+    default = resolve_precision(PipelineConfig().precision, device, bool(checkpoint.get("int8")))
+    precisions = sorted({"fp32", default} | ({"bf16"} if default == "int8" else set()),
+                        key=["fp32", "bf16", "fp16", "int8"].index)
     faces = real_inputs(str(data) if data and data.exists() else None, 16, 1.4).to(device)
-    return bench_model(name, model, device, precisions, sorted({1, batch}), seconds, faces)
+    return bench_model(name, model, device, precisions, sorted({1, batch}), seconds, faces, checkpoint=checkpoint)
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -84,13 +84,14 @@ def deviation(reference: Any, other: Any) -> dict[str, float]:
 
 def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],
                 seconds: float, faces: torch.Tensor, compile_model: bool = False,
-                compile_mode: str = "max-autotune-no-cudagraphs") -> list[dict[str, Any]]:
-    """Faces/s of one network at each precision and batch size (inputs already on the device)."""
+                compile_mode: str = "max-autotune-no-cudagraphs", checkpoint: dict | None = None) -> list[dict[str, Any]]:
+    """Faces/s of one network at each precision and batch size (inputs already on the device); `checkpoint`:
+    the one the network came from (int8 needs its calibration)."""
     flops = forward_flops(model)
     rows: list[dict[str, Any]] = []
     reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).enhance_inputs(faces)
     for precision in precisions:
-        enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model))
+        enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model), checkpoint=checkpoint)
         if compile_model:
             enhancer.model = torch.compile(enhancer.model, mode=compile_mode)
         check = enhancer.enhance_inputs(faces)
@@ -111,15 +112,16 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
     return rows
 
 
-def load_for_bench(spec: str) -> tuple[str, JASRNet]:
-    """A shipped weights name / checkpoint path, or `preset:NAME` for an untrained network of that size."""
+def load_for_bench(spec: str) -> tuple[str, JASRNet, dict]:
+    """A shipped weights name / checkpoint path, or `preset:NAME` for an untrained network of that size:
+    (name, network, checkpoint; empty for a preset)."""
     if spec.startswith("preset:"):
         preset = spec.split(":", 1)[1]
         torch.manual_seed(0)
-        return spec, JASRNet(model_config(preset)).eval()
+        return spec, JASRNet(model_config(preset)).eval(), {}
     path = resolve_weights(spec)
-    model, _ = load_model(path)
-    return path.stem, model
+    model, checkpoint = load_model(path)
+    return path.stem, model, checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["jasr-cpu"],
                    help="weights names/paths, or preset:paper / preset:cpu for untrained networks of that size")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precisions", nargs="+", help="fp32 bf16 fp16 (default: fp32 bf16 on CPU, all three on CUDA)")
+    p.add_argument("--precisions", nargs="+", help="fp32 bf16 fp16 int8 (default: fp32 bf16 on CPU, plus int8 for "
+                   "calibrated weights; fp32 bf16 fp16 on CUDA)")
     p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 8 32 on CPU, 1 32 128 512 on CUDA")
     p.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per configuration")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
@@ -158,11 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:
             report["bf16_matmul_tflops"] = matmul_tflops(device)
         for spec in args.models:
-            name, model = load_for_bench(spec)
+            name, model, checkpoint = load_for_bench(spec)
             report.setdefault("parameters", {})[name] = count_parameters(model)
-            report["rows"] += bench_model(name, model, device, precisions, batch_sizes, args.seconds, faces)
+            these = precisions + (["int8"] if not (args.precisions or cuda) and checkpoint.get("int8") else [])
+            report["rows"] += bench_model(name, model, device, these, batch_sizes, args.seconds, faces,
+                                          checkpoint=checkpoint)
             if args.compile:
-                report["rows"] += bench_model(name, model, device, [p for p in precisions if p != "fp32"] or ["fp32"],
+                report["rows"] += bench_model(name, model, device,
+                                              [p for p in these if p not in ("fp32", "int8")] or ["fp32"],
                                               batch_sizes[-1:], args.seconds, faces, compile_model=True,
                                               compile_mode=args.compile_mode)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
