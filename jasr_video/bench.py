@@ -9,11 +9,12 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 * ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
   bicubically to 128x128 (no JASRNet); same detector settings as the pipeline;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
-* variants, each changing one setting of ``default``: ``detect-every`` (MTCNN on every 3rd frame with
-  Kalman-predicted boxes in between when the default detects every frame, else on every frame), ``regions``
-  (run name ``regions-10``: full-frame MTCNN every 10th frame, MTCNN on regions around the tracks' predicted
-  boxes on the frames between, ``PipelineConfig.full_scan_every``), ``batch-1`` (one face per
-  JASRNet forward), ``fp32`` (JASRNet in fp32, when the default precision is not fp32), ``detector-reduced``
+* variants, each changing one setting of ``default``: ``every-frame`` (full-frame MTCNN on every frame, when
+  the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
+  ``detect-every`` (MTCNN on every 3rd frame with Kalman-predicted boxes in between), ``regions`` (run name
+  ``regions-10``: full-frame MTCNN every 10th frame, MTCNN on regions around the tracks' predicted boxes on
+  the frames between), ``batch-1`` (one face per JASRNet forward), ``fp32`` (JASRNet in fp32, when the
+  default precision is not fp32), ``bf16`` (JASRNet in bf16, when the default is int8), ``detector-reduced``
   (run name ``detector-bf16`` on CPU, ``detector-fp16`` on CUDA: MTCNN's P-net in reduced precision),
   ``reference-mtcnn`` (facenet-pytorch's own MTCNN code in the pipeline), ``threaded-sinks`` (annotation and
   encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`).
@@ -52,8 +53,8 @@ from .track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "detect-every", "regions", "batch-1", "fp32", "detector-reduced", "reference-mtcnn",
-            "threaded-sinks")
+VARIANTS = ("baseline", "default", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
+            "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
@@ -211,7 +212,7 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
         pass
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
-    run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": config.full_scan_every,
+    run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": pipeline.full_scan_every,
                             "detector": "facenet detect_face" if use_reference_detector else "fast MTCNN",
                             "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
@@ -453,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     plans: dict[str, Callable[[Path], Run]] = {
         "baseline": lambda d: run_baseline(clip, args.frames, config, d, device),
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
+        "every-frame": lambda d: run_pipeline("every-frame", clip, args.frames, replace(config, full_scan_every=1), d,
+                                              warmup=args.warmup),
         "detect-every": lambda d: run_pipeline(f"detect-every-{every}", clip, args.frames,
                                                replace(config, detect_every=every), d, warmup=args.warmup),
         "regions": lambda d: run_pipeline(f"regions-{FULL_SCAN_EVERY}", clip, args.frames,
@@ -460,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch-1": lambda d: run_pipeline("batch-1", clip, args.frames, replace(config, batch_size=1), d,
                                           warmup=args.warmup, keep_outputs=True),
         "fp32": lambda d: run_pipeline("fp32", clip, args.frames, replace(config, precision="fp32"), d,
+                                       warmup=args.warmup, keep_outputs=True),
+        "bf16": lambda d: run_pipeline("bf16", clip, args.frames, replace(config, precision="bf16"), d,
                                        warmup=args.warmup, keep_outputs=True),
         "detector-reduced": lambda d: run_pipeline(f"detector-{reduced}", clip, args.frames,
                                                    replace(config, detector_precision=reduced), d, warmup=args.warmup),
@@ -470,9 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     from .model.inference import resolve_precision
 
+    from .model import load_model
+    from .pipeline import auto_full_scan_every
+
     names = [n for n in VARIANTS if n in args.variants]
-    if resolve_precision(config.precision, device) == "fp32":
-        names = [n for n in names if n != "fp32"]  # the default already is fp32
+    default_precision = resolve_precision(config.precision, device, bool(load_model(config.weights)[1].get("int8")))
+    skip = {"fp32": default_precision == "fp32",  # variants that would repeat the default
+            "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1}
+    names = [n for n in names if not skip.get(n)]
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="jasr-bench-") as tmp:
         out_dir = Path(args.keep) if args.keep else Path(tmp)

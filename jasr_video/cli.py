@@ -126,10 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     det = p.add_argument_group("detection and tracking")
     det.add_argument("--detect-every", type=_positive, default=1, metavar="N", help="run MTCNN on every N-th frame; "
                      "boxes in between come from the tracker's Kalman prediction (default: 1)")
-    det.add_argument("--full-scan-every", type=_non_negative, default=0, metavar="K",
+    det.add_argument("--full-scan-every", type=_non_negative, default=None, metavar="K",
                      help="MTCNN on the full frame every K-th frame only, and on the frames between on regions "
-                     "around the tracks' predicted boxes (about 5-7x cheaper; new faces appear at the next full "
-                     "scan); 0 or 1: full frame every time (default: 0)")
+                     "around the tracks' predicted boxes (a region frame costs ~1/10 of a full scan; new faces "
+                     "appear at the next full scan); 0 or 1: full frame every time (default: 5 on CPU, 1 on CUDA "
+                     "or with --detect-every)")
     det.add_argument("--min-face-size", type=_positive, default=12, metavar="PX", help="smallest face MTCNN looks for, "
                      "in pixels; 12 finds faces down to ~10-12 px, larger is faster (default: 12)")
     det.add_argument("--thresholds", type=_thresholds, default=(0.6, 0.7, 0.7), metavar="P,R,O",

@@ -43,7 +43,9 @@ class PipelineConfig:
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
-    full_scan_every: int = 0  # >1: full-frame MTCNN every N-th frame, on regions around the tracks between; 0/1: off
+    # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
+    # time; None: auto (CPU: every 5th frame, CUDA: every frame; every frame with detect_every > 1)
+    full_scan_every: int | None = None
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
@@ -62,9 +64,9 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
-        if self.full_scan_every < 0:
+        if self.full_scan_every is not None and self.full_scan_every < 0:
             raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
-        if self.full_scan_every > 1 and self.detect_every > 1:
+        if (self.full_scan_every or 0) > 1 and self.detect_every > 1:
             raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
         if self.batch_size < 1 or self.frame_batch < 0:
             raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
@@ -74,6 +76,21 @@ class PipelineConfig:
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
+
+
+AUTO_FULL_SCAN_EVERY_CPU = 5
+
+
+def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
+    """`config.full_scan_every`, with None (auto) resolved: on CPU a full-frame scan every 5th frame and regions
+    around the tracks between (2-core CPU, 1080p clip: ~2.5x the frames/s of a full scan on every frame, new
+    faces found up to 4 frames later; docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is
+    cheap there); every frame when ``detect_every`` > 1 (the two do not combine)."""
+    if config.full_scan_every is not None:
+        return config.full_scan_every
+    if config.detect_every > 1 or device.type != "cpu":
+        return 1
+    return AUTO_FULL_SCAN_EVERY_CPU
 
 
 @dataclass
@@ -123,12 +140,14 @@ class FrameResult:
     detected: bool = True  # MTCNN ran on this frame (False: tracks predicted)
     stream: str = ""
     lost_tracks: list[int] = field(default_factory=list)  # track ids deleted on this frame
+    scan: str = "full"  # where MTCNN looked: "full" frame, "regions" around the tracks, "none" (predicted)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "frame": self.index,
             "pts": None if self.pts is None else round(float(self.pts), 6),
             "detected": self.detected,
+            "scan": self.scan,
             "faces": [f.to_json() for f in self.faces],
         }
 
@@ -151,6 +170,7 @@ class Pipeline:
         self.frame_batch = cfg.frame_batch or (16 if self.enhancer.device.type == "cuda" else 4)
         self.detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
                                                  det_device, cfg.min_score, precision=cfg.detector_precision)
+        self.full_scan_every = auto_full_scan_every(cfg, det_device)
         self._stop = threading.Event()
         self.info: StreamInfo | None = None
         self.source: VideoSource | None = None
@@ -224,8 +244,8 @@ class Pipeline:
             return
         cfg = self.config
         stats = self.stats
-        regions = cfg.full_scan_every > 1  # frames between full scans: MTCNN on regions around the tracks
-        every = cfg.full_scan_every if regions else cfg.detect_every
+        regions = self.full_scan_every > 1  # frames between full scans: MTCNN on regions around the tracks
+        every = self.full_scan_every if regions else cfg.detect_every
         det_pos = [i for i in range(len(frames)) if (self._counter + i) % every == 0]
         t0 = time.perf_counter()
         detections = dict(zip(det_pos, self.detector.detect([frames[i].image for i in det_pos]))) if det_pos else {}
@@ -294,7 +314,8 @@ class Pipeline:
             self.stats["faces"] += len(faces)
             self.stats["frames"] += 1
             stats["smooth_s"] += time.perf_counter() - t4
-            yield FrameResult(frame.index, frame.pts, frame.image, faces, dets is not None, frame.stream, lost)
+            scan = "full" if i in detections else "regions" if dets is not None else "none"
+            yield FrameResult(frame.index, frame.pts, frame.image, faces, dets is not None, frame.stream, lost, scan)
 
     def stage_seconds(self) -> dict[str, float]:
         """Wall-clock seconds per stage of the last run (see STAGES); sinks are timed by their caller."""

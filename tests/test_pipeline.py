@@ -146,6 +146,7 @@ def test_library_detect_every_uses_prediction(small_clip):
     assert all(isinstance(r, FrameResult) for r in results)
     assert [r.index for r in results] == list(range(9))
     assert [r.detected for r in results] == [True, False, False] * 3
+    assert [r.scan for r in results] == ["full", "none", "none"] * 3  # detect_every > 1: no region scans
     predicted = [f for r in results if not r.detected for f in r.faces]
     assert predicted and all(isinstance(f, FaceResult) and not f.detected for f in predicted)
     assert results[0].image.shape == (360, 640, 3)

@@ -13,7 +13,7 @@ import torch
 
 from conftest import CLIP, need
 from jasr_video.detect import FaceDetector
-from jasr_video.pipeline import Pipeline, PipelineConfig
+from jasr_video.pipeline import AUTO_FULL_SCAN_EVERY_CPU, Pipeline, PipelineConfig, auto_full_scan_every
 from jasr_video.track import SortTracker, iou_matrix
 from video_utils import make_clip
 
@@ -93,6 +93,26 @@ def test_batched_regions_match_facenet_per_region(clip_960):
     assert real >= 0.9 * outputs, (real, outputs)
 
 
+def test_auto_full_scan_every_by_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert auto_full_scan_every(PipelineConfig(), cpu) == AUTO_FULL_SCAN_EVERY_CPU == 5
+    assert auto_full_scan_every(PipelineConfig(), cuda) == 1  # batched full-frame MTCNN is cheap there
+    assert auto_full_scan_every(PipelineConfig(detect_every=3), cpu) == 1  # the two do not combine
+    assert auto_full_scan_every(PipelineConfig(full_scan_every=0), cpu) == 0
+    assert auto_full_scan_every(PipelineConfig(full_scan_every=7), cuda) == 7
+    with pytest.raises(ValueError, match="full_scan_every"):
+        PipelineConfig(full_scan_every=-1).validate()
+
+
+def test_default_cpu_pipeline_scans_the_full_frame_every_fifth_frame(clip_960):
+    torch.set_num_threads(2)
+    results = list(Pipeline(PipelineConfig(device="cpu")).run(clip_960))
+    assert [r.scan for r in results] == ["full" if i % 5 == 0 else "regions" for i in range(12)]
+    assert all(r.detected and r.to_json()["scan"] == r.scan for r in results)
+    assert sum(len(r.faces) for r in results[1:5]) >= 4  # the tracked faces are re-detected in their regions
+    assert all(f.detected for r in results for f in r.faces)
+
+
 def _cli(*args: object) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "jasr_video.cli", *map(str, args)], capture_output=True, text=True,
@@ -106,6 +126,7 @@ def test_cli_full_scan_every(clip_960, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["frame"] for row in rows] == list(range(6))
     assert all(row["detected"] for row in rows)
+    assert [row["scan"] for row in rows] == ["full", "regions", "regions", "regions", "full", "regions"]
     assert all(row["faces"] and all(f["detected"] for f in row["faces"]) for row in rows[1:4])  # region frames
     bad = _cli(clip_960, "--json", tmp_path / "b.jsonl", "--full-scan-every", "4", "--detect-every", "3")
     assert bad.returncode == 2 and "full_scan_every" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
