@@ -31,6 +31,9 @@ import torch.nn.functional as F
 TORCHVISION_USED: str | None = None
 # CPU: P-net runs over large pyramid levels in strips of about this many input pixels (0: whole levels)
 STRIP_PIXELS = 262144
+# CPU: R-/O-net run over their crops in chunks of about this many input pixels (256 R-net crops, 64 O-net
+# crops; 953 R-net crops of a 1080p frame: 51 ms in facenet's chunks of 512, 30 ms in chunks of 256)
+REFINE_CHUNK_PIXELS = 256 * 24 * 24
 _STANDIN_MODULES = (
     "torchvision", "torchvision.ops", "torchvision.ops.boxes", "torchvision.transforms",
     "torchvision.transforms.functional",
@@ -42,28 +45,20 @@ _STANDIN_MODULES = (
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression with torchvision's semantics (area = (x2-x1)*(y2-y1)).
-
-    Returns the kept indices (int64) sorted by decreasing score.
+    """Greedy non-maximum suppression with torchvision's semantics (area = (x2-x1)*(y2-y1)), by OpenCV's
+    ``cv2.dnn.NMSBoxes`` (C++; same greedy rule, ties kept in input order; 5x the Python loop's speed on 500
+    boxes). Returns the kept indices (int64) sorted by decreasing score.
     """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    import cv2
+
     b = boxes.detach().double().cpu().numpy()
-    order = np.argsort(-scores.detach().double().cpu().numpy(), kind="stable")
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    keep: list[int] = []
-    with np.errstate(divide="ignore", invalid="ignore"):  # once: it costs more than the loop body on small sets
-        while order.size:
-            i = order[0]
-            keep.append(int(i))
-            rest = order[1:]
-            w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0.0)
-            h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0.0)
-            inter = w * h
-            iou = inter / (areas[i] + areas[rest] - inter)
-            order = rest[~(iou > iou_threshold)]
-    return torch.as_tensor(keep, dtype=torch.int64, device=boxes.device)
+    rects = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+    s = scores.detach().double().cpu().numpy()
+    s = s - s.min() + 1.0  # OpenCV keeps scores above a threshold >= 0: shift, order unchanged
+    keep = np.asarray(cv2.dnn.NMSBoxes(rects, s, 0.0, float(iou_threshold)), np.int64).reshape(-1)
+    return torch.from_numpy(keep).to(boxes.device)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -286,6 +281,14 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     mask; boxes wholly outside the frame are not usable). Returns boxes (M, 5), key points (M, 5, 2), groups."""
     from facenet_pytorch.models.utils import detect_face as fd
 
+    def run(net: torch.nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The network over the crops in chunks: on CPU of REFINE_CHUNK_PIXELS (activations stay in cache),
+        elsewhere of 512 crops as facenet does."""
+        size = crops.shape[2] * crops.shape[3]
+        step = max(1, REFINE_CHUNK_PIXELS // size) if crops.device.type == "cpu" else 512
+        outs = [net(crops[i:i + step]) for i in range(0, len(crops), step)]
+        return tuple(torch.cat(parts) for parts in zip(*outs))
+
     def crops_of(boxes: torch.Tensor, inds: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         crops, valid = crop(boxes, inds, size)
         mask = torch.as_tensor(valid, device=boxes.device)
@@ -294,7 +297,7 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     if len(boxes):  # stage 2: R-net
         crops, boxes, inds = crops_of(boxes, inds, 24)
     if len(boxes):
-        reg, probs = fd.fixed_batch_process(crops, rnet)
+        reg, probs = run(rnet, crops)
         score = probs[:, 1]
         ipass = score > thresholds[1]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
@@ -308,7 +311,7 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     if len(boxes):
         crops, boxes, inds = crops_of(boxes, inds, 48)
     if len(boxes):
-        reg, pts, probs = fd.fixed_batch_process(crops, onet)
+        reg, pts, probs = run(onet, crops)
         score = probs[:, 1]
         ipass = score > thresholds[2]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)

@@ -101,9 +101,11 @@ def test_standin_nms_matches_reference():
     wh = rng.uniform(5, 40, (300, 2))
     boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
     scores = rng.uniform(0, 1, 300).astype(np.float32)
+    tied = rng.uniform(-1, 1, 300).round(1).astype(np.float32)  # negative scores, many ties (input order wins)
     for thr in (0.3, 0.5, 0.7):
-        got = nms(torch.from_numpy(boxes), torch.from_numpy(scores), thr).tolist()
-        assert got == _reference_nms(boxes, scores, thr)
+        for s in (scores, tied):
+            got = nms(torch.from_numpy(boxes), torch.from_numpy(s), thr).tolist()
+            assert got == _reference_nms(boxes, s, thr)
     idx = rng.integers(0, 3, 300)
     got = set(batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), 0.5).tolist())
     want = set()
