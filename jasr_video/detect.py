@@ -406,6 +406,8 @@ class FaceDetector:
         if precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError("precision must be auto, fp32, bf16 or fp16")
         self.fast = fast
+        # R-/O-net crops: one grid_sample per frame (CUDA), else OpenCV per crop; settable on CPU (tests)
+        self.sampled_crops = self.device.type != "cpu"
         self._pinned: torch.Tensor | None = None  # CUDA staging buffer (see _stage)
         self.precision = resolve_precision(precision, self.device) if fast else "fp32"
         self._pnet_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
@@ -439,7 +441,7 @@ class FaceDetector:
             # what MTCNN.detect calls, with this call's minimum face size
             if self.fast:
                 boxes, points = run_mtcnn(stacked, minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device,
-                                          self._pnet_dtype)
+                                          self._pnet_dtype, self.sampled_crops)
             else:
                 boxes, points = detect_face(np.asarray(stacked), minsize, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, m.device)
             for j, i in enumerate(indices):
@@ -540,11 +542,11 @@ class FaceDetector:
         geometry = torch.tensor([(rx, ry, side / scaled) for rx, ry, side, _ in regions], dtype=torch.float32,
                                 device=boxes.device)[inds]  # region's scaled px -> frame px
         boxes = torch.cat((boxes[:, :4] * geometry[:, 2:3] + geometry[:, :2].repeat(1, 2), boxes[:, 4:]), dim=1)
-        if self.device.type == "cpu":  # crops cut by OpenCV from the uint8 frame itself
-            crop: CropFn = lambda b, i, size: _face_crops(images, np.zeros(len(b), np.int64), b, size, w, h, [frame])
-        else:
+        if self.sampled_crops:  # CUDA: crops sampled from the frame on the device
             full = _frame_tensor(frame[None], self.device)
-            crop = lambda b, i, size: _face_crops(full, np.zeros(len(b), np.int64), b, size, w, h)
+            crop: CropFn = lambda b, i, size: _face_crops(full, np.zeros(len(b), np.int64), b, size, w, h)
+        else:  # crops cut by OpenCV from the uint8 frame itself
+            crop = lambda b, i, size: _face_crops(images, np.zeros(len(b), np.int64), b, size, w, h, [frame])
         boxes, points, _ = _refine_stages(boxes, torch.zeros_like(inds), crop, m.rnet, m.onet, m.thresholds)
         return [Detection(box[:4].astype(np.float32), float(box[4]), pts.astype(np.float32))
                 for box, pts in zip(boxes.cpu().numpy(), points.cpu().numpy())]

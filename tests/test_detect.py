@@ -175,20 +175,18 @@ def _match(reference: list, other: list) -> tuple[int, int, int, list[float]]:
 
 
 @pytest.mark.parametrize("precision,sampled", [("fp32", False), ("fp32", True), ("bf16", False)])
-def test_fast_mtcnn_matches_facenet_reference(clip_frames, precision, sampled, monkeypatch):
+def test_fast_mtcnn_matches_facenet_reference(clip_frames, precision, sampled):
     """Tolerance: >= 95 % of the reference's faces found (IoU >= 0.5), extras <= 10 % (+1), median box
     deviation <= 5 % of the face size. sampled: the R-/O-net crops of the CUDA path, run here on CPU."""
-    from jasr_video import detect
     from jasr_video.model.inference import cpu_has_fast_bf16
 
     if precision == "bf16" and not cpu_has_fast_bf16():
         pytest.skip("this CPU has no native bf16: precision auto keeps P-net in fp32 here")
     torch.set_num_threads(2)
     reference = FaceDetector(12, min_score=0.9, fast=False).detect(clip_frames)
-    fast_run = detect.run_mtcnn
-    monkeypatch.setattr(detect, "run_mtcnn", lambda *a, **k: fast_run(*a, **k, sampled_crops=sampled))
     fast = FaceDetector(12, min_score=0.9, precision=precision)
-    assert fast.fast and fast.precision == precision
+    assert fast.fast and fast.precision == precision and not fast.sampled_crops
+    fast.sampled_crops = sampled
     total, found, extra, deviation = _match(reference, fast.detect(clip_frames))
     assert total >= 10, "the clip frames should hold many faces"
     assert found >= 0.95 * total, (found, total)

@@ -65,10 +65,12 @@ def test_region_mode_keeps_the_full_frame_faces(clip_960):
     assert extra <= 0.1 * total, (extra, total)
 
 
-def test_batched_regions_match_facenet_per_region(clip_960):
+@pytest.mark.parametrize("sampled", [False, True])
+def test_batched_regions_match_facenet_per_region(clip_960, sampled):
     """The fast path (all regions' P-net in one batch, R-/O-net on the frame) finds the faces that facenet's own
     code finds region by region; what it finds beyond them (faces partly inside a region, which it sees whole
-    on the frame where facenet's code sees them cut and drops them) are faces full-frame MTCNN finds too."""
+    on the frame where facenet's code sees them cut and drops them) are faces full-frame MTCNN finds too.
+    sampled: the R-/O-net crops of the CUDA path (grid_sample), run here on CPU."""
     torch.set_num_threads(2)
     from jasr_video.source import open_source
 
@@ -76,6 +78,7 @@ def test_batched_regions_match_facenet_per_region(clip_960):
         frames = [f.image for _, f in zip(range(4), src)]
     fast, reference = FaceDetector(12, min_score=0.9), FaceDetector(12, min_score=0.9, fast=False)
     boxes = np.array([d.box for d in fast.detect([frames[0]])[0]]).reshape(-1, 4)
+    fast.sampled_crops = sampled
     assert len(boxes) >= 4
 
     def matched(a: np.ndarray, b: np.ndarray) -> int:
