@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run N copies of the clip at once, for each N given (e.g. --streams 1 2 4)")
     p.add_argument("--streams-video", action="store_true", help="streams runs also write an annotated video per stream")
     p.add_argument("--frame-batch", type=int, help="frames gathered per pipeline step (default: PipelineConfig's)")
+    p.add_argument("--full-scan-every", type=int, metavar="K",
+                   help="PipelineConfig.full_scan_every for every pipeline run (default: auto, 5 on CPU, 1 on CUDA)")
     p.add_argument("--warmup", type=int, default=4, help="untimed frames per pipeline run to load and warm the models")
     p.add_argument("--model-seconds", type=float, default=2.0, help="seconds per model-only figure (0: skip)")
     p.add_argument("--data", default=str(DEFAULT_FACES), help="real faces for the model-only numerics check")
@@ -447,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     config = PipelineConfig(device=args.device)
     if args.frame_batch:
         config = replace(config, frame_batch=args.frame_batch)
+    if args.full_scan_every is not None:
+        config = replace(config, full_scan_every=args.full_scan_every)
     every = 3 if config.detect_every == 1 else 1
     reduced = "fp16" if device.type == "cuda" else "bf16"  # the detector-reduced variant's P-net precision
     report: dict[str, Any] = {"environment": environment(device, clip), "default_config": {

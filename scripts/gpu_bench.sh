@@ -11,6 +11,7 @@ DEV=${DEV:-cuda}; CLIP=${CLIP:-../shared/data/video/royal_opera_house_1080p25.mp
 FRAMES=${FRAMES:-100}; SFRAMES=${SFRAMES:-150}; STREAMS=${STREAMS:-1 2 4 8}; VSTREAMS=${VSTREAMS:-4}
 T1=${T1:-190}; T2=${T2:-140}; T3=${T3:-50}; T4=${T4:-100}; T5=${T5:-60}; OUT=${OUT:-/tmp/gpu-bench-out}
 PROCS=${PROCS:-3 4}; PTHREADS=${PTHREADS:-4}; PFRAMES=${PFRAMES:-250}  # one process per stream: how many, torch CPU threads each
+PSCAN=${PSCAN:-1}  # full_scan_every for the process step; PSCAN="1 5" also times region detection between full scans
 mkdir -p "$OUT"
 T0=$(date +%s)
 step() { echo "== $1 at $(( $(date +%s) - T0 )) s"; }
@@ -27,14 +28,17 @@ step "simultaneous streams, annotated video out"
 timeout "$T3" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "$SFRAMES" --variants \
     --streams $VSTREAMS --streams-video --model-seconds 0 --json "$OUT/streams-video.json"
 step "one process per stream (JSON out), $PTHREADS CPU threads each"
+for k in $PSCAN; do
 for n in $PROCS; do
+  rm -f /tmp/proc"$n"-*.json
   for i in $(seq "$n"); do
     timeout "$T5" $PY -m jasr_video.bench --device "$DEV" --input "$CLIP" --frames "$PFRAMES" --threads "$PTHREADS" \
-        --variants --streams 1 --model-seconds 0 --json "/tmp/proc$n-$i.json" > /dev/null 2>&1 &
+        --full-scan-every "$k" --variants --streams 1 --model-seconds 0 --json "/tmp/proc$n-$i.json" > /dev/null 2>&1 &
   done
   wait
-  $PY -c "import json, sys; rows = [json.load(open(f))['streams'][0] for f in sys.argv[2:]]; \
-print(sys.argv[1], 'processes:', ', '.join(f\"{r['fps_total']:.1f}\" for r in rows), 'fps each')" "$n" /tmp/proc"$n"-*.json
+  $PY -c "import json, sys; rows = [json.load(open(f))['streams'][0] for f in sys.argv[3:]]; \
+print(sys.argv[1], 'processes, full scan every', sys.argv[2], ':', ', '.join(f\"{r['fps_total']:.1f}\" for r in rows), 'fps each')" "$n" "$k" /tmp/proc"$n"-*.json
+done
 done
 step "JASRNet paper size, torch.compile"
 timeout "$T4" $PY -m jasr_video.model.bench --device "$DEV" --models preset:paper --precisions bf16 \
