@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where MTCNN and JASRNet run; auto picks cuda when available (default: auto)")
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto",
-                       help="JASRNet precision (default auto: fp16 on CUDA; on CPU int8 when the weights carry an int8 "
-                            "calibration, as the shipped ones do, else bf16 on CPUs with native bf16, else fp32)")
+                       help="JASRNet precision (default auto: fp16 on CUDA; on CPU int8 where the CPU has int8 dot "
+                            "products (VNNI/AMX) and the weights carry an int8 calibration, as the shipped ones do, "
+                            "else bf16 on CPUs with native bf16, else fp32)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
                        "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "

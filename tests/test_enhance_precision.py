@@ -14,6 +14,9 @@
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -125,6 +128,11 @@ def test_int8_calibration_round_trip_and_errors(tmp_path):
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="CPU only"):
             FaceEnhancer(out, device="cuda", precision="int8")
+    json_out = tmp_path / "out.jsonl"  # the CLI: one error line, exit 2, nothing written
+    r = subprocess.run([sys.executable, "-m", "jasr_video.cli", str(need(CLIP)), "--json", str(json_out), "--weights",
+                        str(plain), "--precision", "int8", "--max-frames", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no int8 calibration" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("out.jsonl*"))
 
 
 def test_pipeline_default_matches_fp32_reference(tmp_path):
