@@ -83,7 +83,7 @@ AUTO_FULL_SCAN_EVERY_CPU = 5
 
 def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
     """`config.full_scan_every`, with None (auto) resolved: on CPU a full-frame scan every 5th frame and regions
-    around the tracks between (2-core CPU, 1080p clip: ~2.5x the frames/s of a full scan on every frame, new
+    around the tracks between (2-core CPU, 1080p clip: ~2.2x the frames/s of a full scan on every frame, new
     faces found up to 4 frames later; docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is
     cheap there); every frame when ``detect_every`` > 1 (the two do not combine)."""
     if config.full_scan_every is not None:
