@@ -479,11 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     from .model.inference import resolve_precision
 
-    from .model import load_model
+    from .model.checkpoint import read_checkpoint
     from .pipeline import auto_full_scan_every
 
     names = [n for n in VARIANTS if n in args.variants]
-    default_precision = resolve_precision(config.precision, device, bool(load_model(config.weights)[1].get("int8")))
+    default_precision = resolve_precision(config.precision, device, bool(read_checkpoint(config.weights).get("int8")))
     skip = {"fp32": default_precision == "fp32",  # variants that would repeat the default
             "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1}
     names = [n for n in names if not skip.get(n)]

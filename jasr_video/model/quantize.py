@@ -8,7 +8,8 @@ the int8 network is rebuilt from the checkpoint's own weights at load time (:cla
 fp32 and int8 always come from the same weights. Weights are quantized per output channel (symmetric int8), activations per tensor
 (uint8, full range, ranges from histograms: oneDNN's defaults; the x86 engine's 7-bit activations measured
 twice the deviation from fp32). On CPUs with AVX512-VNNI int8 convolutions do twice the multiply-adds per
-instruction of bf16; figures and the quality on the test split: models/README.md.
+instruction of bf16; figures and the quality on the test split: models/README.md. Building an int8 network
+sets ``torch.backends.quantized.engine`` to oneDNN for the process (its quantized kernels need it).
 """
 from __future__ import annotations
 
