@@ -31,9 +31,6 @@ import torch.nn.functional as F
 TORCHVISION_USED: str | None = None
 # CPU: P-net runs over large pyramid levels in strips of about this many input pixels (0: whole levels)
 STRIP_PIXELS = 262144
-# CPU: R-/O-net run over their crops in chunks of about this many input pixels (256 R-net crops, 64 O-net
-# crops; 953 R-net crops of a 1080p frame: 51 ms in facenet's chunks of 512, 30 ms in chunks of 256)
-REFINE_CHUNK_PIXELS = 256 * 24 * 24
 _STANDIN_MODULES = (
     "torchvision", "torchvision.ops", "torchvision.ops.boxes", "torchvision.transforms",
     "torchvision.transforms.functional",
@@ -281,14 +278,6 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     mask; boxes wholly outside the frame are not usable). Returns boxes (M, 5), key points (M, 5, 2), groups."""
     from facenet_pytorch.models.utils import detect_face as fd
 
-    def run(net: torch.nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The network over the crops in chunks: on CPU of REFINE_CHUNK_PIXELS (activations stay in cache),
-        elsewhere of 512 crops as facenet does."""
-        size = crops.shape[2] * crops.shape[3]
-        step = max(1, REFINE_CHUNK_PIXELS // size) if crops.device.type == "cpu" else 512
-        outs = [net(crops[i:i + step]) for i in range(0, len(crops), step)]
-        return tuple(torch.cat(parts) for parts in zip(*outs))
-
     def crops_of(boxes: torch.Tensor, inds: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         crops, valid = crop(boxes, inds, size)
         mask = torch.as_tensor(valid, device=boxes.device)
@@ -297,7 +286,7 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     if len(boxes):  # stage 2: R-net
         crops, boxes, inds = crops_of(boxes, inds, 24)
     if len(boxes):
-        reg, probs = run(rnet, crops)
+        reg, probs = fd.fixed_batch_process(crops, rnet)
         score = probs[:, 1]
         ipass = score > thresholds[1]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
@@ -311,7 +300,7 @@ def _refine_stages(boxes: torch.Tensor, inds: torch.Tensor, crop: CropFn, rnet: 
     if len(boxes):
         crops, boxes, inds = crops_of(boxes, inds, 48)
     if len(boxes):
-        reg, pts, probs = run(onet, crops)
+        reg, pts, probs = fd.fixed_batch_process(crops, onet)
         score = probs[:, 1]
         ipass = score > thresholds[2]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)

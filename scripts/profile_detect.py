@@ -3,7 +3,8 @@
 
     python scripts/profile_detect.py --device cuda --batches 1 4 16          # GPU: frames per MTCNN call
     python scripts/profile_detect.py --threads 2 --batches 1 --reference     # CPU: facenet's own code
-    python scripts/profile_detect.py --threads 2 --batches 1 --parts         # CPU: pyramid, P-net strips
+    python scripts/profile_detect.py --threads 2 --batches 1 --parts         # CPU: pyramid, P-net strips, NMS, R-net chunks
+    python scripts/profile_detect.py --threads 2 --batches 1 --regions       # region frames (full_scan_every)
 
 A profiling aid for docs/benchmarks.md (not a test). On CUDA, time spent waiting for the GPU shows up in
 the calls that synchronise (.cpu(), nonzero, NMS).
@@ -66,6 +67,59 @@ def parts(frame: np.ndarray, detector: FaceDetector) -> None:
                   f"strips of {detect.STRIP_PIXELS} px {strips:.1f} ms")
 
 
+def numpy_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The stand-in NMS before OpenCV's: greedy, one NumPy pass per kept box (for timing against detect.nms)."""
+    b, order = boxes.double().numpy(), np.argsort(-scores.double().numpy(), kind="stable")
+    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        w = np.maximum(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0.0)
+        h = np.maximum(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0.0)
+        order = rest[~(w * h / (areas[i] + areas[rest] - w * h) > threshold)]
+    return torch.as_tensor(keep)
+
+
+def nms_and_refine_parts(frame: np.ndarray, detector: FaceDetector) -> None:
+    """NMS (OpenCV vs the NumPy loop) on P-net's raw candidates of the finest level, and R-net over one
+    frame's R-net crops in facenet's chunks of 512 vs chunks of 256 (tried: no gain, not kept)."""
+    from facenet_pytorch.models.utils import detect_face as fd
+
+    m = detector.mtcnn
+    h, w = frame.shape[:2]
+    image = frame.astype(np.float32)
+    level = torch.from_numpy(cv2.resize(image, (w + 1, h + 1), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        reg, probs = detect._pnet_in_strips(m.pnet, detect._net_input(level.contiguous()), detect.STRIP_PIXELS)
+        raw, _ = fd.generateBoundingBox(reg, probs[:, 1], 1.0, m.thresholds[0])
+        same = torch.equal(detect.nms(raw[:, :4], raw[:, 4], 0.5), numpy_nms(raw[:, :4], raw[:, 4], 0.5))
+        print(f"NMS on {len(raw)} raw P-net boxes (IoU 0.5): NumPy loop {best_ms(lambda: numpy_nms(raw[:, :4], raw[:, 4], 0.5)):.1f} ms, "
+              f"OpenCV {best_ms(lambda: detect.nms(raw[:, :4], raw[:, 4], 0.5)):.1f} ms, same kept boxes: {same}")
+        images = torch.from_numpy(image).permute(2, 0, 1)[None]
+        scales = detect.pyramid_scales(h, w, 12, m.factor)
+        boxes, inds = detect._pnet_stage(images, [image], scales, m.pnet, m.thresholds[0], detector.device, torch.float32)
+        crops, _ = detect._face_crops(images, inds.numpy(), boxes, 24, w, h, [image])
+        crops = detect._net_input(crops).contiguous(memory_format=torch.channels_last)
+        step = 256
+        print(f"R-net on the frame's {len(crops)} crops: chunks of 512 (facenet) {best_ms(lambda: fd.fixed_batch_process(crops, m.rnet)):.1f} ms, "
+              f"chunks of {step} {best_ms(lambda: [m.rnet(crops[i:i + step]) for i in range(0, len(crops), step)]):.1f} ms")
+
+
+def regions(frames: list[np.ndarray], detector: FaceDetector) -> None:
+    """Region frames: detect_regions on frames 1..10 around the faces found on frame 0 (full_scan_every)."""
+    boxes = np.array([d.box for d in detector.detect(frames[:1])[0]]).reshape(-1, 4)
+    rest = frames[1:11]
+    detector.detect_regions(rest[0], boxes)  # warm-up
+    times, found = [], 0
+    for frame in rest:
+        start = time.perf_counter()
+        found += len(detector.detect_regions(frame, boxes))
+        times.append(1000 * (time.perf_counter() - start))
+    print(f"region frames around {len(boxes)} faces: mean {np.mean(times):.1f} ms, best {min(times):.1f} ms over "
+          f"{len(rest)} frames ({found} faces found)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clip", default="../shared/data/video/royal_opera_house_1080p25.mp4")
@@ -74,6 +128,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", help="P-net precision (fast path)")
     ap.add_argument("--reference", action="store_true", help="profile facenet-pytorch's own detect_face instead")
     ap.add_argument("--parts", action="store_true", help="CPU: time the fast path's pieces against what they replaced")
+    ap.add_argument("--regions", action="store_true", help="time region frames (detect_regions) around frame 0's faces")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--profile-batch", type=int, default=None, help="default: the first of --batches")
@@ -98,6 +153,9 @@ def main() -> None:
         print(f"batch {batch:3d}: {1000 * run(batch):7.1f} ms per frame", flush=True)
     if args.parts:
         parts(frames[0], detector)
+        nms_and_refine_parts(frames[0], detector)
+    if args.regions:
+        regions(frames, detector)
     profiler = cProfile.Profile()
     profiler.enable()
     run(args.profile_batch or args.batches[0])
