@@ -6,8 +6,8 @@ Calibration runs real training faces through the fp32 network with observers on 
 stores only the int8 ranges they chose (``checkpoint["int8"]``: a scale and zero point per activation):
 the int8 network is rebuilt from the checkpoint's own weights at load time (:class:`QuantizedJASRNet`), so
 fp32 and int8 always come from the same weights. Weights are quantized per output channel (symmetric int8), activations per tensor
-(uint8, full range, ranges from histograms: oneDNN's defaults; the x86 engine's 7-bit activations measured
-twice the deviation from fp32). On CPUs with AVX512-VNNI int8 convolutions do twice the multiply-adds per
+(uint8, full range, ranges from histograms: oneDNN's defaults; the x86 engine's 7-bit activations deviated
+more from fp32 in a development check). On CPUs with AVX512-VNNI int8 convolutions do twice the multiply-adds per
 instruction of bf16; figures and the quality on the test split: models/README.md. Building an int8 network
 sets ``torch.backends.quantized.engine`` to oneDNN for the process (its quantized kernels need it).
 """
@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .config import HR_SIZE
 from .data import FaceDataset, degrade, find_pairs, upsample
 from .network import JASRNet, JASROutput
@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jasr-quantize: error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out or payload["path"])
-    half = all(v.dtype == torch.float16 for v in read_checkpoint(payload["path"])["state_dict"].values()
-               if v.is_floating_point())
+    half = all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
     extra = {k: v for k, v in payload.items() if k not in ("format", "model_config", "state_dict", "meta", "path")}
     extra["int8"] = {"engine": ENGINE, "qparams": qparams,
                      "calibration": {"data": Path(args.data).name, "faces": args.faces, "seed": 0}}
