@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         "without extension, camera device, or the URL's last path part; repeats get -2, -3) or a folder "
         "(ending in / or existing)")
     out.add_argument("--out", metavar="VIDEO", help="annotated video (.mp4/.mov/.mkv, H.264): boxes, track ids, landmarks "
-                     "and a super-resolved inset per face; same size, frame count, timestamps and audio as the input")
+                     "and a super-resolved inset per face, never over another face (see --draw, --inset); same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
-                     "box, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, below_16px")
+                     "box (clipped to the frame), at_edge, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, "
+                     "below_16px (see --json-decimals, --json-landmarks)")
     out.add_argument("--save-crops", metavar="DIR", help="write each face's 128x128 super-resolved crop as "
                      "DIR/track_NNNN/frame_NNNNNN.png")
     out.add_argument("--even-size", action="store_true", help="for odd frame sizes (e.g. 641x479) pad the video by one "
@@ -219,7 +220,7 @@ def _check_output_options(args: argparse.Namespace) -> None:
     if args.min_face_px < 0:
         raise UserError(f"--min-face-px {args.min_face_px:g}: give a size in pixels >= 0")
     args.filter = OutputFilter(args.min_face_px, args.min_score_out, args.min_landmark_conf, args.min_track_frames)
-    many = len(args.inputs) + bool(args.streams) > 1 or bool(args.streams)
+    many = len(args.inputs) > 1 or bool(args.streams)
     if many and (args.tracks or args.report or args.filter.active):
         raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")
 

@@ -74,7 +74,7 @@ def _polyline_svg(points: Sequence[tuple[float, float]], title: str, y_label: st
 def _timeline_svg(tracks: Sequence[Any], first: int, last: int, width: int = 720) -> str:
     if not tracks:
         return "<p>No tracks.</p>"
-    row, pad = 6, 48
+    row, pad = (12, 48) if len(tracks) <= 100 else (6, 48)  # with room for an id per row
     height = 24 + row * len(tracks)
     span = max(last - first, 1)
     parts = [f'<svg role="img" aria-label="track timeline" width="{width}" height="{height}" '
@@ -87,6 +87,8 @@ def _timeline_svg(tracks: Sequence[Any], first: int, last: int, width: int = 720
         r, g, b = track_color(t.track_id)
         parts.append(f'<rect x="{x0:.1f}" y="{4 + k * row}" width="{max(x1 - x0, 1.5):.1f}" height="{row - 1}" '
                      f'fill="rgb({r},{g},{b})"><title>#{t.track_id}: frames {t.first_frame}-{t.last_frame}</title></rect>')
+        if row >= 12:
+            parts.append(f'<text x="2" y="{4 + k * row + row - 3}" font-size="10">#{t.track_id}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

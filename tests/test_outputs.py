@@ -186,3 +186,26 @@ def test_bad_draw_option_is_one_line(tmp_path):
                         "--draw", "boxes,dots"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--draw" in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_report_renders_in_a_headless_browser(cli_run, tmp_path):
+    """Debian's chromium (in .ci/apt-packages.txt) opens the page offline and renders its images and plots."""
+    import shutil
+
+    import cv2
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium; CI installs it from .ci/apt-packages.txt)")
+    page = (cli_run["dir"] / "report" / "index.html").resolve()
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
+    dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") == 3 and dom.stdout.count("<img") == page.read_text().count("<img")
+    shot = tmp_path / "shot.png"
+    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1000,1400", page.as_uri()], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
+    img = cv2.imread(str(shot))
+    # the gallery's faces make the top of the page far from a blank white page
+    assert (img[:700] < 200).any(axis=2).mean() > 0.05
