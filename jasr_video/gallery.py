@@ -203,7 +203,8 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 # -- by-eye comparison ---------------------------------------------------------------------------
 
 
-def _run(video: str, max_frames: int | None, threads: int | None) -> tuple[TrackGallery, dict[int, dict[int, np.ndarray]]]:
+def _run(video: str, max_frames: int | None, threads: int | None
+         ) -> tuple[TrackGallery, dict[int, dict[int, np.ndarray]], dict[int, list[tuple[int, float, float, float]]]]:
     import torch
 
     from .pipeline import Pipeline, PipelineConfig
@@ -212,11 +213,14 @@ def _run(video: str, max_frames: int | None, threads: int | None) -> tuple[Track
         torch.set_num_threads(threads)
     gallery = TrackGallery()
     crops: dict[int, dict[int, np.ndarray]] = {}
+    features: dict[int, list[tuple[int, float, float, float]]] = {}  # per track: (frame, size, confidence, sharpness)
     for result in Pipeline(PipelineConfig(max_frames=max_frames)).run(video):
         gallery.write(result)
         for face in result.faces:
-            crops.setdefault(face.track_id, {})[result.index] = native_crop(result.image, face.crop)
-    return gallery, crops
+            native = crops.setdefault(face.track_id, {})[result.index] = native_crop(result.image, face.crop)
+            features.setdefault(face.track_id, []).append(
+                (result.index, float(face.face_px), float(np.mean(face.landmark_confidence)), sharpness(native)))
+    return gallery, crops, features
 
 
 def contact_sheet(crops: dict[int, np.ndarray], cell: int = 96, columns: int = 10) -> np.ndarray:
@@ -243,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
-    gallery, crops = _run(args.video, args.max_frames, args.threads)
+    gallery, crops, features = _run(args.video, args.max_frames, args.threads)
     if args.sheets:
         out = Path(args.sheets)
         out.mkdir(parents=True, exist_ok=True)
@@ -252,17 +256,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"track {t.track_id}: frames {t.first_frame}-{t.last_frame} ({t.frames}), auto best {t.best.frame}")
     if args.compare:
         picks = {int(k): [int(f) for f in v] for k, v in json.loads(Path(args.compare).read_text())["picks"].items()}
-        auto = {t.track_id: t.best.frame for t in gallery.tracks() if t.best is not None}
-        exact = near = 0
-        for tid, frames in sorted(picks.items()):
-            a = auto.get(tid)
-            hit = a in frames
-            close = a is not None and min(abs(a - f) for f in frames) <= args.tolerance
-            exact += hit
-            near += close
-            print(f"track {tid}: by eye {frames}, automatic {a}: {'agree' if hit else 'near' if close else 'differ'}")
+        choices = {"quality (the gallery's pick)": {t.track_id: t.best.frame for t in gallery.tracks() if t.best}}
+        for name, k in (("largest face only", 1), ("landmark confidence only", 2), ("sharpness only", 3)):
+            choices[name] = {tid: max(rows, key=lambda r: r[k])[0] for tid, rows in features.items()}
         n = len(picks)
-        print(f"agreement: {exact}/{n} tracks on a by-eye frame, {near}/{n} within {args.tolerance} frames")
+        for name, auto in choices.items():
+            exact = near = 0
+            for tid, frames in sorted(picks.items()):
+                a = auto.get(tid)
+                hit = a in frames
+                close = a is not None and min(abs(a - f) for f in frames) <= args.tolerance
+                exact, near = exact + hit, near + close
+                if name.startswith("quality"):
+                    print(f"track {tid}: by eye {frames}, automatic {a}: {'agree' if hit else 'near' if close else 'differ'}")
+            print(f"{name}: {exact}/{n} tracks on a by-eye frame, {near}/{n} within {args.tolerance} frames")
     return 0
 
 
