@@ -202,6 +202,7 @@ def plan(result: Any, style: DrawStyle | None = None) -> Layout:
     for r in rects + hidden:  # faces left out by output filters are not drawn, but not covered either
         occ.take(r, GAP)
     order = sorted(range(len(faces)), key=lambda i: -faces[i].face_px)
+    all_rects = np.array(rects + hidden, int).reshape(-1, 4)
     draw = style.draw
     for i in order:
         face, r = faces[i], rects[i]
@@ -213,16 +214,15 @@ def plan(result: Any, style: DrawStyle | None = None) -> Layout:
             pts = landmark_points(face.landmarks_raw if style.raw_landmarks else face.landmarks_smoothed,
                                   face.face_px, style)
             rad = _dot_radius(face.face_px)
-            keep = []
-            for x, y in np.round(pts).astype(int):
-                if not (0 <= x < w and 0 <= y < h):
-                    continue
-                inside_other = any(j != i and rx0 - rad <= x < rx1 + rad and ry0 - rad <= y < ry1 + rad
-                                   for j, (rx0, ry0, rx1, ry1) in enumerate(rects + hidden))
-                if not inside_other:
-                    keep.append((x, y))
-            if keep:
-                p = np.array(keep, int)
+            p = np.round(pts).astype(int).reshape(-1, 2)
+            others = np.delete(all_rects, i, axis=0)
+            x, y = p[:, :1], p[:, 1:]
+            inside_other = ((others[:, 0] - rad <= x) & (x < others[:, 2] + rad)
+                            & (others[:, 1] - rad <= y) & (y < others[:, 3] + rad)).any(axis=1)
+            in_frame = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+            keep = p[in_frame & ~inside_other]
+            if len(keep):
+                p = keep
                 bbox = (int(p[:, 0].min()) - rad, int(p[:, 1].min()) - rad, int(p[:, 0].max()) + rad + 1,
                         int(p[:, 1].max()) + rad + 1)
                 layout.items.append(Item("points", face.track_id, bbox, points=p, radius=rad, face=i))

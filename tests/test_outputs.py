@@ -29,14 +29,14 @@ STADIUM = SHARED_DATA / "video" / "stadium_crowd_720p25.mp4"
 
 @pytest.fixture(scope="module")
 def stadium_frames() -> list[FrameResult]:
-    """The first 2 frames of the stadium clip through the default pipeline."""
+    """The first 2 frames of the stadium clip (default pipeline, but tracks shown from their first detection)."""
     import torch
 
     from jasr_video.pipeline import Pipeline, PipelineConfig
 
     need(STADIUM)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    return list(Pipeline(PipelineConfig(max_frames=2)).run(STADIUM))
+    return list(Pipeline(PipelineConfig(max_frames=2, min_hits=1)).run(STADIUM))
 
 
 @pytest.mark.parametrize("inset", ["auto", "side"])
