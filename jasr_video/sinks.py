@@ -270,7 +270,8 @@ class JsonlSink:
 
 
 class CropSink:
-    """Per-track super-resolved faces: DIR/track_0007/frame_000123.png (128x128 RGB)."""
+    """Per-track super-resolved faces: DIR/track_0007/frame_000123.png (128x128 RGB; flat grey where the face's
+    crop reached past the frame edge, see :func:`jasr_video.layout.mask_outside`)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -278,12 +279,14 @@ class CropSink:
         self.files = 0
 
     def write(self, result: FrameResult) -> None:
+        h, w = result.image.shape[:2]
         for face in result.faces:
             d = self.folder / f"track_{face.track_id:04d}"
             d.mkdir(exist_ok=True)
             final = d / f"frame_{result.index:06d}.png"
             tmp = d / f".frame_{result.index:06d}.png.partial"
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(face.sr, cv2.COLOR_RGB2BGR))
+            sr = layout.mask_outside(face.sr, face.crop, w, h)  # grey where the crop lay outside the frame
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(sr, cv2.COLOR_RGB2BGR))
             if ok:
                 tmp.write_bytes(buf.tobytes())
                 os.replace(tmp, final)

@@ -129,8 +129,8 @@ def cli_run(tmp_path_factory) -> dict:
             "--tracks", str(d / "tracks"), "--report", str(d / "report"), "--json-decimals", "0",
             "--json-landmarks", "none", "--min-track-frames", "4", "--inset", "side", "--draw", "boxes,ids,insets",
             "--threads", "1"]
-    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                       timeout=300)
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="300")  # wide enough that the summary is not wrapped
+    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     return {"dir": d, "stderr": r.stderr}
 
