@@ -220,6 +220,9 @@ def _check_output_options(args: argparse.Namespace) -> None:
     if args.min_face_px < 0:
         raise UserError(f"--min-face-px {args.min_face_px:g}: give a size in pixels >= 0")
     args.filter = OutputFilter(args.min_face_px, args.min_score_out, args.min_landmark_conf, args.min_track_frames)
+    for opt, value in (("--tracks", args.tracks), ("--report", args.report)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise UserError(f"{opt} {value} is a file, not a folder (give a folder; it is created if missing)")
     many = len(args.inputs) > 1 or bool(args.streams)
     if many and (args.tracks or args.report or args.filter.active):
         raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")

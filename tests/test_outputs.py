@@ -186,6 +186,10 @@ def test_bad_draw_option_is_one_line(tmp_path):
                         "--draw", "boxes,dots"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--draw" in r.stderr
     assert not list(tmp_path.iterdir())
+    (tmp_path / "file").write_text("x")
+    r = subprocess.run([sys.executable, "-m", "jasr_video.cli", str(CLIP), "--tracks", str(tmp_path / "file")],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a folder" in r.stderr
 
 
 def test_report_renders_in_a_headless_browser(cli_run, tmp_path):
