@@ -98,18 +98,51 @@ def build_parser() -> argparse.ArgumentParser:
         "without extension, camera device, or the URL's last path part; repeats get -2, -3) or a folder "
         "(ending in / or existing)")
     out.add_argument("--out", metavar="VIDEO", help="annotated video (.mp4/.mov/.mkv, H.264): boxes, track ids, landmarks "
-                     "and a super-resolved inset per face; same size, frame count, timestamps and audio as the input")
+                     "and a super-resolved inset per face, never over another face (see --draw, --inset); same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
-                     "box, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, below_16px")
+                     "box (clipped to the frame), at_edge, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, "
+                     "below_16px (see --json-decimals, --json-landmarks)")
     out.add_argument("--save-crops", metavar="DIR", help="write each face's 128x128 super-resolved crop as "
                      "DIR/track_NNNN/frame_NNNNNN.png")
     out.add_argument("--even-size", action="store_true", help="for odd frame sizes (e.g. 641x479) pad the video by one "
                      "pixel to encode widely playable yuv420p instead of keeping the exact size in yuv444p")
-    out.add_argument("--no-inset", action="store_true", help="do not draw the super-resolved inset beside each face")
+    out.add_argument("--tracks", metavar="DIR", help="one result per person: per track its best face (DIR/track_NNNN_sr.png, "
+                     "the super-resolved face, and DIR/track_NNNN_native.png, the crop at the video's resolution) and "
+                     "DIR/tracks.csv + DIR/tracks.jsonl (first/last frame and time, frames seen, detected share, mean "
+                     "size and confidence, best frame, file names)")
+    out.add_argument("--report", metavar="DIR", help="DIR/index.html: one self-contained page (no network) with the run "
+                     "summary, every person's best face (super-resolved beside native), a timeline of the tracks, faces "
+                     "per frame and frames/s over the run; its images go to DIR/tracks/ unless --tracks is given")
+    out.add_argument("--inset", choices=("auto", "side", "off"), default="auto",
+                     help="super-resolved insets in the video: auto places each beside its face where there is room, "
+                     "never over a face (none when there is no room); side puts them in a strip of slots along the "
+                     "frame's edges, labelled with the track id; off draws none (default: auto)")
+    out.add_argument("--no-inset", action="store_true", help="same as --inset off")
+    out.add_argument("--draw", default="boxes,ids,landmarks,insets", metavar="LIST",
+                     help="what the video shows, a comma list of boxes, ids, landmarks, insets (or all / none); "
+                     "landmarks are left out on faces under 24 px and reduced to 5 key points under 48 px "
+                     "(default: boxes,ids,landmarks,insets)")
+    out.add_argument("--json-decimals", type=_non_negative, default=2, metavar="N",
+                     help="decimal places of coordinates in the JSON Lines; 0 writes whole pixels (default: 2)")
+    out.add_argument("--json-landmarks", choices=("both", "smoothed", "raw", "none"), default="both",
+                     help="which 68-point landmark sets the JSON Lines hold; none also leaves out landmark_confidence "
+                     "(default: both)")
     out.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better/bigger (default: 20)")
     out.add_argument("--sink-thread", choices=("auto", "on", "off"), default="auto",
                      help="annotate and encode in a thread of their own, overlapping detection (auto: on when "
                      "the model runs on CUDA, 1.5x end to end on an H100; off on CPU, where it measured no reliable gain)")
+    keep = p.add_argument_group(
+        "output filters", "which faces the outputs keep (detection and tracking still see every face); faces left "
+        "out are not drawn, not written to JSON / crops and not counted per person")
+    keep.add_argument("--min-face-px", type=float, default=0.0, metavar="PX", help="leave out faces smaller than PX "
+                      "pixels (longer box side) on that frame (default: 0, keep all)")
+    keep.add_argument("--min-score-out", type=float, default=0.0, metavar="P", help="leave out faces whose detector "
+                      "probability is below P (default: 0; the detector's own cut is --min-score)")
+    keep.add_argument("--min-landmark-conf", type=float, default=0.0, metavar="C", help="leave out faces whose mean "
+                      "landmark confidence (0-1) is below C (default: 0)")
+    keep.add_argument("--min-track-frames", type=_positive, default=1, metavar="N", help="leave out people seen on "
+                      "fewer than N frames; per-frame outputs are written without delay, so they show a person from "
+                      "the N-th frame on (the first N-1 are left out), --tracks / --report apply it exactly (default: 1)")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (in models/) or a checkpoint path "
                        "(default: jasr-cpu)")
@@ -169,6 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
 def _suggest(args: argparse.Namespace) -> str:
     stem = Path(args.input).stem if "://" not in args.input else "stream"
     return f"jasr-video {args.input} --out {stem}_annotated.mp4 --json {stem}.jsonl"
+
+
+def _check_output_options(args: argparse.Namespace) -> None:
+    """--draw, --inset and the output filters; the style and filter are kept on args."""
+    from .filters import OutputFilter
+    from .layout import DrawStyle, parse_draw
+
+    try:
+        draw = parse_draw(args.draw)
+    except ValueError as exc:
+        raise UserError(f"--draw {args.draw}: {exc}") from None
+    args.style = DrawStyle(draw=draw, inset="off" if args.no_inset else args.inset)
+    for opt, value in (("--min-score-out", args.min_score_out), ("--min-landmark-conf", args.min_landmark_conf)):
+        if not 0 <= value <= 1:
+            raise UserError(f"{opt} {value:g}: give a number from 0 to 1")
+    if args.min_face_px < 0:
+        raise UserError(f"--min-face-px {args.min_face_px:g}: give a size in pixels >= 0")
+    args.filter = OutputFilter(args.min_face_px, args.min_score_out, args.min_landmark_conf, args.min_track_frames)
+    for opt, value in (("--tracks", args.tracks), ("--report", args.report)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise UserError(f"{opt} {value} is a file, not a folder (give a folder; it is created if missing)")
+    many = len(args.inputs) > 1 or bool(args.streams)
+    if many and (args.tracks or args.report or args.filter.active):
+        raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -286,10 +343,11 @@ def _demo_input(args: argparse.Namespace) -> str:
 def _main(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     args.input = inputs[0]
-    if not (args.out or args.json or args.save_crops):
+    if not (args.out or args.json or args.save_crops or args.tracks or args.report):
         raise UserError(
             f"no output asked for, nothing would be written; add --out VIDEO and/or --json JSONL, e.g. {_suggest(args)}"
         )
+    _check_output_options(args)
     if len(inputs) > 1:
         return _run_streams(args, inputs)
     _stream_outputs(args)
@@ -355,6 +413,8 @@ def _run(args: argparse.Namespace, source) -> int:
     import torch
     from rich.console import Console
 
+    from .gallery import TrackGallery
+    from .report import RunLog, write_report
     from .sinks import BackgroundWriter, CropSink, JsonlSink, VideoSink, write_event
     from .source import StreamGap
 
@@ -369,6 +429,7 @@ def _run(args: argparse.Namespace, source) -> int:
     stop = {"signal": None}
 
     def write(result: Any) -> None:
+        result = args.filter(result)  # the output filters: the rest go to result.hidden_faces
         if writer is not None:
             writer.write(result)
         else:
@@ -391,14 +452,21 @@ def _run(args: argparse.Namespace, source) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     complete = False
     frames = faces = 0
+    gallery = run_log = None
     try:
         if args.out:
             sinks.append(VideoSink(args.out, info, audio_from=args.input, crf=args.crf, even_size=args.even_size,
-                                   inset=not args.no_inset))
+                                   style=args.style))
         if args.json:
-            sinks.append(JsonlSink(args.json))
+            sinks.append(JsonlSink(args.json, decimals=args.json_decimals, landmarks=args.json_landmarks))
         if args.save_crops:
             sinks.append(CropSink(args.save_crops))
+        if args.tracks or args.report:
+            gallery = TrackGallery(args.tracks or Path(args.report) / "tracks", output_filter=args.filter)
+            sinks.append(gallery)
+        if args.report:
+            run_log = RunLog()
+            sinks.append(run_log)
         threaded = args.sink_thread == "on" or (args.sink_thread == "auto" and pipeline.enhancer.device.type == "cuda")
         if threaded and sinks:
             writer = BackgroundWriter(sinks)
@@ -441,6 +509,8 @@ def _run(args: argparse.Namespace, source) -> int:
                 writer.abandon()
         written = []
         for sink in sinks:
+            if sink is run_log:
+                continue
             try:
                 written.append(sink.close(complete=complete and frames > 0))
             except Exception as exc:  # noqa: BLE001
@@ -453,7 +523,11 @@ def _run(args: argparse.Namespace, source) -> int:
                     console.print(f"[yellow]incomplete output kept:[/] {path}")
         if failed is not None:
             raise failed  # after the outputs are closed, as when a sink fails in this thread
-    _summary(console, args, pipeline, sinks, frames, faces, stop["signal"])
+    rows = _summary(console, args, pipeline, sinks, frames, faces, stop["signal"])
+    if args.report and run_log is not None and gallery is not None:
+        page = write_report(args.report, run_log, gallery.tracks(), gallery.folder, rows,
+                            title=f"jasr-video: {Path(args.input).name if '://' not in args.input else info.uri}")
+        console.print(f"report: {page}", soft_wrap=True)
     if stop["signal"] == signal.SIGINT:
         return EXIT_SIGINT
     if stop["signal"] == signal.SIGTERM:
@@ -514,7 +588,8 @@ def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
         torch.set_num_threads(args.threads)
     pipeline = _load(args, _config(args, live=False))  # MTCNN + JASRNet, loaded once for every stream
     outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
-                         even_size=args.even_size, inset=not args.no_inset)
+                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
+                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed} frames"),
                TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("faces {task.fields[faces]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
@@ -573,29 +648,48 @@ def _streams_summary(console, runner, reports, elapsed: float) -> None:
                   f"forwards for {m['requests']} requests (up to {m['max_streams']} streams per forward)")
 
 
-def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum) -> None:
+def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum) -> list[tuple[str, str]]:
+    """The run summary in plain words, as (label, text) rows (printed, and the report's first table)."""
+    s = pipeline.summary()
+    status = {None: "complete", signal.SIGINT: "stopped by Ctrl-C", signal.SIGTERM: "stopped by SIGTERM"}[signum]
+    rows = [("status", status), ("frames", f"{frames} frames processed at {s['fps']:.2f} frames per second overall")]
+    small = s["faces_below_16px"]
+    rows.append(("faces", f"{s['faces']} face images found on {frames} frames (one person on one frame is one face "
+                 f"image); {args.filter.counts['kept']} written after the output filters"))
+    rows.append(("face size", f"{small} of the faces were smaller than 16 pixels across: the model works on 16x16 "
+                 f"pixel faces, so these were enlarged first and their super-resolved detail is more guessed than seen "
+                 f"(treat them with care); {s['faces'] - small} were 16 pixels or larger and were shrunk to 16x16"))
+    rows.append(("people", f"{s['tracks']} tracks (a track is one person followed from frame to frame; a person who "
+                 f"leaves and comes back, or is hidden for long, gets a new track)"))
+    rows.append(("output filters", args.filter.describe()))
+    rows.append(("time", f"detection {s['detect_s']:.1f} s, super-resolution {s['enhance_s']:.1f} s, "
+                 f"total {s['elapsed_s']:.1f} s"))
+    src = s.get("source", {})
+    if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects"):
+        rows.append(("source", f"{src.get('corrupt_skipped', 0)} damaged frames skipped, {src.get('dropped', 0)} frames "
+                     f"dropped to keep up with a live source, {src.get('reconnects', 0)} reconnects"))
+    for sink in sinks:
+        path = getattr(sink, "path", None) or getattr(sink, "folder", None)
+        if path is None:
+            continue
+        extra = f" (audio: {sink.audio_mode}, {sink.pix_fmt})" if hasattr(sink, "audio_mode") else ""
+        if hasattr(sink, "tracks"):
+            extra = f" ({len(sink.tracks())} people: best faces, tracks.csv, tracks.jsonl)"
+        rows.append(("wrote", f"{path}{extra}"))
+    return rows
+
+
+def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum) -> list[tuple[str, str]]:
     from rich.table import Table
 
-    s = pipeline.summary()
+    rows = _summary_rows(args, pipeline, sinks, frames, faces, signum)
     table = Table(title="jasr-video summary", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    status = {None: "complete", signal.SIGINT: "stopped by Ctrl-C", signal.SIGTERM: "stopped by SIGTERM"}[signum]
-    table.add_row("status", status)
-    table.add_row("frames", f"{frames} ({s['fps']:.2f} fps overall)")
-    table.add_row("faces", f"{faces} on {frames} frames; {s['faces_below_16px']} below 16 px (upsampled), "
-                  f"{faces - s['faces_below_16px']} at/above 16 px (reduced to 16x16)")
-    table.add_row("tracks", str(s["tracks"]))
-    table.add_row("time", f"detect {s['detect_s']:.1f}s, enhance {s['enhance_s']:.1f}s, total {s['elapsed_s']:.1f}s")
-    src = s.get("source", {})
-    if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects"):
-        table.add_row("source", f"corrupt skipped {src.get('corrupt_skipped', 0)}, dropped {src.get('dropped', 0)}, "
-                      f"reconnects {src.get('reconnects', 0)}")
-    for sink in sinks:
-        path = getattr(sink, "path", None) or getattr(sink, "folder", None)
-        extra = f" (audio: {sink.audio_mode}, {sink.pix_fmt})" if hasattr(sink, "audio_mode") else ""
-        table.add_row("wrote", f"{path}{extra}")
+    for label, text in rows:
+        table.add_row(label, text)
     console.print(table)
+    return rows
 
 
 if __name__ == "__main__":

@@ -117,6 +117,9 @@ class OutputSpec:
     crf: int = 20
     even_size: bool = False
     inset: bool = True
+    style: Any = None  # a jasr_video.layout.DrawStyle (overrides inset)
+    json_decimals: int = 2
+    json_landmarks: str = "both"
 
     def paths(self, label: str) -> dict[str, Path]:
         paths = {}
@@ -137,9 +140,9 @@ class OutputSpec:
         try:
             if "out" in paths:
                 sinks.append(VideoSink(paths["out"], info, audio_from=None if info.is_live else uri, crf=self.crf,
-                                       even_size=self.even_size, inset=self.inset))
+                                       even_size=self.even_size, inset=self.inset, style=self.style))
             if "json" in paths:
-                sinks.append(JsonlSink(paths["json"]))
+                sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks))
             if "crops" in paths:
                 sinks.append(CropSink(paths["crops"]))
         except BaseException:

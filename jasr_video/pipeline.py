@@ -27,6 +27,7 @@ import torch
 from .crop import LR_SIZE, CropGeometry, crop_face
 from .detect import Detection, FaceDetector
 from .enhance import BatchEnhancer
+from .layout import clip_box
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
 from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
 from .track import SortTracker, TrackedFace
@@ -107,26 +108,40 @@ class FaceResult:
     face_px: float  # face size in the frame: longer side of the box
     sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
     crop: CropGeometry  # the square crop fed to the model
+    at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
 
     @property
     def below_16px(self) -> bool:
         """True when the face is smaller than the model's 16x16 input (it was upsampled, not reduced)."""
         return self.face_px < LR_SIZE
 
-    def to_json(self) -> dict[str, Any]:
-        r = lambda a: np.round(np.asarray(a, np.float64), 2).tolist()  # noqa: E731
-        return {
+    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
+        """The face as JSON: coordinates rounded to ``decimals`` places (0: whole pixels); ``landmarks``:
+        ``both`` (raw and smoothed), ``smoothed``, ``raw`` or ``none`` (leaves the 68 points out)."""
+        if decimals <= 0:
+            r = lambda a: np.rint(np.asarray(a, np.float64)).astype(np.int64).tolist()  # noqa: E731
+        else:
+            r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
+        out: dict[str, Any] = {
             "track_id": self.track_id,
             "box": r(self.box),
+            "at_edge": self.at_edge,
             "score": round(float(self.score), 4),
             "detected": self.detected,
-            "landmarks_raw": r(self.landmarks_raw),
-            "landmarks_smoothed": r(self.landmarks_smoothed),
-            "landmark_confidence": np.round(self.landmark_confidence.astype(np.float64), 3).tolist(),
+        }
+        if landmarks in ("both", "raw"):
+            out["landmarks_raw"] = r(self.landmarks_raw)
+        if landmarks in ("both", "smoothed"):
+            out["landmarks_smoothed"] = r(self.landmarks_smoothed)
+        if landmarks != "none":
+            out["landmark_confidence"] = np.round(self.landmark_confidence.astype(np.float64), 3 if decimals >= 2 else 2).tolist()
+        c = max(decimals, 0)
+        out.update({
             "face_px": round(float(self.face_px), 1),
             "below_16px": self.below_16px,
-            "crop": {"cx": round(self.crop.cx, 2), "cy": round(self.crop.cy, 2), "side": round(self.crop.side, 2)},
-        }
+            "crop": {"cx": round(self.crop.cx, c), "cy": round(self.crop.cy, c), "side": round(self.crop.side, c)},
+        })
+        return out
 
 
 @dataclass
@@ -141,14 +156,16 @@ class FrameResult:
     stream: str = ""
     lost_tracks: list[int] = field(default_factory=list)  # track ids deleted on this frame
     scan: str = "full"  # where MTCNN looked: "full" frame, "regions" around the tracks, "none" (predicted)
+    hidden_faces: list[FaceResult] = field(default_factory=list)  # left out by output filters (insets avoid them too)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
+        """The frame as JSON (``decimals``, ``landmarks``: see :meth:`FaceResult.to_json`)."""
         return {
             "frame": self.index,
             "pts": None if self.pts is None else round(float(self.pts), 6),
             "detected": self.detected,
             "scan": self.scan,
-            "faces": [f.to_json() for f in self.faces],
+            "faces": [f.to_json(decimals, landmarks) for f in self.faces],
         }
 
 
@@ -301,8 +318,9 @@ class Pipeline:
                 size = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1]))
                 smoothed = (self.smoother.update(face.track_id, raw, size, frame.index).astype(np.float32)
                             if cfg.smooth else raw.copy())
-                faces.append(FaceResult(face.track_id, np.asarray(face.box, np.float32), face.score, face.detected,
-                                        raw, smoothed, out.confidence[k], size, out.sr[k], g))
+                box, at_edge = clip_box(face.box, frame.image.shape[1], frame.image.shape[0])
+                faces.append(FaceResult(face.track_id, box, face.score, face.detected,
+                                        raw, smoothed, out.confidence[k], size, out.sr[k], g, at_edge))
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE

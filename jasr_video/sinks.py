@@ -20,6 +20,8 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
+from . import layout
+from .layout import DrawStyle
 from .pipeline import FaceResult, FrameResult
 from .source import StreamInfo
 
@@ -42,41 +44,15 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
 
 
-def annotate(result: FrameResult, inset: bool = True, raw_landmarks: bool = False) -> np.ndarray:
-    """Draw boxes, track ids, (smoothed) landmarks and a super-resolved inset per face on a copy of the frame."""
-    img = np.ascontiguousarray(result.image.copy())
-    h, w = img.shape[:2]
-    scale = max(min(w, h) / 720.0, 0.5)
-    thick = max(1, int(round(scale * 1.5)))
-    for face in sorted(result.faces, key=lambda f: f.face_px):
-        color = track_color(face.track_id)
-        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-        cv2.rectangle(img, (x0, y0), (x1, y1), color, thick, cv2.LINE_AA)
-        points = face.landmarks_raw if raw_landmarks else face.landmarks_smoothed
-        radius = 1 if face.face_px < 40 else 2
-        for x, y in points:
-            cv2.circle(img, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
-        label = f"#{face.track_id}" + ("" if face.detected else "*")
-        cv2.putText(img, label, (x0, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, color, thick, cv2.LINE_AA)
-        if inset:
-            _draw_inset(img, face, color)
-    return img
-
-
-def _draw_inset(img: np.ndarray, face: FaceResult, color: tuple[int, int, int]) -> None:
-    h, w = img.shape[:2]
-    size = int(np.clip(2 * face.face_px, 48, 128))
-    size = min(size, w, h)
-    sr = cv2.resize(face.sr, (size, size), interpolation=cv2.INTER_AREA)
-    x0, y0, x1, y1 = face.box
-    ix = int(round(x1)) + 3
-    if ix + size > w:
-        ix = int(round(x0)) - size - 3
-    iy = int(round(y0))
-    ix = int(np.clip(ix, 0, w - size))
-    iy = int(np.clip(iy, 0, h - size))
-    img[iy:iy + size, ix:ix + size] = sr
-    cv2.rectangle(img, (ix, iy), (ix + size - 1, iy + size - 1), color, 1)
+def annotate(result: FrameResult, inset: bool | str = True, raw_landmarks: bool = False,
+             style: DrawStyle | None = None) -> np.ndarray:
+    """Draw boxes, track ids, landmarks and super-resolved insets on a copy of the frame (:mod:`jasr_video.layout`:
+    insets never cover a face). ``style`` overrides ``inset`` (True: auto placement, False: none, or a mode name)
+    and ``raw_landmarks``."""
+    if style is None:
+        mode = inset if isinstance(inset, str) else ("auto" if inset else "off")
+        style = DrawStyle(inset=mode, raw_landmarks=raw_landmarks)
+    return layout.annotate(result, style)
 
 
 class VideoSink:
@@ -90,7 +66,8 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, info: StreamInfo, audio_from: str | None = None, crf: int = 20,
-                 preset: str = "veryfast", even_size: bool = False, inset: bool = True) -> None:
+                 preset: str = "veryfast", even_size: bool = False, inset: bool | str = True,
+                 style: DrawStyle | None = None) -> None:
         import av
 
         self.path = Path(path)
@@ -99,7 +76,7 @@ class VideoSink:
             raise ValueError(f"unsupported video output extension {suffix!r} (use .mp4, .mov or .mkv)")
         self.tmp = partial_path(self.path)
         self.info = info
-        self.inset = inset
+        self.style = style or DrawStyle(inset=inset if isinstance(inset, str) else ("auto" if inset else "off"))
         self.width, self.height = info.width, info.height
         odd = self.width % 2 or self.height % 2
         self.pad = bool(odd and even_size)
@@ -202,7 +179,7 @@ class VideoSink:
         import av
 
         t0 = time.perf_counter()
-        img = annotate(result, inset=self.inset)
+        img = annotate(result, style=self.style)
         if self.pad:
             img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
@@ -247,10 +224,20 @@ class VideoSink:
         return self.tmp
 
 
-class JsonlSink:
-    """One JSON object per frame, one line each, flushed (and fsync'ed every ``sync_every`` lines)."""
+JSON_LANDMARKS = ("both", "smoothed", "raw", "none")
 
-    def __init__(self, path: str | Path, sync_every: int = 25) -> None:
+
+class JsonlSink:
+    """One JSON object per frame, one line each, flushed (and fsync'ed every ``sync_every`` lines).
+
+    ``decimals``: places kept in coordinates (0: whole pixels); ``landmarks``: which 68-point sets are written
+    (``both``, ``smoothed``, ``raw``, ``none``; see :meth:`FaceResult.to_json`).
+    """
+
+    def __init__(self, path: str | Path, sync_every: int = 25, decimals: int = 2, landmarks: str = "both") -> None:
+        if landmarks not in JSON_LANDMARKS:
+            raise ValueError(f"landmarks must be one of {', '.join(JSON_LANDMARKS)}")
+        self.decimals, self.landmarks = decimals, landmarks
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         self.file = open(self.tmp, "w", encoding="utf-8")
@@ -260,7 +247,7 @@ class JsonlSink:
 
     def write(self, result: FrameResult) -> None:
         t0 = time.perf_counter()
-        self.file.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
+        self.file.write(json.dumps(result.to_json(self.decimals, self.landmarks), separators=(",", ":")) + "\n")
         self.file.flush()
         self.lines += 1
         if self.sync_every and self.lines % self.sync_every == 0:
@@ -283,7 +270,8 @@ class JsonlSink:
 
 
 class CropSink:
-    """Per-track super-resolved faces: DIR/track_0007/frame_000123.png (128x128 RGB)."""
+    """Per-track super-resolved faces: DIR/track_0007/frame_000123.png (128x128 RGB; flat grey where the face's
+    crop reached past the frame edge, see :func:`jasr_video.layout.mask_outside`)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -291,12 +279,14 @@ class CropSink:
         self.files = 0
 
     def write(self, result: FrameResult) -> None:
+        h, w = result.image.shape[:2]
         for face in result.faces:
             d = self.folder / f"track_{face.track_id:04d}"
             d.mkdir(exist_ok=True)
             final = d / f"frame_{result.index:06d}.png"
             tmp = d / f".frame_{result.index:06d}.png.partial"
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(face.sr, cv2.COLOR_RGB2BGR))
+            sr = layout.mask_outside(face.sr, face.crop, w, h)  # grey where the crop lay outside the frame
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(sr, cv2.COLOR_RGB2BGR))
             if ok:
                 tmp.write_bytes(buf.tobytes())
                 os.replace(tmp, final)

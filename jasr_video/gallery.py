@@ -1,0 +1,277 @@
+"""One result per person: per track, its best face and a summary (tracks.csv / tracks.jsonl).
+
+    from jasr_video.gallery import TrackGallery
+
+    gallery = TrackGallery("tracks/")                 # or TrackGallery() to keep it in memory only
+    for result in pipeline.run("clip.mp4"):
+        gallery.write(result)
+    for t in gallery.tracks():                        # the same summary as tracks.csv, as TrackSummary objects
+        print(t.track_id, t.first_frame, t.last_frame, t.best.frame)
+    gallery.close()                                   # writes the PNGs, tracks.csv and tracks.jsonl
+
+Best face: the face of the track with the highest :func:`quality`, which weighs its mean landmark
+confidence, its size (up to 64 px) and its sharpness (variance of the Laplacian of the native crop), and
+counts a Kalman-predicted box (no detection on that frame) or a face at the frame edge for less.
+Each track's best face is written as ``track_NNNN_sr.png`` (the 128x128 super-resolved face; where the
+crop reached past the frame edge that part is flat grey) and ``track_NNNN_native.png`` (the same square
+crop at the frame's own resolution, grey outside the frame).
+
+Filters (:class:`~jasr_video.filters.OutputFilter`): faces failing its per-face rules are not counted;
+tracks kept on fewer than ``min_track_frames`` frames are left out of every per-track output.
+
+``python -m jasr_video.gallery --sheets DIR VIDEO`` writes one contact sheet per track (every frame's native
+crop, numbered) for picking best faces by eye; ``--compare PICKS.json`` measures how often the automatic pick
+agrees with such picks (docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from .layout import OUTSIDE_GREY, mask_outside
+
+CSV_FIELDS = ("track_id", "first_frame", "last_frame", "first_pts", "last_pts", "frames", "detected_share",
+              "mean_face_px", "mean_score", "mean_landmark_conf", "best_frame", "best_pts", "best_face_px",
+              "best_quality", "at_edge_share", "sr_png", "native_png")
+
+
+def native_crop(image: np.ndarray, crop: Any) -> np.ndarray:
+    """The face's square crop at the frame's resolution (side rounded up), grey outside the frame."""
+    n = int(np.clip(np.ceil(crop.side), 4, 1024))
+    zoom = n / crop.side
+    c = (n - 1) / 2
+    m = np.array([[zoom, 0.0, c - zoom * crop.cx], [0.0, zoom, c - zoom * crop.cy]])
+    return cv2.warpAffine(image, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=OUTSIDE_GREY)
+
+
+def sharpness(native: np.ndarray) -> float:
+    """Variance of the Laplacian of the crop's central half (the face, without the background margin)."""
+    n = native.shape[0]
+    a, b = n // 4, n - n // 4
+    grey = cv2.cvtColor(native[a:b, a:b], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var()) if grey.size else 0.0
+
+
+def quality(face_px: float, landmark_conf: float, sharp: float, detected: bool = True, at_edge: bool = False) -> float:
+    """How good a face is as the one picture of its person (higher is better).
+
+    Mostly the mean landmark confidence (it drops when the face turns away, is occluded or blurred), plus a
+    little for size (up to 64 px) and for sharpness (saturating early: it only marks down very blurred crops,
+    as occluding hands and clutter also raise the Laplacian); less for a Kalman-predicted box or an edge face.
+    """
+    q = landmark_conf + 0.1 * min(face_px / 64.0, 1.0) + 0.05 * sharp / (sharp + 50.0)
+    return q - (0.0 if detected else 0.1) - (0.2 if at_edge else 0.0)
+
+
+@dataclass
+class BestFace:
+    frame: int
+    pts: float | None
+    quality: float
+    face_px: float
+    landmark_conf: float
+    sharpness: float
+    sr: np.ndarray = field(repr=False)  # 128x128 RGB, grey where the crop was outside the frame
+    native: np.ndarray = field(repr=False)  # native-resolution crop, RGB
+
+
+@dataclass
+class TrackSummary:
+    """One person (track): when it was seen, how well, and its best face."""
+
+    track_id: int
+    first_frame: int
+    last_frame: int
+    first_pts: float | None
+    last_pts: float | None
+    frames: int = 0  # frames the face was written on (after the per-face filters)
+    detected: int = 0  # of them, frames with a real detection (not a Kalman prediction)
+    at_edge: int = 0
+    sum_face_px: float = 0.0
+    sum_score: float = 0.0
+    sum_conf: float = 0.0
+    best: BestFace | None = None
+    sr_png: str = ""  # file names in the gallery folder, once written
+    native_png: str = ""
+
+    @property
+    def detected_share(self) -> float:
+        return self.detected / self.frames if self.frames else 0.0
+
+    def row(self) -> dict[str, Any]:
+        n = max(self.frames, 1)
+        b = self.best
+        return {
+            "track_id": self.track_id, "first_frame": self.first_frame, "last_frame": self.last_frame,
+            "first_pts": None if self.first_pts is None else round(self.first_pts, 3),
+            "last_pts": None if self.last_pts is None else round(self.last_pts, 3),
+            "frames": self.frames, "detected_share": round(self.detected_share, 3),
+            "mean_face_px": round(self.sum_face_px / n, 1), "mean_score": round(self.sum_score / n, 4),
+            "mean_landmark_conf": round(self.sum_conf / n, 3),
+            "best_frame": b.frame if b else None, "best_pts": None if b is None or b.pts is None else round(b.pts, 3),
+            "best_face_px": round(b.face_px, 1) if b else None, "best_quality": round(b.quality, 3) if b else None,
+            "at_edge_share": round(self.at_edge / n, 3), "sr_png": self.sr_png, "native_png": self.native_png,
+        }
+
+
+class TrackGallery:
+    """A sink collecting per-track summaries and best faces; ``close`` writes them to ``folder`` (if given)."""
+
+    def __init__(self, folder: str | Path | None = None, output_filter: Any = None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.filter = output_filter
+        self.min_track_frames = getattr(output_filter, "min_track_frames", 1)
+        self._tracks: dict[int, TrackSummary] = {}
+        self._closed = False
+
+    def write(self, result: Any) -> None:
+        h, w = result.image.shape[:2]
+        faces = list(result.faces) + list(getattr(result, "hidden_faces", ()))
+        for face in faces:
+            if self.filter is not None and self.filter.face_reason(face) is not None:
+                continue
+            t = self._tracks.get(face.track_id)
+            if t is None:
+                t = self._tracks[face.track_id] = TrackSummary(face.track_id, result.index, result.index,
+                                                               result.pts, result.pts)
+            t.last_frame, t.last_pts = result.index, result.pts
+            conf = float(np.mean(face.landmark_confidence))
+            edge = bool(getattr(face, "at_edge", False))
+            t.frames += 1
+            t.detected += bool(face.detected)
+            t.at_edge += edge
+            t.sum_face_px += float(face.face_px)
+            t.sum_score += float(face.score)
+            t.sum_conf += conf
+            native = native_crop(result.image, face.crop)
+            sharp = sharpness(native)
+            q = quality(float(face.face_px), conf, sharp, bool(face.detected), edge)
+            if t.best is None or q > t.best.quality:
+                t.best = BestFace(result.index, result.pts, q, float(face.face_px), conf, sharp,
+                                  mask_outside(face.sr, face.crop, w, h).copy(), native)
+
+    def tracks(self) -> list[TrackSummary]:
+        """Every track kept on at least ``min_track_frames`` frames, by track id."""
+        return [t for _, t in sorted(self._tracks.items()) if t.frames >= self.min_track_frames]
+
+    def close(self, complete: bool = True) -> Path | None:
+        """Write each track's best face (SR and native PNG), tracks.csv and tracks.jsonl (when a folder was given)."""
+        if self._closed or self.folder is None:
+            return self.folder
+        self._closed = True
+        tracks = self.tracks()
+        for t in tracks:
+            if t.best is None:
+                continue
+            t.sr_png, t.native_png = f"track_{t.track_id:04d}_sr.png", f"track_{t.track_id:04d}_native.png"
+            for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native)):
+                _write_png(self.folder / name, img)
+        rows = [t.row() for t in tracks]
+        tmp = self.folder / "tracks.csv.partial"
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.folder / "tracks.csv")
+        tmp = self.folder / "tracks.jsonl.partial"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        os.replace(tmp, self.folder / "tracks.jsonl")
+        return self.folder
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if ok:
+        tmp = path.with_name("." + path.name + ".partial")
+        tmp.write_bytes(buf.tobytes())
+        os.replace(tmp, path)
+
+
+# -- by-eye comparison ---------------------------------------------------------------------------
+
+
+def _run(video: str, max_frames: int | None, threads: int | None
+         ) -> tuple[TrackGallery, dict[int, dict[int, np.ndarray]], dict[int, list[tuple[int, float, float, float]]]]:
+    import torch
+
+    from .pipeline import Pipeline, PipelineConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    gallery = TrackGallery()
+    crops: dict[int, dict[int, np.ndarray]] = {}
+    features: dict[int, list[tuple[int, float, float, float]]] = {}  # per track: (frame, size, confidence, sharpness)
+    for result in Pipeline(PipelineConfig(max_frames=max_frames)).run(video):
+        gallery.write(result)
+        for face in result.faces:
+            native = crops.setdefault(face.track_id, {})[result.index] = native_crop(result.image, face.crop)
+            features.setdefault(face.track_id, []).append(
+                (result.index, float(face.face_px), float(np.mean(face.landmark_confidence)), sharpness(native)))
+    return gallery, crops, features
+
+
+def contact_sheet(crops: dict[int, np.ndarray], cell: int = 96, columns: int = 10) -> np.ndarray:
+    """Every frame's crop of one track, resized to ``cell`` px, with its frame number, in a grid (RGB)."""
+    frames = sorted(crops)
+    rows = (len(frames) + columns - 1) // columns
+    sheet = np.full((rows * (cell + 14), columns * cell, 3), 255, np.uint8)
+    for k, f in enumerate(frames):
+        r, c = divmod(k, columns)
+        y, x = r * (cell + 14), c * cell
+        sheet[y + 14:y + 14 + cell, x:x + cell] = cv2.resize(crops[f], (cell, cell), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(sheet, str(f), (x + 2, y + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jasr_video.gallery", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video")
+    p.add_argument("--sheets", metavar="DIR", help="write track_NNNN.png contact sheets of every track's crops")
+    p.add_argument("--compare", metavar="PICKS", help="JSON {track_id: [frames judged best by eye]}: report agreement")
+    p.add_argument("--tolerance", type=int, default=2, help="frames either side of a by-eye pick that also agree "
+                   "(neighbouring frames look alike; default: 2)")
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    gallery, crops, features = _run(args.video, args.max_frames, args.threads)
+    if args.sheets:
+        out = Path(args.sheets)
+        out.mkdir(parents=True, exist_ok=True)
+        for t in gallery.tracks():
+            _write_png(out / f"track_{t.track_id:04d}.png", contact_sheet(crops[t.track_id]))
+            print(f"track {t.track_id}: frames {t.first_frame}-{t.last_frame} ({t.frames}), auto best {t.best.frame}")
+    if args.compare:
+        picks = {int(k): [int(f) for f in v] for k, v in json.loads(Path(args.compare).read_text())["picks"].items()}
+        choices = {"quality (the gallery's pick)": {t.track_id: t.best.frame for t in gallery.tracks() if t.best}}
+        for name, k in (("largest face only", 1), ("landmark confidence only", 2), ("sharpness only", 3)):
+            choices[name] = {tid: max(rows, key=lambda r: r[k])[0] for tid, rows in features.items()}
+        n = len(picks)
+        for name, auto in choices.items():
+            exact = near = 0
+            for tid, frames in sorted(picks.items()):
+                a = auto.get(tid)
+                hit = a in frames
+                close = a is not None and min(abs(a - f) for f in frames) <= args.tolerance
+                exact, near = exact + hit, near + close
+                if name.startswith("quality"):
+                    print(f"track {tid}: by eye {frames}, automatic {a}: {'agree' if hit else 'near' if close else 'differ'}")
+            print(f"{name}: {exact}/{n} tracks on a by-eye frame, {near}/{n} within {args.tolerance} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
