@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # fragmented MP4 / MOV: the header first, then a fragment per video frame; a file cut at any point plays
-_FRAGMENTED = {"movflags": "frag_every_frame+empty_moov+default_base_moof"}
+_FRAGMENTED = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
 PARTIAL = ".partial"
 
 
