@@ -184,10 +184,12 @@ def test_live_reconnect_plays_through_the_gap_and_hides_the_password(rtsp_clip, 
     k = sum(1 for x in lines[:gap_at] if "frame" in x)  # frames before the gap
     assert steps[k - 1] >= gap["duration"] - 0.5 and steps[k - 1] > 1.0  # the outage shows as a gap
     others = np.delete(steps, k - 1)
-    assert np.allclose(others / 0.04, np.round(others / 0.04), atol=0.1) and others.max() < 0.5  # camera rate
+    # elsewhere whole frame intervals of the 25 fps camera (latest-frame mode drops frames when the CPU is slower)
+    assert np.allclose(others / 0.04, np.round(others / 0.04), atol=0.1)
     assert lines[gap_at + 1]["scan"] == "full"  # detection restarts with a full-frame scan
     video = probe(out)
-    assert video["frames"] == 24 and np.allclose(video["pts"], pts, atol=2e-3)
+    # the video plays at the JSON's timing (from its first frame: frames dropped while the model loaded come first)
+    assert video["frames"] == 24 and np.allclose(np.array(video["pts"]) - video["pts"][0], pts - pts[0], atol=2e-3)
 
 
 @needs_gst
