@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="annotate and encode in a thread of their own, overlapping detection (auto: on when "
                      "the model runs on CUDA, 1.5x end to end on an H100; off on CPU, where it measured no reliable gain)")
     model = p.add_argument_group("model")
-    model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (in models/) or a checkpoint path "
-                       "(default: jasr-cpu)")
+    model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (looked up in the package's models/ "
+                       "only) or a checkpoint path (anything with a folder part or a .pt suffix, e.g. ./my.pt); read "
+                       "as tensors only (torch weights_only) (default: jasr-cpu)")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where MTCNN and JASRNet run; auto picks cuda when available (default: auto)")
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto",
