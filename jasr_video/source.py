@@ -312,7 +312,8 @@ def _probe(container, uri: str, live: bool) -> tuple[Any, StreamInfo]:
     if fps is not None and not (0 < fps < 1000):
         fps = None
     frames = int(vs.frames or 0) or None
-    rotation = 0 if live else _display_rotation(uri[7:] if uri.startswith("file://") else uri)
+    local = not is_live_uri(uri)  # a local file (remote files are not fetched twice)
+    rotation = _display_rotation(uri[7:] if uri.startswith("file://") else uri) if local else 0
     width, height = int(cc.width or 0), int(cc.height or 0)
     if rotation in (90, 270):
         width, height = height, width
