@@ -530,7 +530,6 @@ def _run(args: argparse.Namespace, source) -> int:
                         f"what was written is in {getattr(sink, 'tmp', name)})")
                 print(f"jasr-video: error: {redact(line)}", file=sys.stderr)
                 problems.append(line)
-                complete = False
         if not complete:
             for path in written:
                 if frames == 0 and Path(path).name.endswith(".partial"):

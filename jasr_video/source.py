@@ -509,8 +509,10 @@ class VideoSource:
         # the next frame starts a new input timeline: a live stream's first frame (its pts start at 0), after a
         # reconnect or a loop
         self._rebase = self.info.is_live
+        # the video's start time (frames before the first decodable one are counted too); a negative start
+        # (B-frames before an edit list) is not a frame position
         self._t0 = float(self._vstream.start_time * self._vstream.time_base) if (
-            self._vstream.start_time is not None and self._vstream.time_base) else None
+            self._vstream.start_time is not None and self._vstream.time_base and self._vstream.start_time >= 0) else None
         try:
             while not self._stop.is_set():
                 reason = None
