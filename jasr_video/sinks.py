@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 # mp4 / mov can carry these audio codecs as they are; others are transcoded to AAC
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-# fragmented MP4 / MOV: the header first, then a fragment per video frame; a file cut at any point plays
-_FRAGMENTED = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
+# fragmented MP4 / MOV: the header (written with the first fragment, so its edit list hides the B-frame delay),
+# then a fragment per video frame, each flushed to disk: a file cut at any point plays up to its last fragment
+_FRAGMENTED = {"movflags": "frag_every_frame+empty_moov+delay_moov+default_base_moof", "flush_packets": "1"}
 PARTIAL = ".partial"
 
 
@@ -116,10 +117,7 @@ class VideoSink:
         self.rate = rate
         fmt = _FORMATS[suffix]
         self.container = av.open(str(self.tmp), "w", format=fmt, options=_FRAGMENTED if fmt in ("mp4", "mov") else {})
-        x264 = {"crf": str(crf), "preset": preset}
-        if fmt in ("mp4", "mov"):  # a fragmented file has no edit list to hide B-frame delay: keep pts exact
-            x264["bf"] = "0"
-        self.stream = self.container.add_stream("libx264", rate=rate, options=x264)
+        self.stream = self.container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
         self.stream.width, self.stream.height, self.stream.pix_fmt = enc_w, enc_h, pix_fmt
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
