@@ -54,13 +54,14 @@ def redact(text: object) -> str:
     s = str(text)
     if not s:
         return s
+    s = _URL.sub(_url_sub, s)
+    s = _PARAM.sub(lambda m: m.group("name") + MASK, s)
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for secret in known:  # longest first, so a secret holding another is hidden whole
         if secret in s:
             s = s.replace(secret, MASK)
-    s = _URL.sub(_url_sub, s)
-    return _PARAM.sub(lambda m: m.group("name") + MASK, s)
+    return s
 
 
 def secrets_of(uri: str) -> list[str]:

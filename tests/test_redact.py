@@ -45,6 +45,12 @@ def test_redact_forms(text, secrets, kept):
         assert k in out, out
 
 
+def test_param_names_survive_remembered_secrets():
+    remember("rtsp://u:secret@cam/s")  # a password that is also a parameter name
+    out = redact("https://cdn/x.m3u8?secret=s3cr3t&res=hd")
+    assert "s3cr3t" not in out and "res=hd" in out
+
+
 def test_remembered_secrets_are_hidden_anywhere():
     uri = "rtsp://viewer:Zq9%2Fsecret@cam/s?token=T0k3nXYZ"
     assert {"Zq9%2Fsecret", "Zq9/secret", "T0k3nXYZ"} <= set(secrets_of(uri))
