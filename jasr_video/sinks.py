@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 
 from .pipeline import FaceResult, FrameResult
+from .redact import protect
 from .source import StreamInfo
 
-log = logging.getLogger(__name__)
+log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 # mp4 / mov can carry these audio codecs as they are; others are transcoded to AAC
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
