@@ -215,11 +215,9 @@ def check_outputs_writable(outputs: dict[str, str | None], inputs: Sequence[str]
         path = Path(value).resolve()
         if path in sources:
             raise UserError(f"{opt} {value} would overwrite the input (choose another name)")
-        for other, other_opt in seen.items():
-            if path == other or (opt == "--save-crops" and other.is_relative_to(path)) or (
-                    other_opt == "--save-crops" and path.is_relative_to(other)):
-                raise UserError(f"{opt} {value} and {other_opt} name the same file or folder (give each output "
-                                f"its own name)")
+        if path in seen:
+            raise UserError(f"{opt} {value} and {seen[path]} name the same file or folder (give each output "
+                            f"its own name)")
         seen[path] = opt
         if opt == "--save-crops":
             folder = path
