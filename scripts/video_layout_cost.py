@@ -5,7 +5,7 @@ Matroska (no per-frame fragments). Prints size and encode time of each as JSON.
     python scripts/video_layout_cost.py ../shared/data/video/royal_opera_house_1080p25.mp4 --frames 50
 
 A measuring aid for the notes on the output layout (not a test); timings are wall clock on a shared machine,
-so compare the two rows of one run.
+so compare the two rows of one run (each the faster of two alternating encodes).
 """
 from __future__ import annotations
 
@@ -28,17 +28,20 @@ def main() -> None:
     with open_source(args.video) as src:
         info = src.info
         frames = [f for f in src if isinstance(f, Frame)][: args.frames]
-    results = {}
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("fragmented.mp4", "plain.mkv"):
+        # alternating, twice each; the faster of the two runs counts (the first encode also warms up x264)
+        for name in ("fragmented.mp4", "plain.mkv", "fragmented.mp4", "plain.mkv"):
             path = Path(tmp) / name
             sink = VideoSink(path, info)
             t0 = time.perf_counter()
             for f in frames:
                 sink.write(FrameResult(f.index, f.pts, f.image, []))
             sink.close()
-            results[name] = {"frames": len(frames), "bytes": path.stat().st_size,
-                             "encode_s": round(time.perf_counter() - t0, 2)}
+            seconds = round(time.perf_counter() - t0, 2)
+            best = min(seconds, results.get(name, {}).get("encode_s", seconds))
+            results[name] = {"frames": len(frames), "bytes": path.stat().st_size, "encode_s": best}
+            path.unlink()
     a, b = results["fragmented.mp4"], results["plain.mkv"]
     results["size_ratio"] = round(a["bytes"] / b["bytes"], 3)
     results["time_ratio"] = round(a["encode_s"] / b["encode_s"], 3)
