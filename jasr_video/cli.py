@@ -4,10 +4,13 @@ One input runs in the main thread; several inputs (``jasr-video a.mp4 rtsp://cam
 ``--streams FILE``) run as streams of one process sharing one model (:mod:`jasr_video.multistream`).
 ``--demo`` renders the shared demo clip (:mod:`jasr_video.demo`).
 
-Exit codes: 0 done; 2 bad input or options (one line saying the problem and the fix; with several
-streams: any stream that could not be opened or failed, after the others finished);
+Exit codes: 0 done; 2 bad input or options (one line saying the problem and the fix, before the model
+loads), an input that ended early (a file cut short, a read error, a live input given up or frozen with
+reconnect off; its outputs are finalised with the frames read) or an output that could not be finalised;
+with several streams any stream that could not be opened or failed, after the others finished;
 1 an unexpected internal error (one line; --debug shows the traceback); 130 / 143 stopped by
-Ctrl-C / SIGTERM after finalising the outputs written so far.
+Ctrl-C / SIGTERM after finalising the outputs written so far. Every line written (errors, logs, JSON
+events, the summary) has passwords and tokens of input URLs redacted (:mod:`jasr_video.redact`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .redact import RedactFilter, redact
 
 if TYPE_CHECKING:
     from .multistream import StreamSpec
@@ -82,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  jasr-video --streams cameras.txt --json out/ --live\n"
             "  jasr-video --demo\n"
             "Outputs are written as NAME.partial and renamed when finished (or stopped with Ctrl-C);\n"
-            "exit codes: 0 ok, 2 bad input/options (or a stream that failed), 1 internal error,\n"
-            "130/143 stopped by Ctrl-C/SIGTERM."
+            "exit codes: 0 ok, 2 bad input/options, an input that ended early or an output that could\n"
+            "not be finalised (or a stream that failed), 1 internal error, 130/143 stopped by Ctrl-C/SIGTERM."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -144,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "fewer than N frames; per-frame outputs are written without delay, so they show a person from "
                       "the N-th frame on (the first N-1 are left out), --tracks / --report apply it exactly (default: 1)")
     model = p.add_argument_group("model")
-    model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (in models/) or a checkpoint path "
-                       "(default: jasr-cpu)")
+    model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (looked up in the package's models/ "
+                       "only) or a checkpoint path (anything with a folder part or a .pt suffix, e.g. ./my.pt); read "
+                       "as tensors only (torch weights_only) (default: jasr-cpu)")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where MTCNN and JASRNet run; auto picks cuda when available (default: auto)")
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto",
@@ -236,8 +242,58 @@ def _check_outputs(args: argparse.Namespace) -> None:
             parent = Path(value).resolve().parent
             if not parent.is_dir():
                 raise UserError(f"{opt} {value}: folder {parent} does not exist (create it first)")
-            if Path(value).resolve() == Path(args.input).resolve():
+            if "://" not in args.input and Path(value).resolve() == Path(args.input).resolve():
                 raise UserError(f"{opt} {value} would overwrite the input (choose another name)")
+    outputs = {"--out": args.out, "--json": args.json, "--save-crops": args.save_crops, "--tracks": args.tracks,
+               "--report": args.report}
+    check_outputs_writable(outputs, [args.input])
+
+
+def _write_probe(folder: Path) -> str | None:
+    """Create and delete a file in `folder`: None when that works, else the reason (works for root too)."""
+    probe = folder / f".jasr-video-write-test-{os.getpid()}"
+    try:
+        with open(probe, "x"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+FOLDER_OUTPUTS = ("--save-crops", "--tracks", "--report")  # outputs that are folders (created when missing)
+
+
+def check_outputs_writable(outputs: dict[str, str | None], inputs: Sequence[str]) -> None:
+    """Every output (option -> path) is distinct from the others and the inputs, is not an existing folder (files)
+    and can be created: a UserError (one line) otherwise. Run before the model loads."""
+    seen: dict[Path, str] = {}
+    sources = {Path(u[7:] if u.startswith("file://") else u).resolve(): u for u in inputs if "://" not in u
+               or u.startswith("file://")}
+    for opt, value in outputs.items():
+        if not value:
+            continue
+        path = Path(value).resolve()
+        if path in sources:
+            raise UserError(f"{opt} {value} would overwrite the input (choose another name)")
+        if path in seen:
+            raise UserError(f"{opt} {value} and {seen[path]} name the same file or folder (give each output "
+                            f"its own name)")
+        seen[path] = opt
+        if opt in FOLDER_OUTPUTS:
+            folder = path
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent  # the crops folder is created: its nearest existing ancestor must be writable
+            if not folder.is_dir():
+                raise UserError(f"{opt} {value}: {folder} is a file, not a folder (give a folder path)")
+        else:
+            if path.is_dir():
+                raise UserError(f"{opt} {value} is a folder (give a file name, e.g. {Path(value) / 'out'}"
+                                f"{'.mp4' if opt == '--out' else '.jsonl'})")
+            folder = path.parent
+        reason = _write_probe(folder)
+        if reason is not None:
+            raise UserError(f"{opt} {value}: cannot write in {folder} ({reason}; choose a writable folder)")
 
 
 def _open(args: argparse.Namespace):
@@ -282,19 +338,25 @@ def _wait_for_start(args: argparse.Namespace) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="jasr-video: %(message)s")
+    for handler in logging.getLogger().handlers:  # every log line (also other libraries') is redacted
+        handler.addFilter(RedactFilter())
     try:
         return _main(args)
     except UserError as exc:
-        print(f"jasr-video: error: {exc}", file=sys.stderr)
+        print(f"jasr-video: error: {redact(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("jasr-video: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except Exception as exc:  # noqa: BLE001
         if args.debug:
-            raise
+            import traceback
+
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+            return EXIT_ERROR
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"jasr-video: internal error: {type(exc).__name__}: {line} (rerun with --debug for details)", file=sys.stderr)
+        print(f"jasr-video: internal error: {type(exc).__name__}: {redact(line)} (rerun with --debug for details)",
+              file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -426,15 +488,24 @@ def _run(args: argparse.Namespace, source) -> int:
     info = source.info
     sinks: list[Any] = []
     writer: BackgroundWriter | None = None
-    stop = {"signal": None}
+    # signal: the first Ctrl-C / SIGTERM; writing / closing: a second one waits for the frame being written
+    # (so every output holds the same frames) and is ignored while the outputs are finalised
+    stop: dict[str, Any] = {"signal": None, "writing": False, "pending": False, "closing": False}
 
     def write(result: Any) -> None:
         result = args.filter(result)  # the output filters: the rest go to result.hidden_faces
-        if writer is not None:
-            writer.write(result)
-        else:
-            for sink in sinks:
-                sink.write(result)
+        stop["writing"] = True
+        try:
+            if writer is not None:
+                writer.write(result)
+            else:
+                for sink in sinks:
+                    sink.write(result)
+        finally:
+            stop["writing"] = False
+        if stop["pending"]:
+            stop["pending"] = False
+            raise KeyboardInterrupt
 
     def event(line: dict[str, Any]) -> None:
         if writer is not None:
@@ -443,7 +514,13 @@ def _run(args: argparse.Namespace, source) -> int:
             write_event(sinks, line)
 
     def on_signal(signum, _frame) -> None:
-        if stop["signal"] is not None:  # second Ctrl-C: stop now (outputs are still closed in finally)
+        if stop["closing"]:  # finalising the outputs: let it finish
+            stop["signal"] = stop["signal"] or signum
+            return
+        if stop["signal"] is not None:  # second Ctrl-C: stop now (after the frame being written); outputs are finalised
+            if stop["writing"]:
+                stop["pending"] = True
+                return
             raise KeyboardInterrupt
         stop["signal"] = signum
         pipeline.stop()
@@ -453,6 +530,7 @@ def _run(args: argparse.Namespace, source) -> int:
     complete = False
     frames = faces = 0
     gallery = run_log = None
+    problems: list[str] = []  # lines that make the exit non-zero: an input that ended early, an output not finalised
     try:
         if args.out:
             sinks.append(VideoSink(args.out, info, audio_from=args.input, crf=args.crf, even_size=args.even_size,
@@ -480,26 +558,31 @@ def _run(args: argparse.Namespace, source) -> int:
                       transient=False, disable=args.quiet) as progress:
             task = progress.add_task(Path(args.input).name if "://" not in args.input else info.uri,
                                      total=total, fps=0.0, faces=0, tracks=0)
-            for result in pipeline.run(source, events=True):
-                if isinstance(result, StreamGap):  # live source came back after an outage
-                    event({"event": "stream_gap", "stream": result.stream, "start_pts": result.start_pts,
-                           "duration": round(result.duration, 3), "reason": result.reason})
-                    continue
-                write(result)
-                frames += 1
-                faces += len(result.faces)
-                elapsed = max(time.monotonic() - started, 1e-6)
-                progress.update(task, completed=frames, fps=frames / elapsed, faces=len(result.faces),
-                                tracks=pipeline.tracks_seen())
+            try:
+                for result in pipeline.run(source, events=True):
+                    if isinstance(result, StreamGap):  # live source came back after an outage
+                        event({"event": "stream_gap", "stream": result.stream, "start_pts": result.start_pts,
+                               "duration": round(result.duration, 3), "reason": redact(result.reason)})
+                        continue
+                    write(result)
+                    frames += 1
+                    faces += len(result.faces)
+                    elapsed = max(time.monotonic() - started, 1e-6)
+                    progress.update(task, completed=frames, fps=frames / elapsed, faces=len(result.faces),
+                                    tracks=pipeline.tracks_seen())
+            except KeyboardInterrupt:
+                if stop["signal"] is None:
+                    raise
+                # a second Ctrl-C: stop now; the frames written so far are finalised as for the first
         if frames and getattr(source, "error", None) and stop["signal"] is None:  # why the stream ended early
-            event({"event": "stream_error", "stream": source.name, "reason": source.error})
+            event({"event": "stream_error", "stream": source.name, "reason": redact(source.error)})
+            problems.append(redact(source.error))
         if frames == 0 and stop["signal"] is None:
             reason = getattr(source, "error", None) or "no frame could be decoded"
             raise UserError(f"{args.input}: {reason} (check that the file is a playable video)")
         complete = True
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        stop["closing"] = True  # a Ctrl-C from here on no longer interrupts (handlers restored below)
         failed: BaseException | None = None
         if writer is not None:
             try:
@@ -513,26 +596,32 @@ def _run(args: argparse.Namespace, source) -> int:
                 continue
             try:
                 written.append(sink.close(complete=complete and frames > 0))
-            except Exception as exc:  # noqa: BLE001
-                console.print(f"[red]could not finalise {getattr(sink, 'path', sink)}:[/] {exc}")
+            except Exception as exc:  # noqa: BLE001 - never hidden (not even by --quiet): the exit is non-zero
+                name = getattr(sink, "path", None) or getattr(sink, "folder", sink)
+                line = (f"could not finalise {name}: {type(exc).__name__}: {exc} (check free space and permissions; "
+                        f"what was written is in {getattr(sink, 'tmp', name)})")
+                print(f"jasr-video: error: {redact(line)}", file=sys.stderr)
+                problems.append(line)
         if not complete:
             for path in written:
                 if frames == 0 and Path(path).name.endswith(".partial"):
                     Path(path).unlink(missing_ok=True)
                 elif Path(path).exists():
                     console.print(f"[yellow]incomplete output kept:[/] {path}")
+        for s, h in old.items():
+            signal.signal(s, h)
         if failed is not None:
             raise failed  # after the outputs are closed, as when a sink fails in this thread
-    rows = _summary(console, args, pipeline, sinks, frames, faces, stop["signal"])
+    rows = _summary(console, args, pipeline, sinks, frames, faces, stop["signal"], problems)
     if args.report and run_log is not None and gallery is not None:
         page = write_report(args.report, run_log, gallery.tracks(), gallery.folder, rows,
-                            title=f"jasr-video: {Path(args.input).name if '://' not in args.input else info.uri}")
+                            title=f"jasr-video: {Path(args.input).name if '://' not in args.input else redact(info.uri)}")
         console.print(f"report: {page}", soft_wrap=True)
     if stop["signal"] == signal.SIGINT:
         return EXIT_SIGINT
     if stop["signal"] == signal.SIGTERM:
         return EXIT_SIGTERM
-    return EXIT_OK
+    return EXIT_USAGE if problems else EXIT_OK
 
 
 def _check_stream_outputs(args: argparse.Namespace, inputs: list[str], specs: list["StreamSpec"]) -> None:
@@ -559,7 +648,8 @@ def _check_stream_outputs(args: argparse.Namespace, inputs: list[str], specs: li
     seen: dict[Path, str] = {}
     inputs_resolved = {Path(u).resolve() for u in inputs if "://" not in u}
     for s in specs:
-        for kind, path in spec.paths(s.name).items():
+        paths = spec.paths(s.name)
+        for kind, path in paths.items():
             opt = {"out": "--out", "json": "--json", "crops": "--save-crops"}[kind]
             if kind == "out" and path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
                 raise UserError(f"--out {path}: unsupported extension (use .mp4, .mov or .mkv)")
@@ -571,6 +661,8 @@ def _check_stream_outputs(args: argparse.Namespace, inputs: list[str], specs: li
                 raise UserError(f"{opt} {path}: streams {seen[path.resolve()]} and {s.name} would write the same file "
                                 f"(put {STREAM} in the name)")
             seen[path.resolve()] = s.name
+        check_outputs_writable({{"out": "--out", "json": "--json", "crops": "--save-crops"}[k]: str(v)
+                                for k, v in paths.items()}, inputs)
 
 
 def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
@@ -623,7 +715,7 @@ def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
     _streams_summary(console, runner, reports, time.monotonic() - started)
     for r in reports:
         if r.status == "failed":
-            print(f"jasr-video: error: stream {r.name}: {r.error}", file=sys.stderr)
+            print(f"jasr-video: error: stream {r.name}: {redact(r.error)}", file=sys.stderr)
     if stop["signal"] == signal.SIGINT:
         return EXIT_SIGINT
     if stop["signal"] == signal.SIGTERM:
@@ -648,10 +740,14 @@ def _streams_summary(console, runner, reports, elapsed: float) -> None:
                   f"forwards for {m['requests']} requests (up to {m['max_streams']} streams per forward)")
 
 
-def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum) -> list[tuple[str, str]]:
+def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
+                  problems: Sequence[str] = ()) -> list[tuple[str, str]]:
     """The run summary in plain words, as (label, text) rows (printed, and the report's first table)."""
     s = pipeline.summary()
     status = {None: "complete", signal.SIGINT: "stopped by Ctrl-C", signal.SIGTERM: "stopped by SIGTERM"}[signum]
+    if problems and signum is None:  # the input ended early (its error comes first) or an output was not finalised
+        error = getattr(pipeline.source, "error", None)
+        status = ("ended early: " if error and problems[0] == redact(error) else "failed: ") + redact(problems[0])
     rows = [("status", status), ("frames", f"{frames} frames processed at {s['fps']:.2f} frames per second overall")]
     small = s["faces_below_16px"]
     rows.append(("faces", f"{s['faces']} face images found on {frames} frames (one person on one frame is one face "
@@ -665,9 +761,10 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum) -> lis
     rows.append(("time", f"detection {s['detect_s']:.1f} s, super-resolution {s['enhance_s']:.1f} s, "
                  f"total {s['elapsed_s']:.1f} s"))
     src = s.get("source", {})
-    if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects"):
-        rows.append(("source", f"{src.get('corrupt_skipped', 0)} damaged frames skipped, {src.get('dropped', 0)} frames "
-                     f"dropped to keep up with a live source, {src.get('reconnects', 0)} reconnects"))
+    if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects") or src.get("frames_missing"):
+        rows.append(("source", f"{src.get('corrupt_skipped', 0)} damaged frames skipped, {src.get('frames_missing', 0)} "
+                     f"frames missing from the file, {src.get('dropped', 0)} frames dropped to keep up with a live "
+                     f"source, {src.get('reconnects', 0)} reconnects"))
     for sink in sinks:
         path = getattr(sink, "path", None) or getattr(sink, "folder", None)
         if path is None:
@@ -679,10 +776,11 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum) -> lis
     return rows
 
 
-def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum) -> list[tuple[str, str]]:
+def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum,
+             problems: Sequence[str] = ()) -> list[tuple[str, str]]:
     from rich.table import Table
 
-    rows = _summary_rows(args, pipeline, sinks, frames, faces, signum)
+    rows = _summary_rows(args, pipeline, sinks, frames, faces, signum, problems)
     table = Table(title="jasr-video summary", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from .source import (SourceError, StreamGap, StreamInfo, VideoSource, _is_webcam, _webcam_path, is_live_uri,
-                     open_source, open_source_retrying, redact)
+                     open_source, open_source_retrying)
+from .redact import protect, redact
 
 if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay fast for the CLI
     import torch
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay
     from .enhance import EnhancedFaces
     from .pipeline import FrameResult, Pipeline, PipelineConfig
 
-log = logging.getLogger(__name__)
+log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 STREAM = "{stream}"  # placeholder in output paths, replaced by the stream's label
 
@@ -53,7 +54,7 @@ def stream_label(uri: str) -> str:
     if _is_webcam(uri):
         raw = Path(_webcam_path(uri)).name
     elif is_live_uri(uri):
-        parts = urlsplit(uri)
+        parts = urlsplit(redact(uri))  # a password holding '/' or '@' must not end up in the label
         last = parts.path.rstrip("/").rsplit("/", 1)[-1]
         raw = Path(last).stem if last else (parts.hostname or "stream")
     else:
@@ -151,14 +152,18 @@ class OutputSpec:
         return sinks
 
 
-def close_sinks(sinks: Sequence[Any], complete: bool, frames: int) -> list[Path]:
-    """Close every sink (renamed to its final name when `complete`); drop empty partial files."""
+def close_sinks(sinks: Sequence[Any], complete: bool, frames: int, errors: list[str] | None = None) -> list[Path]:
+    """Close every sink (renamed to its final name when `complete`); drop empty partial files.
+    A sink that cannot be finalised is logged and its one-line reason appended to `errors`."""
     written = []
     for sink in sinks:
         try:
             path = Path(sink.close(complete=complete and frames > 0))
         except Exception as exc:  # noqa: BLE001 - one sink failing must not keep the others open
-            log.error("could not finalise %s: %s", getattr(sink, "path", sink), exc)
+            line = f"could not finalise {getattr(sink, 'path', sink)}: {exc}"
+            log.error("%s", line)
+            if errors is not None:
+                errors.append(redact(line))
             continue
         if frames == 0 and path.name.endswith(".partial"):
             path.unlink(missing_ok=True)
@@ -496,7 +501,10 @@ class MultiStreamRunner:
             report.status, report.error = "failed", f"internal error: {type(exc).__name__}: {line}".rstrip(": ")
             log.debug("stream %s failed", spec.name, exc_info=True)
         finally:
-            report.outputs = close_sinks(sinks, complete, report.frames)
+            errors: list[str] = []
+            report.outputs = close_sinks(sinks, complete, report.frames, errors)
+            if errors:  # an output that could not be finalised fails the stream
+                report.status, report.error = "failed", report.error or errors[0]
             if source is not None:
                 source.close()
             with self._lock:

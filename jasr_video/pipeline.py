@@ -226,6 +226,7 @@ class Pipeline:
                       "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
+        self._scan_from = 0  # frame count at the last (re)start: detection frames are counted from there
         buffer: list[Frame] = []
         items = iter(src)
         try:
@@ -239,6 +240,7 @@ class Pipeline:
                     yield from self._process(buffer)
                     buffer = []
                     self._reset_state()  # the scene may have changed: fresh tracks and smoothing
+                    self._scan_from = self._counter  # and the next frame is a full-frame scan
                     self.stats["gaps"] += 1
                     if events:
                         yield item  # type: ignore[misc]
@@ -263,7 +265,7 @@ class Pipeline:
         stats = self.stats
         regions = self.full_scan_every > 1  # frames between full scans: MTCNN on regions around the tracks
         every = self.full_scan_every if regions else cfg.detect_every
-        det_pos = [i for i in range(len(frames)) if (self._counter + i) % every == 0]
+        det_pos = [i for i in range(len(frames)) if (self._counter - self._scan_from + i) % every == 0]
         t0 = time.perf_counter()
         detections = dict(zip(det_pos, self.detector.detect([frames[i].image for i in det_pos]))) if det_pos else {}
         t1 = time.perf_counter()

@@ -3,7 +3,10 @@
 Every sink writes to ``<name>.partial`` and renames to the final name only when it is finalised
 after a complete run or a user stop (Ctrl-C / SIGTERM), so no half-written file ever looks complete.
 After a crash the ``.partial`` files stay behind: the JSONL holds every frame processed so far (one
-flushed line per frame) and the video muxer is closed in a ``finally`` so it is playable too.
+flushed line per frame) and the video muxer is closed in a ``finally`` so it is playable too. MP4 / MOV
+video is written fragmented (one fragment per video frame), so even a killed process (SIGKILL, power
+loss) leaves a playable ``.partial`` video of every frame the encoder had output; Matroska is playable
+up to its last cluster without an index.
 """
 from __future__ import annotations
 
@@ -23,13 +26,17 @@ import numpy as np
 from . import layout
 from .layout import DrawStyle
 from .pipeline import FaceResult, FrameResult
+from .redact import protect
 from .source import StreamInfo
 
-log = logging.getLogger(__name__)
+log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 # mp4 / mov can carry these audio codecs as they are; others are transcoded to AAC
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# fragmented MP4 / MOV: the header (written with the first fragment, so its edit list hides the B-frame delay),
+# then a fragment per video frame, each flushed to disk: a file cut at any point plays up to its last fragment
+_FRAGMENTED = {"movflags": "frag_every_frame+empty_moov+delay_moov+default_base_moof", "flush_packets": "1"}
 PARTIAL = ".partial"
 
 
@@ -86,7 +93,8 @@ class VideoSink:
         self.time_base = info.time_base or Fraction(1, 90000)
         rate = Fraction(info.fps).limit_denominator(1001) if info.fps else Fraction(25)
         self.rate = rate
-        self.container = av.open(str(self.tmp), "w", format=_FORMATS[suffix])
+        fmt = _FORMATS[suffix]
+        self.container = av.open(str(self.tmp), "w", format=fmt, options=_FRAGMENTED if fmt in ("mp4", "mov") else {})
         self.stream = self.container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
         self.stream.width, self.stream.height, self.stream.pix_fmt = enc_w, enc_h, pix_fmt
         self.stream.time_base = self.time_base
@@ -184,12 +192,13 @@ class VideoSink:
             img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
         t1 = time.perf_counter()
+        step = max(1, int(round(1 / (self.rate * self.time_base))))  # one frame interval in time_base units
         if result.pts is not None:
             pts = int(round(result.pts / self.time_base))
-        else:
-            pts = int(round(self.frames / self.rate / self.time_base))
+        else:  # no timestamp: one frame interval after the previous frame
+            pts = self._last_pts + step if self._last_pts is not None else 0
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # keep timestamps strictly increasing (live sources may repeat)
+            pts = self._last_pts + step  # strictly increasing at the stream's rate (live sources may repeat)
         self._last_pts = pts
         frame.pts, frame.time_base = pts, self.time_base
         for packet in self.stream.encode(frame):

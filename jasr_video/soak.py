@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from .redact import redact
 from .source import Frame, SourceError, StreamGap, open_source
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "royal_opera_house_1080p25.mp4"
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     after_close = snap()
     report = {
-        "uri": args.uri,
+        "uri": redact(args.uri),
         "video": info,
         "frames": n,
         "seconds": round(secs, 2),

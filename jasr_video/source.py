@@ -42,7 +42,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .redact import protect, redact, remember
+
+log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "rtp", "srt")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -76,6 +78,7 @@ class StreamInfo:
     time_base: fractions.Fraction | None
     has_audio: bool
     is_live: bool
+    rotation: int = 0  # display rotation of the input (degrees counter-clockwise); frames are delivered upright
 
 
 class SourceError(Exception):
@@ -84,11 +87,6 @@ class SourceError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def redact(uri: str) -> str:
-    """Hide credentials (``rtsp://user:pass@host`` -> ``rtsp://***@host``) for logs and errors."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
 
 
 def _scheme(uri: str) -> str | None:
@@ -121,8 +119,26 @@ def _default_name(uri: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The first line of an error's text, credentials redacted (FFmpeg's errors quote the raw URL)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return redact(text[0]) if text else type(exc).__name__
+
+
+# the first bytes of container formats (offset, bytes): a file that starts like one is a damaged video
+_SIGNATURES = ((4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (0, b"\x1a\x45\xdf\xa3"),
+               (0, b"RIFF"), (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"))
+
+
+def _looks_like_video(path: str) -> bool:
+    """The file starts like a known video container (MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS/TS)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400)
+    except OSError:
+        return False
+    if any(head[o:o + len(sig)] == sig for o, sig in _SIGNATURES):
+        return True
+    return len(head) > 376 and head[0] == head[188] == head[376] == 0x47  # MPEG-TS sync bytes
 
 
 def _classify_open_error(uri: str, exc: BaseException, timeout: float | None) -> SourceError:
@@ -159,6 +175,9 @@ def _classify_open_error(uri: str, exc: BaseException, timeout: float | None) ->
             return SourceError(f"cannot reach {shown}: {msg} (check the URL, network and server)")
         return SourceError(f"cannot open stream {shown}: {msg} (check the URL and that it serves video)")
     if isinstance(exc, av.error.InvalidDataError):
+        if _looks_like_video(uri[7:] if uri.startswith("file://") else uri):
+            return SourceError(f"damaged or truncated video file (its index / headers cannot be read): {shown} "
+                               f"(copy or download it again; a recording cut short needs repairing, e.g. untrunc)")
         return SourceError(f"not a video file (invalid data): {shown} (give a video file such as .mp4/.mkv)")
     return SourceError(f"cannot open {shown}: {msg} (check that it is a readable video)")
 
@@ -293,17 +312,43 @@ def _probe(container, uri: str, live: bool) -> tuple[Any, StreamInfo]:
     if fps is not None and not (0 < fps < 1000):
         fps = None
     frames = int(vs.frames or 0) or None
+    local = not is_live_uri(uri)  # a local file (remote files are not fetched twice)
+    rotation = _display_rotation(uri[7:] if uri.startswith("file://") else uri) if local else 0
+    width, height = int(cc.width or 0), int(cc.height or 0)
+    if rotation in (90, 270):
+        width, height = height, width
     info = StreamInfo(
         uri=redact(uri),
-        width=int(cc.width or 0),
-        height=int(cc.height or 0),
+        width=width,
+        height=height,
         fps=fps,
         frame_count=None if live else frames,
         time_base=vs.time_base,
         has_audio=len(container.streams.audio) > 0,
         is_live=live,
+        rotation=rotation,
     )
     return vs, info
+
+
+def _display_rotation(path: str) -> int:
+    """The display rotation of a file's video (its display matrix, e.g. a phone video stored 720x1280 shown
+    turned by 90 degrees), as 0/90/180/270 degrees counter-clockwise; read from the first decoded frame."""
+    import av
+
+    try:
+        with av.open(path) as c:
+            for frame in c.decode(video=0):
+                return int(round(float(frame.rotation or 0) / 90.0)) * 90 % 360
+    except Exception:  # noqa: BLE001 - an undecodable start is reported by the decode loop
+        pass
+    return 0
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a decoded image by its display rotation (degrees counter-clockwise, a multiple of 90)."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
 _END = object()
@@ -329,6 +374,7 @@ class VideoSource:
         if unknown:
             raise TypeError(f"unknown source option(s): {', '.join(sorted(unknown))}")
         self.uri = str(uri)
+        remember(self.uri)  # its password / tokens are redacted from every line written from now on
         is_live = is_live_uri(self.uri)
         self.name: str = options.get("name") or _default_name(self.uri)
         self.loop: bool = bool(options.get("loop", False))
@@ -342,7 +388,8 @@ class VideoSource:
         if qs is not None and int(qs) < 1:
             raise ValueError("queue_size must be >= 1")
         self._opts = dict(options, open_timeout=self.open_timeout, read_timeout=self.read_timeout)
-        self.stats: dict[str, Any] = {"decoded": 0, "corrupt_skipped": 0, "dropped": 0, "reconnects": 0, "gaps": 0}
+        self.stats: dict[str, Any] = {"decoded": 0, "corrupt_skipped": 0, "dropped": 0, "reconnects": 0, "gaps": 0,
+                                      "frames_missing": 0}
         self.error: str | None = None
         self._stop = threading.Event()
         self._finished = False
@@ -455,8 +502,17 @@ class VideoSource:
 
         container = self._container
         self._index = 0
-        self._last_pts: float | None = None
+        self._last_pts: float | None = None  # pts of the last frame delivered (on the output timeline)
         self._last_capture: float | None = None
+        self._last_raw: float | None = None  # the input's own pts of that frame
+        self._pts_offset = 0.0  # added to the input's pts (changes when a reconnect / loop restarts them)
+        # the next frame starts a new input timeline: a live stream's first frame (its pts start at 0), after a
+        # reconnect or a loop
+        self._rebase = self.info.is_live
+        # the video's start time (frames before the first decodable one are counted too); a negative start
+        # (B-frames before an edit list) is not a frame position
+        self._t0 = float(self._vstream.start_time * self._vstream.time_base) if (
+            self._vstream.start_time is not None and self._vstream.time_base and self._vstream.start_time >= 0) else None
         try:
             while not self._stop.is_set():
                 reason = None
@@ -487,9 +543,13 @@ class VideoSource:
                         container = self._reopen_file()
                         if container is None:
                             break
+                        self._rebase = True
                         continue
                     if reason != "end of stream":
                         self._set_error(f"{self.name}: read error after frame {self._index}: {reason}")
+                    elif self._ended_early():
+                        self._set_error(f"{self.name}: ended early: the file holds {self._index} of the "
+                                        f"{self.info.frame_count} frames its header lists (truncated or damaged)")
                     break
                 # live: the stream ended or failed
                 if not self.reconnect:
@@ -501,7 +561,8 @@ class VideoSource:
                 container = self._reconnect()
                 if container is None:
                     break
-                gap = StreamGap(self.name, self._last_pts, time.monotonic() - down_since, reason)
+                gap = StreamGap(self.name, self._last_pts, time.monotonic() - down_since, redact(reason))
+                self._rebase = True  # the new session's timestamps restart: continue after the outage
                 self.stats["gaps"] += 1
                 self._put(gap)
         finally:
@@ -525,7 +586,13 @@ class VideoSource:
         if self._notify is not None:
             self._notify.set()
 
+    def _ended_early(self) -> bool:
+        """A file whose decoding reached its end well before the frame count in its header (cut short)."""
+        expected = self.info.frame_count
+        return bool(expected) and self._index < expected - max(2, expected // 100)
+
     def _set_error(self, text: str) -> None:
+        text = redact(text)
         self.error = text
         self.stats["error"] = text
         log.error("%s", text)
@@ -600,8 +667,11 @@ class VideoSource:
                     self.stats["corrupt_skipped"] += 1
                     log.debug("%s: frame conversion failed: %s", self.name, _one_line(exc))
                     continue
-                pts = float(frame.time) if frame.time is not None else None
-                item = Frame(index=self._index, pts=pts, image=image, stream=self.name, captured=time.monotonic())
+                if self.info.rotation:
+                    image = upright(image, self.info.rotation)
+                now = time.monotonic()
+                pts = self._timestamp(frame.time, now)
+                item = Frame(index=self._index, pts=pts, image=image, stream=self.name, captured=now)
                 self._index += 1
                 self._last_capture = item.captured
                 if pts is not None:
@@ -609,6 +679,47 @@ class VideoSource:
                 self.stats["decoded"] += 1
                 if not self._put(item):
                     return
+
+
+    def _timestamp(self, time_s: float | None, now: float) -> float | None:
+        """The frame's pts in seconds on the output timeline; moves ``self._index`` past frames lost in a file.
+
+        Files: the input's pts; when it jumps by more than 1.5 frame intervals (frames lost to corrupt data),
+        the frame index jumps with it, so ``Frame.index`` stays the source frame number, and the missing
+        frames are counted in ``stats["frames_missing"]``. A frame without pts gets the previous pts plus one
+        frame interval. A live stream's pts start at 0 with its first frame. After a reconnect (or a loop)
+        the input's pts restart: they are shifted so that the new frames continue from the last pts before
+        the outage plus the outage's wall-clock length. Live pts never go backwards (a repeat moves one frame
+        interval on).
+        """
+        fps = self.info.fps
+        step = 1.0 / fps if fps else 0.001
+        raw = float(time_s) if time_s is not None else None
+        if not self.info.is_live and not self._rebase and raw is not None and fps:
+            ref = self._last_raw if self._last_raw is not None else self._t0
+            if ref is not None:
+                skipped = int(round((raw - ref) * fps)) - (1 if self._last_raw is not None else 0)
+                if skipped >= 1 and (self._last_raw is None or raw - ref > 1.5 * step):
+                    self._index += skipped
+                    self.stats["frames_missing"] += skipped
+        if self._rebase:
+            if self._last_pts is None:
+                target = 0.0  # a live stream's first frame
+            elif self.info.is_live and self._last_capture is not None:
+                target = self._last_pts + max(now - self._last_capture, step)  # the outage shows as a gap
+            else:
+                target = self._last_pts + step
+            if raw is None:
+                return target  # stays pending until a frame carries a pts
+            self._pts_offset = target - raw
+            self._rebase = False
+        if raw is None:
+            return None if self._last_pts is None else self._last_pts + step
+        self._last_raw = raw
+        pts = raw + self._pts_offset
+        if self.info.is_live and self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + step
+        return pts
 
 
 def open_source(uri: str, **options: Any) -> VideoSource:
