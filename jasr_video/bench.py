@@ -7,7 +7,7 @@ on a shared machine (absolute figures move with the load). Each run decodes the 
 writes an annotated H.264 video and a JSON Lines file through the real sinks (:mod:`jasr_video.sinks`):
 
 * ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
-  bicubically to 128x128 (no JASRNet); same detector settings as the pipeline;
+  bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
@@ -159,7 +159,11 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
     """MTCNN on every frame, no tracking, each face crop upscaled bicubically; decoded and written like the pipeline."""
     from .source import open_source
 
-    detector = reference_detector(config, device)
+    from .detect import FaceDetector
+
+    # facenet's own code with the settings the pipeline had before tiny-face support (fixed, so the baseline does
+    # not follow the pipeline's defaults): min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9
+    detector = FaceDetector(12, (0.6, 0.7, 0.7), 0.709, device, 0.9, fast=False)
     run = Run("baseline", config={"detector": "MTCNN every frame", "enhance": "bicubic x8 crop, no JASRNet"})
     stages = dict.fromkeys(("decode", "detect", "crop"), 0.0)
     empty2, empty1 = np.zeros((0, 2), np.float32), np.zeros(0, np.float32)

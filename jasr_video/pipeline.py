@@ -49,8 +49,11 @@ class PipelineConfig:
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.9  # drop detections below this MTCNN probability
-    max_age: int = 12  # frames a track survives unmatched
+    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
+    new_track_score: float = 0.9  # detections below this probability only continue tracks (ByteTrack); 0: all start
+    coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
+    gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
+    max_age: int = 25  # frames a track survives unmatched
     min_hits: int = 2  # matched detections before a track is reported
     iou_threshold: float = 0.3  # IoU needed to match a detection to a track
     smooth: bool = True  # Kalman-smooth landmarks per track
@@ -107,6 +110,7 @@ class FaceResult:
     face_px: float  # face size in the frame: longer side of the box
     sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
     crop: CropGeometry  # the square crop fed to the model
+    track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)
 
     @property
     def below_16px(self) -> bool:
@@ -119,6 +123,7 @@ class FaceResult:
             "track_id": self.track_id,
             "box": r(self.box),
             "score": round(float(self.score), 4),
+            "track_score": round(float(self.track_score), 4),
             "detected": self.detected,
             "landmarks_raw": r(self.landmarks_raw),
             "landmarks_smoothed": r(self.landmarks_smoothed),
@@ -192,7 +197,8 @@ class Pipeline:
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
-        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold)
+        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
+                                   cfg.gate)
         self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
 
     # -- main loop ----------------------------------------------------------------------------
@@ -302,7 +308,7 @@ class Pipeline:
                 smoothed = (self.smoother.update(face.track_id, raw, size, frame.index).astype(np.float32)
                             if cfg.smooth else raw.copy())
                 faces.append(FaceResult(face.track_id, np.asarray(face.box, np.float32), face.score, face.detected,
-                                        raw, smoothed, out.confidence[k], size, out.sr[k], g))
+                                        raw, smoothed, out.confidence[k], size, out.sr[k], g, face.track_score))
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE

@@ -271,7 +271,151 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
 
 
 # ---------------------------------------------------------------------------------------------
+# identities
+
+
+def track_clip(frames: Sequence[np.ndarray], config: Any, full_scan_every: int) -> list[dict[int, np.ndarray]]:
+    """The pipeline's detection and tracking with `config` (a PipelineConfig) over `frames`: per frame, the
+    reported boxes by track id."""
+    from .track import SortTracker
+
+    det = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, "cpu", config.min_score)
+    tracker = SortTracker(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score,
+                          config.coast, config.gate)
+    out = []
+    for k, image in enumerate(frames):
+        if k % max(full_scan_every, 1) == 0:
+            dets = det.detect([image])[0]
+        else:
+            dets = det.detect_regions(image, tracker.predicted_boxes())
+        faces = tracker.update(np.array([d.box for d in dets], np.float32).reshape(-1, 4), [d.score for d in dets])
+        out.append({f.track_id: np.asarray(f.box, np.float64) for f in faces})
+    return out
+
+
+def id_metrics(truth: list[dict[int, np.ndarray]], hyp: list[dict[int, np.ndarray]], faces: Sequence[int],
+               hidden: dict[int, range], iou_threshold: float = 0.3) -> dict[str, Any]:
+    """Identity figures of a tracked run `hyp` against `truth` (per frame {id: box}) for the truth ids `faces`.
+
+    A truth face is matched on each frame, where it is not `hidden` (occluded), to the hypothesis box of best
+    IoU (>= threshold); an id switch is a change of the matched hypothesis id from one matched frame to the
+    next. Fragments: tracks of `hyp` reported on fewer than 5 frames, as a share of all its tracks."""
+    switches, matched, total, per_face = 0, 0, 0, {}
+    for face in faces:
+        ids: list[int] = []
+        for k, (t, h) in enumerate(zip(truth, hyp)):
+            if face not in t or k in hidden.get(face, ()):
+                continue
+            total += 1
+            if h:
+                hid = list(h)
+                iou = iou_matrix(t[face][None], np.stack([h[i] for i in hid]))[0]
+                if iou.max() >= iou_threshold:
+                    matched += 1
+                    ids.append(hid[int(iou.argmax())])
+        sw = sum(a != b for a, b in zip(ids, ids[1:]))
+        switches += sw
+        per_face[face] = {"ids": sorted(set(ids)), "switches": sw}
+    lengths: dict[int, int] = {}
+    for h in hyp:
+        for i in h:
+            lengths[i] = lengths.get(i, 0) + 1
+    short = sum(n < 5 for n in lengths.values())
+    return {"faces": len(faces), "id_switches": switches, "coverage": matched / max(total, 1),
+            "tracks": len(lengths), "fragments": short, "fragment_share": short / max(len(lengths), 1),
+            "per_face": per_face}
+
+
+def occlude(frames: Sequence[np.ndarray], truth: list[dict[int, np.ndarray]], faces: Sequence[int], start: int,
+            length: int, seed: int = 0) -> tuple[list[np.ndarray], dict[int, range]]:
+    """Copies of `frames` with a grey noise patch pasted over each of `faces` (1.6x its truth box) for `length`
+    frames, face k from frame start + 4k. Returns the frames and the occluded frame range of each face."""
+    rng = np.random.default_rng(seed)
+    out = [f.copy() for f in frames]
+    hidden = {}
+    for k, face in enumerate(faces):
+        span = range(start + 4 * k, min(start + 4 * k + length, len(frames)))
+        hidden[face] = span
+        for i in span:
+            box = truth[i].get(face)
+            if box is None:
+                continue
+            cx, cy = (box[:2] + box[2:]) / 2
+            half = 0.8 * max(box[2] - box[0], box[3] - box[1])
+            h, w = out[i].shape[:2]
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+            out[i][y0:y1, x0:x1] = rng.integers(90, 140, (y1 - y0, x1 - x0, 1), dtype=np.uint8)
+    return out, hidden
+
+
+def run_ids(args: argparse.Namespace) -> dict[str, Any]:
+    """Id switches and fragmentation on the opera clip (downscaled ``--ids-scale``), clean and with faces
+    occluded: the truth is the clean clip tracked with a full scan on every frame; the faces followed are its
+    tracks reported on >= 95 % of the frames; each config runs as the CPU pipeline does (full scan every 5th
+    frame, regions between)."""
+    from .pipeline import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig
+
+    import av
+
+    with av.open(str(Path(args.data) / "royal_opera_house_1080p25.mp4")) as c:
+        frames = [downscale(f.to_ndarray(format="rgb24"), args.ids_scale)
+                  for _, f in zip(range(args.ids_frames), c.decode(video=0))]
+    default = PipelineConfig(device="cpu")
+    configs = {"before": replace(default, min_score=0.9, new_track_score=0.0, coast=0, gate=0.0, max_age=12),
+               "default": default}
+    truth = track_clip(frames, default, 1)
+    counts: dict[int, int] = {}
+    for t in truth:
+        for i in t:
+            counts[i] = counts.get(i, 0) + 1
+    faces = sorted(i for i, n in counts.items() if n >= 0.95 * len(frames))
+    occluded, hidden = occlude(frames, truth, faces[:args.ids_occlude], len(frames) // 3, args.ids_length)
+    report: dict[str, Any] = {"frames": len(frames), "size": list(frames[0].shape[1::-1]), "faces_followed": len(faces),
+                              "occluded_faces": faces[:args.ids_occlude], "occluded_frames": args.ids_length, "runs": {}}
+    for name, cfg in configs.items():
+        for clip_name, clip in (("clean", frames), ("occluded", occluded)):
+            hyp = track_clip(clip, cfg, AUTO_FULL_SCAN_EVERY_CPU)
+            report["runs"][f"{name}|{clip_name}"] = id_metrics(truth, hyp, faces, hidden if clip_name == "occluded" else {})
+            print(f"  ids {name} {clip_name} done", file=sys.stderr, flush=True)
+    return report
+
+
+def print_ids(report: dict[str, Any]) -> None:
+    print(f"\nids: opera clip, first {report['frames']} frames at {report['size'][0]}x{report['size'][1]}, "
+          f"{report['faces_followed']} faces visible throughout, {len(report['occluded_faces'])} of them occluded for "
+          f"{report['occluded_frames']} frames")
+    print("| config | clip | id switches | faces matched (frames) | tracks | fragments (< 5 frames) |")
+    print("|---|---|---|---|---|---|")
+    for key, r in report["runs"].items():
+        name, clip = key.split("|")
+        print(f"| {name} | {clip} | {r['id_switches']} | {100 * r['coverage']:.0f} % | {r['tracks']} | "
+              f"{r['fragments']} ({100 * r['fragment_share']:.0f} %) |")
+
+
+# ---------------------------------------------------------------------------------------------
 # main
+
+
+def save_montage(path: Path, image: np.ndarray, boxes: np.ndarray, tile: int = 48, columns: int = 16) -> None:
+    """The square crops of `boxes` (1.2x their longer side) from `image`, each resized to tile x tile (nearest
+    neighbour, so the pixels stay visible), in rows of `columns`, as a PNG: for checking faces by eye."""
+    import cv2
+
+    tiles = []
+    h, w = image.shape[:2]
+    for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4)[:columns * 8]:
+        half = 0.6 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        a, b = int(max(cx - half, 0)), int(max(cy - half, 0))
+        crop = image[b:int(min(cy + half, h)) + 1, a:int(min(cx + half, w)) + 1]
+        tiles.append(cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_NEAREST) if crop.size else
+                     np.zeros((tile, tile, 3), np.uint8))
+    if not tiles:
+        return
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[k:k + columns], 1) for k in range(0, len(tiles), columns)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -293,12 +437,20 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for scale in scales:
             small = [[downscale(f, scale) for f in r] for r in runs]
             for codec, frames in (("raw", small), ("h264", h264_roundtrip(small, args.bpp))):
+                if args.crops:  # the first sample's ground truth at this scale, and the misses / FPs of each detector
+                    Path(args.crops).mkdir(parents=True, exist_ok=True)
+                    save_montage(Path(args.crops) / f"{Path(clip).stem}_x{scale}_{codec}_gt.png", frames[0][-1], gts[0][0] / scale)
                 for name, fn in detectors.items():
-                    for r, (gt, ign) in zip(frames, gts):
+                    for k, (r, (gt, ign)) in enumerate(zip(frames, gts)):
                         t0 = time.perf_counter()
                         boxes = fn(r)
                         dt = time.perf_counter() - t0
                         score = score_frame(gt / scale, boxes, ign / scale, args.iou)
+                        if args.crops and k == 0:
+                            stem = f"{Path(clip).stem}_x{scale}_{codec}_{name.replace(':', '-').replace('/', '-')}"
+                            save_montage(Path(args.crops) / f"{stem}_missed.png", r[-1], (gt / scale)[~score.found])
+                            fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
+                            save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
                         for key in ((name, codec), (name, "all"), (name, f"{clip}|x{scale}|{codec}")):
                             tally = tallies.setdefault(key, Tally())
                             tally.add(score)
@@ -309,6 +461,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_tables(report: dict[str, Any]) -> None:
+    if not report["results"]:
+        return
     names = list(dict.fromkeys(k.split("|")[0] for k in report["results"]))
     head = "| detector | frames | " + " | ".join(f"recall {b[0]} px" for b in BUCKETS) + " | FP/frame | FP >= 24 px/frame | ms/frame |"
     for cond in ("all", "raw", "h264"):
@@ -328,13 +482,19 @@ def print_tables(report: dict[str, Any]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jasr_video.tinybench", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(DATA), help="folder of the clips (default: ../shared/data/video)")
-    p.add_argument("--detectors", nargs="+", default=["facenet", "before", "default", "track"],
+    p.add_argument("--ids-frames", type=int, default=60, help="id benchmark: opera frames (0: skip; default: 60)")
+    p.add_argument("--ids-scale", type=int, default=2, help="id benchmark: downscaling of the opera frames (default: 2)")
+    p.add_argument("--ids-occlude", type=int, default=3, help="id benchmark: faces occluded (default: 3)")
+    p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
+    p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
                    help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O, track (default: facenet before default track)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
     p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
     p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
+    p.add_argument("--crops", metavar="DIR", help="write PNG montages of the first sample's faces (ground truth, "
+                   "missed, unmatched detections) per clip, scale and detector, for checking by eye")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--json", metavar="FILE", help="write every figure to this JSON file")
     return p
@@ -350,11 +510,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        report = run_benchmark(args)
+        report = run_benchmark(args) if args.detectors else {"results": {}}
     except ValueError as exc:
         print(f"jasr-video tinybench: error: {exc}", file=sys.stderr)
         return 2
+    if args.ids_frames:
+        report["ids"] = run_ids(args)
     print_tables(report)
+    if args.ids_frames:
+        print_ids(report["ids"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
     return 0
