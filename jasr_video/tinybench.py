@@ -424,6 +424,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     tallies: dict[tuple[str, str], Tally] = {}  # (detector, condition) -> tally; condition "raw"/"h264"/"all"
     per_clip: dict[str, Any] = {}
     for clip, (scales, upsample, spans) in CLIPS.items():
+        if args.clips and clip not in args.clips:
+            continue
         path = Path(args.data) / clip
         if not path.is_file():
             print(f"skipping {clip}: not found in {args.data}", file=sys.stderr)
@@ -488,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
                    help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O, track (default: facenet before default track)")
+    p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
     p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")

@@ -71,3 +71,21 @@ def test_h264_roundtrip_keeps_frames_in_order():
     for a, b in zip(sum(runs, []), sum(out, [])):
         h, w = b.shape[:2]
         assert np.abs(a[:h, :w].astype(float) - b).mean() < 12  # each decoded frame is its own source frame
+
+
+@pytest.mark.skipif(not (VIDEO.parent / "traffic_cctv_riders_360p30.mp4").is_file(),
+                    reason="needs ../shared/data/video/traffic_cctv_riders_360p30.mp4")
+def test_tinybench_command_runs_on_one_clip(tmp_path):
+    import json
+
+    from jasr_video.tinybench import main
+
+    out = tmp_path / "tiny.json"
+    assert main(["--clips", "traffic_cctv_riders_360p30.mp4", "--samples", "1", "--run", "2", "--detectors", "before",
+                 "--ids-frames", "0", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["clips"]["traffic_cctv_riders_360p30.mp4"]["gt_faces"] >= 1  # the sampled wide shot has faces
+    for cond in ("raw", "h264", "all"):
+        r = report["results"][f"before|{cond}"]
+        assert r["frames"] == (2 if cond != "all" else 4)  # scales x1 and x2
+        assert sum(r["gt_faces"].values()) >= 2 and 0 <= r["fp_per_frame"]
