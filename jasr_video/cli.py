@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "appear at the next full scan); 0 or 1: full frame every time (default: 5 on CPU, 1 on CUDA "
                      "or with --detect-every)")
     det.add_argument("--min-face-size", type=_positive, default=12, metavar="PX", help="smallest face MTCNN looks for, "
-                     "in pixels; 12 finds faces down to ~10-12 px, larger is faster (default: 12)")
+                     "in pixels; faces are found from 12 px in clean video, from 16-24 px in strongly compressed "
+                     "video; larger is faster (default: 12)")
     det.add_argument("--thresholds", type=_thresholds, default=(0.6, 0.7, 0.7), metavar="P,R,O",
                      help="MTCNN P-, R- and O-net score thresholds (default: 0.6,0.7,0.7)")
     det.add_argument("--detector-precision", choices=("fp32", "fp16", "bf16"), default="fp32",

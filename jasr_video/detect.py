@@ -366,7 +366,7 @@ class Detection:
 class FaceDetector:
     """MTCNN over batches of same-sized RGB frames.
 
-    min_face_size: smallest face (px) searched for; 12 finds faces down to about 10-12 px.
+    min_face_size: smallest face (px) searched for on a full frame (P-net's 12 px window at scale 12 / min_face_size).
     thresholds: P-, R-, O-net score thresholds. factor: image pyramid scale step.
     min_score: drop final detections below this probability.
     fast: :func:`run_mtcnn` (default) or facenet-pytorch's own ``detect_face`` (the reference).
