@@ -77,6 +77,10 @@ class PipelineConfig:
             raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
+        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
+            raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
+        if self.coast < 0 or self.gate < 0:
+            raise ValueError("coast and gate must be >= 0 (0: off)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
 

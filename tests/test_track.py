@@ -110,3 +110,14 @@ def test_unconfirmed_track_dropped_at_first_miss():
     t.update(np.array([box(53, 50), box(200, 200)]), [0.99, 0.99])  # a one-frame blip: tentative track
     t.update(np.array([box(54, 50)]), [0.99])
     assert t.lost == [2] and t.active_ids == [1]
+
+
+def test_pipeline_config_rejects_bad_tracking_values():
+    import pytest
+
+    from jasr_video.pipeline import PipelineConfig
+
+    for bad in ({"new_track_score": 1.5}, {"min_score": -0.1}, {"coast": -1}, {"gate": -0.5}):
+        with pytest.raises(ValueError):
+            PipelineConfig(**bad).validate()
+    PipelineConfig().validate()
