@@ -275,18 +275,28 @@ def run_streams(clip: Path, frames: int, config: PipelineConfig, count: int, out
 # comparisons
 
 
-def recall(reference: list[np.ndarray], other: list[np.ndarray], iou: float = 0.5) -> dict[str, float]:
-    """Share of the reference's faces (per frame) that `other` also outputs (IoU >= iou); plus unmatched extras."""
+def recall(reference: list[np.ndarray], other: list[np.ndarray], iou: float = 0.5) -> dict[str, Any]:
+    """Share of the reference's faces (per frame) that `other` also outputs (IoU >= iou); plus unmatched extras,
+    and the share per size of the reference face (``by_size``: tinybench's buckets, longer box side)."""
+    from .tinybench import BUCKETS, bucket_of, box_size
+
     found = total = extra = 0
+    sizes: dict[str, list[int]] = {b[0]: [0, 0] for b in BUCKETS}  # bucket -> [found, total]
     for ref, out in zip(reference, other):
         total += len(ref)
+        hit = np.zeros(len(ref), bool)
         if len(ref) and len(out):
             m = iou_matrix(ref, out)
-            found += int((m.max(axis=1) >= iou).sum())
+            hit = m.max(axis=1) >= iou
+            found += int(hit.sum())
             extra += int((m.max(axis=0) < iou).sum())
         else:
             extra += len(out)
-    return {"recall": found / total if total else 1.0, "matched": found, "reference_faces": total, "extra": extra}
+        for size, ok in zip(box_size(ref), hit):
+            sizes[bucket_of(size)][0] += int(ok)
+            sizes[bucket_of(size)][1] += 1
+    return {"recall": found / total if total else 1.0, "matched": found, "reference_faces": total, "extra": extra,
+            "by_size": {b: (f / n if n else None, n) for b, (f, n) in sizes.items()}}
 
 
 def output_deviation(reference: Run, other: Run) -> dict[str, float] | None:
@@ -376,6 +386,11 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(table)
         console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
                       "annotate/encode/json times overlap the other stages)")
+        for r in runs:
+            by_size = r.get("vs_baseline", {}).get("by_size")
+            if by_size:
+                console.print(f"{r['name']}: {r['fps']:.2f} fps, recall of the baseline's faces by size: " + ", ".join(
+                    f"{b} px {100 * v:.0f} % of {n}" for b, (v, n) in by_size.items() if n))
         default = next((r for r in runs if r["name"] == "default"), None)
         if default:
             for r in runs:
