@@ -23,7 +23,7 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 
 Per run: frames/s end to end, ms per frame in each stage (decode = waiting for the decode thread; detect,
 track, crop, enhance, smooth from :meth:`Pipeline.stage_seconds`; annotate, encode, json from the sinks),
-faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5), peak memory, and for variants
+faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5; also per face size), peak memory, and for variants
 with the same detections the SR / landmark deviation from ``default``. It also prints JASRNet faces/s
 (model only, :mod:`jasr_video.model.bench`). Benchmarks print figures; they are not tests.
 """
