@@ -7,7 +7,7 @@ on a shared machine (absolute figures move with the load). Each run decodes the 
 writes an annotated H.264 video and a JSON Lines file through the real sinks (:mod:`jasr_video.sinks`):
 
 * ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
-  bicubically to 128x128 (no JASRNet); same detector settings as the pipeline;
+  bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
@@ -23,7 +23,7 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 
 Per run: frames/s end to end, ms per frame in each stage (decode = waiting for the decode thread; detect,
 track, crop, enhance, smooth from :meth:`Pipeline.stage_seconds`; annotate, encode, json from the sinks),
-faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5), peak memory, and for variants
+faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5; also per face size), peak memory, and for variants
 with the same detections the SR / landmark deviation from ``default``. It also prints JASRNet faces/s
 (model only, :mod:`jasr_video.model.bench`). Benchmarks print figures; they are not tests.
 """
@@ -159,7 +159,11 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
     """MTCNN on every frame, no tracking, each face crop upscaled bicubically; decoded and written like the pipeline."""
     from .source import open_source
 
-    detector = reference_detector(config, device)
+    from .detect import FaceDetector
+
+    # facenet's own code with the settings the pipeline had before tiny-face support (fixed, so the baseline does
+    # not follow the pipeline's defaults): min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9
+    detector = FaceDetector(12, (0.6, 0.7, 0.7), 0.709, device, 0.9, fast=False)
     run = Run("baseline", config={"detector": "MTCNN every frame", "enhance": "bicubic x8 crop, no JASRNet"})
     stages = dict.fromkeys(("decode", "detect", "crop"), 0.0)
     empty2, empty1 = np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
@@ -271,18 +275,28 @@ def run_streams(clip: Path, frames: int, config: PipelineConfig, count: int, out
 # comparisons
 
 
-def recall(reference: list[np.ndarray], other: list[np.ndarray], iou: float = 0.5) -> dict[str, float]:
-    """Share of the reference's faces (per frame) that `other` also outputs (IoU >= iou); plus unmatched extras."""
+def recall(reference: list[np.ndarray], other: list[np.ndarray], iou: float = 0.5) -> dict[str, Any]:
+    """Share of the reference's faces (per frame) that `other` also outputs (IoU >= iou); plus unmatched extras,
+    and the share per size of the reference face (``by_size``: tinybench's buckets, longer box side)."""
+    from .tinybench import BUCKETS, bucket_of, box_size
+
     found = total = extra = 0
+    sizes: dict[str, list[int]] = {b[0]: [0, 0] for b in BUCKETS}  # bucket -> [found, total]
     for ref, out in zip(reference, other):
         total += len(ref)
+        hit = np.zeros(len(ref), bool)
         if len(ref) and len(out):
             m = iou_matrix(ref, out)
-            found += int((m.max(axis=1) >= iou).sum())
+            hit = m.max(axis=1) >= iou
+            found += int(hit.sum())
             extra += int((m.max(axis=0) < iou).sum())
         else:
             extra += len(out)
-    return {"recall": found / total if total else 1.0, "matched": found, "reference_faces": total, "extra": extra}
+        for size, ok in zip(box_size(ref), hit):
+            sizes[bucket_of(size)][0] += int(ok)
+            sizes[bucket_of(size)][1] += 1
+    return {"recall": found / total if total else 1.0, "matched": found, "reference_faces": total, "extra": extra,
+            "by_size": {b: (f / n if n else None, n) for b, (f, n) in sizes.items()}}
 
 
 def output_deviation(reference: Run, other: Run) -> dict[str, float] | None:
@@ -372,6 +386,11 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(table)
         console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
                       "annotate/encode/json times overlap the other stages)")
+        for r in runs:
+            by_size = r.get("vs_baseline", {}).get("by_size")
+            if by_size:
+                console.print(f"{r['name']}: {r['fps']:.2f} fps, recall of the baseline's faces by size: " + ", ".join(
+                    f"{b} px {100 * v:.0f} % of {n}" for b, (v, n) in by_size.items() if n))
         default = next((r for r in runs if r["name"] == "default"), None)
         if default:
             for r in runs:

@@ -172,14 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
                      "appear at the next full scan); 0 or 1: full frame every time (default: 5 on CPU, 1 on CUDA "
                      "or with --detect-every)")
     det.add_argument("--min-face-size", type=_positive, default=12, metavar="PX", help="smallest face MTCNN looks for, "
-                     "in pixels; 12 finds faces down to ~10-12 px, larger is faster (default: 12)")
+                     "in pixels; faces are found from 12 px in clean video, from 16-24 px in strongly compressed "
+                     "video; larger is faster (default: 12)")
     det.add_argument("--thresholds", type=_thresholds, default=(0.6, 0.7, 0.7), metavar="P,R,O",
                      help="MTCNN P-, R- and O-net score thresholds (default: 0.6,0.7,0.7)")
     det.add_argument("--detector-precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                      help="MTCNN P-net precision (R-/O-net stay fp32); bf16/fp16 measured no faster on a 2-core CPU "
                      "or an H100 (default: fp32)")
-    det.add_argument("--min-score", type=float, default=0.9, help="drop detections below this probability (default: 0.9)")
-    det.add_argument("--max-age", type=_positive, default=12, help="frames a track survives without a detection (default: 12)")
+    det.add_argument("--min-score", type=float, default=0.7, help="drop detections below this probability; those below "
+                     "--new-track-score only continue a track (default: 0.7)")
+    det.add_argument("--new-track-score", type=float, default=0.9, help="probability a detection needs to start a new "
+                     "track (default: 0.9)")
+    det.add_argument("--coast", type=_non_negative, default=5, metavar="N", help="frames a missed face is still reported "
+                     "at its predicted box, with detected: false (default: 5)")
+    det.add_argument("--max-age", type=_positive, default=25, help="frames a track keeps its id without a detection "
+                     "(default: 25)")
     det.add_argument("--min-hits", type=_positive, default=2, help="detections before a track is shown (default: 2)")
     det.add_argument("--no-smooth", action="store_true", help="do not Kalman-smooth landmarks (smoothed = raw)")
     det.add_argument("--smooth-noise", type=float, default=None, metavar="R", help="landmark measurement noise as a "
@@ -445,7 +452,8 @@ def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
         frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
         thresholds=tuple(args.thresholds),
-        min_score=args.min_score, max_age=args.max_age, min_hits=args.min_hits, smooth=not args.no_smooth,
+        min_score=args.min_score, new_track_score=args.new_track_score, coast=args.coast, max_age=args.max_age,
+        min_hits=args.min_hits, smooth=not args.no_smooth,
         max_frames=args.max_frames,
     )
     if args.smooth_noise is not None:

@@ -366,7 +366,7 @@ class Detection:
 class FaceDetector:
     """MTCNN over batches of same-sized RGB frames.
 
-    min_face_size: smallest face (px) searched for; 12 finds faces down to about 10-12 px.
+    min_face_size: smallest face (px) searched for on a full frame (P-net's 12 px window at scale 12 / min_face_size).
     thresholds: P-, R-, O-net score thresholds. factor: image pyramid scale step.
     min_score: drop final detections below this probability.
     fast: :func:`run_mtcnn` (default) or facenet-pytorch's own ``detect_face`` (the reference).
@@ -466,7 +466,8 @@ class FaceDetector:
         Each region is a square of at least ``expand`` x the box's longer side: the next size on a fixed ladder
         (``min_side`` x sqrt(2)^k, multiples of 16), centred on the box and shifted to lie inside the frame.
         Within a region MTCNN looks for faces down to ``min_face_ratio`` x side / expand (never below the
-        detector's min_face_size), which skips the costly fine pyramid levels: a region is scaled so that
+        detector's min_face_size), which skips the costly fine pyramid levels; around a box smaller than twice
+        min_face_size, down to ``min_face_ratio`` x its size (at least 6 px: the region is upsampled): a region is scaled so that
         this smallest face is P-net's 12 px window (48 px for the defaults), so regions of every size go
         through P-net together in one batch, and R- and O-net judge all their candidates as one frame's, on
         crops cut from the frame (so a face partly inside a region is seen whole). With ``fast=False``
@@ -484,7 +485,10 @@ class FaceDetector:
             side = int(min(-(-min_side * 2 ** (k / 2) // 16) * 16, h, w))
             rx = int(round(np.clip((x0 + x1 - side) / 2, 0, w - side)))
             ry = int(round(np.clip((y0 + y1 - side) / 2, 0, h - side)))
-            region = (rx, ry, side, max(base, int(side / expand * min_face_ratio)))
+            box = max(x1 - x0, y1 - y0, 1.0)
+            # faces tracked below 2x min_face_size: the region is zoomed so P-net sees down to half their size
+            smallest = max(6, int(box * min_face_ratio)) if box < 2 * base else max(base, int(side / expand * min_face_ratio))
+            region = (rx, ry, side, smallest)
             if region not in regions:
                 regions.append(region)
         if self.fast:

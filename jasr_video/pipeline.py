@@ -50,8 +50,11 @@ class PipelineConfig:
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.9  # drop detections below this MTCNN probability
-    max_age: int = 12  # frames a track survives unmatched
+    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
+    new_track_score: float = 0.9  # detections below this probability only continue tracks (ByteTrack); 0: all start
+    coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
+    gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
+    max_age: int = 25  # frames a track survives unmatched
     min_hits: int = 2  # matched detections before a track is reported
     iou_threshold: float = 0.3  # IoU needed to match a detection to a track
     smooth: bool = True  # Kalman-smooth landmarks per track
@@ -75,6 +78,10 @@ class PipelineConfig:
             raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
+        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
+            raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
+        if self.coast < 0 or self.gate < 0:
+            raise ValueError("coast and gate must be >= 0 (0: off)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
 
@@ -109,6 +116,7 @@ class FaceResult:
     sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
     crop: CropGeometry  # the square crop fed to the model
     at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
+    track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)
 
     @property
     def below_16px(self) -> bool:
@@ -127,6 +135,7 @@ class FaceResult:
             "box": r(self.box),
             "at_edge": self.at_edge,
             "score": round(float(self.score), 4),
+            "track_score": round(float(self.track_score), 4),
             "detected": self.detected,
         }
         if landmarks in ("both", "raw"):
@@ -209,7 +218,8 @@ class Pipeline:
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
-        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold)
+        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
+                                   cfg.gate)
         self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
 
     # -- main loop ----------------------------------------------------------------------------
@@ -322,7 +332,8 @@ class Pipeline:
                             if cfg.smooth else raw.copy())
                 box, at_edge = clip_box(face.box, frame.image.shape[1], frame.image.shape[0])
                 faces.append(FaceResult(face.track_id, box, face.score, face.detected,
-                                        raw, smoothed, out.confidence[k], size, out.sr[k], g, at_edge))
+                                        raw, smoothed, out.confidence[k], size, out.sr[k], g, at_edge,
+                                        face.track_score))
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE

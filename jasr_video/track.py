@@ -4,6 +4,17 @@ State (standard SORT, 7-dim): [cx, cy, area, aspect, d cx, d cy, d area], consta
 constant. Every frame is a predict step; frames with detections are also an update step, so with
 ``detect_every`` N the boxes in between come from the Kalman prediction. A track keeps its id through
 misses of up to ``max_age`` frames; it is reported once it has ``min_hits`` matched detections.
+
+Additions for small faces in real footage (each measured in docs/benchmarks.md):
+
+* two score thresholds, as ByteTrack: a detection starts a track only with probability >= ``new_track_score``;
+  weaker ones (down to the detector's own minimum) only continue tracks, matched after the strong ones;
+* during a miss of up to ``coast`` frames a confirmed track is reported at its Kalman-predicted box
+  (``detected`` False), so boxes do not blink; after that it is kept silently up to ``max_age`` frames;
+* after IoU matching, a track missed for a frame or more is re-associated with a leftover detection whose
+  centre lies within ``gate`` x the track's size of the predicted (or last matched) centre and whose size
+  is within a factor 1.5 (motion and size gating, Hungarian on the normalised distance);
+* a track that is not yet confirmed is dropped at its first miss.
 """
 from __future__ import annotations
 
@@ -65,6 +76,8 @@ class KalmanBoxTracker:
         self.age = 0
         self.frames_since_update = 0
         self.last_round_hit = True  # matched on the latest detection frame
+        self.last_box = np.asarray(box, np.float32)  # the last matched detection
+        self.best_score = 0.0  # highest detection probability matched so far
 
     def predict(self) -> np.ndarray:
         if self.kf.x[6, 0] + self.kf.x[2, 0] <= 0:
@@ -87,6 +100,7 @@ class KalmanBoxTracker:
         self.frames_since_update = 0
         self.hits += 1
         self.hit_streak += 1
+        self.last_box = np.asarray(box, np.float32)
         self.kf.update(_box_to_z(box))
 
     @property
@@ -105,6 +119,7 @@ class TrackedFace:
     detection_index: int | None  # index into this frame's detections, when detected
     new: bool  # first frame this track is reported
     filtered: np.ndarray | None = None  # the Kalman filter's box after this frame (steadier than the detection)
+    track_score: float = 0.0  # highest detection probability of the track so far (it started the track)
 
 
 class SortTracker:
@@ -113,12 +128,19 @@ class SortTracker:
     max_age: frames a track survives without a matched detection (then it is deleted).
     min_hits: matched detections before a track is reported.
     iou_threshold: minimum IoU between a prediction and a detection to match them.
+    new_track_score: detections below this probability only continue existing tracks (0: all may start one).
+    coast: frames a missed confirmed track is still reported at its predicted box (0: not reported).
+    gate: re-association after a miss: largest centre distance, in track sizes (0: IoU matching only).
     """
 
-    def __init__(self, max_age: int = 12, min_hits: int = 2, iou_threshold: float = 0.3) -> None:
+    def __init__(self, max_age: int = 12, min_hits: int = 2, iou_threshold: float = 0.3,
+                 new_track_score: float = 0.0, coast: int = 0, gate: float = 0.0) -> None:
         self.max_age = max_age
         self.min_hits = min_hits
         self.iou_threshold = iou_threshold
+        self.new_track_score = new_track_score
+        self.coast = coast
+        self.gate = gate
         self.tracks: list[KalmanBoxTracker] = []
         self._scores: dict[int, float] = {}
         self._reported: set[int] = set()
@@ -138,13 +160,27 @@ class SortTracker:
         if boxes is not None:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             scores = list(scores) if scores is not None else [1.0] * len(boxes)
-            matched_det, unmatched = self._associate(boxes, predicted)
+            strong = [j for j in range(len(boxes)) if scores[j] >= self.new_track_score]
+            weak = [j for j in range(len(boxes)) if scores[j] < self.new_track_score]
+            free = list(range(len(self.tracks)))
+            for group in (strong, weak):  # strong detections first, then weak ones for the tracks left (ByteTrack)
+                found = self._associate(boxes, group, predicted, free)
+                matched_det.update(found)
+                free = [p for p in free if p not in found]
+            used = set(matched_det.values())
+            if self.gate > 0:  # missed tracks: a leftover detection near the predicted / last position
+                found = self._reassociate(boxes, [j for j in range(len(boxes)) if j not in used], predicted,
+                                          [p for p in free if self.tracks[p].frames_since_update > 1])
+                matched_det.update(found)
+                used |= set(found.values())
             for pos, j in matched_det.items():
                 self.tracks[pos].update(boxes[j])
-                self._scores[self.tracks[pos].id] = float(scores[j])
-            for j in unmatched:
+                self._note_score(self.tracks[pos], float(scores[j]))
+            for j in strong:
+                if j in used:
+                    continue
                 track = KalmanBoxTracker(boxes[j], self._next_id)
-                self._scores[track.id] = float(scores[j])
+                self._note_score(track, float(scores[j]))
                 self._next_id += 1
                 self.tracks.append(track)
                 matched_det[len(self.tracks) - 1] = j
@@ -155,31 +191,62 @@ class SortTracker:
             confirmed = t.hits >= self.min_hits or self.frame_count <= self.min_hits
             if not confirmed:
                 continue
-            if boxes is not None:
-                if pos not in matched_det:
-                    continue  # missed on a detection frame: coast silently, keep the id
+            if boxes is not None and pos in matched_det:
                 j = matched_det[pos]
-                face = TrackedFace(t.id, boxes[j].copy(), self._scores[t.id], True, j, t.id not in self._reported, t.box)
+                face = TrackedFace(t.id, boxes[j].copy(), self._scores[t.id], True, j, t.id not in self._reported, t.box,
+                                   t.best_score)
+            elif t.frames_since_update <= self.coast or (boxes is None and t.last_round_hit):
+                # predicted: a frame without detection after a hit, or a short miss (coasting)
+                face = TrackedFace(t.id, t.box, self._scores[t.id], False, None, t.id not in self._reported, t.box,
+                                   t.best_score)
             else:
-                if not t.last_round_hit:
-                    continue  # missed on the last detection frame: not reported until matched again
-                face = TrackedFace(t.id, t.box, self._scores[t.id], False, None, t.id not in self._reported, t.box)
+                continue  # missed for longer than `coast`: kept silently, not reported until matched again
             self._reported.add(t.id)
             out.append(face)
-        self.lost = [t.id for t in self.tracks if t.frames_since_update > self.max_age]
-        self.tracks = [t for t in self.tracks if t.frames_since_update <= self.max_age]
+        # unconfirmed tracks go at their first miss; confirmed ones after max_age frames
+        gone = [t for t in self.tracks if t.frames_since_update > self.max_age
+                or (t.hits < self.min_hits and t.frames_since_update > 0 and self.frame_count > self.min_hits
+                    and boxes is not None and not t.last_round_hit)]
+        self.lost = [t.id for t in gone]
+        self.tracks = [t for t in self.tracks if t not in gone]
         for tid in self.lost:
             self._scores.pop(tid, None)
         return out
 
-    def _associate(self, boxes: np.ndarray, predicted: np.ndarray) -> tuple[dict[int, int], list[int]]:
-        if len(predicted) == 0 or len(boxes) == 0:
-            return {}, list(range(len(boxes)))
-        iou = iou_matrix(predicted, boxes)
+    def _note_score(self, track: KalmanBoxTracker, score: float) -> None:
+        self._scores[track.id] = score
+        track.best_score = max(track.best_score, score)
+
+    def _associate(self, boxes: np.ndarray, dets: list[int], predicted: np.ndarray,
+                   tracks: list[int]) -> dict[int, int]:
+        """IoU matching (Hungarian) of detections `dets` with tracks at positions `tracks` -> {track pos: det}."""
+        if not dets or not tracks:
+            return {}
+        iou = iou_matrix(predicted[tracks], boxes[dets])
         rows, cols = linear_sum_assignment(-iou)
-        matched = {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] >= self.iou_threshold}
-        used = set(matched.values())
-        return matched, [j for j in range(len(boxes)) if j not in used]
+        return {tracks[int(r)]: dets[int(c)] for r, c in zip(rows, cols) if iou[r, c] >= self.iou_threshold}
+
+    def _reassociate(self, boxes: np.ndarray, dets: list[int], predicted: np.ndarray,
+                     tracks: list[int]) -> dict[int, int]:
+        """Missed tracks at positions `tracks` matched to leftover detections `dets` by centre distance, in track
+        sizes from the nearer of the predicted and the last matched box, within ``gate``, sizes within 1.5x."""
+        if not dets or not tracks:
+            return {}
+        def centre_size(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            b = np.asarray(b, np.float64).reshape(-1, 4)
+            return (b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+
+        dc, ds = centre_size(boxes[dets])
+        cost = np.full((len(tracks), len(dets)), np.inf)
+        for r, pos in enumerate(tracks):
+            for ref in (predicted[pos], self.tracks[pos].last_box):
+                c, s = centre_size(ref)
+                dist = np.linalg.norm(dc - c, axis=1) / max(float(s[0]), 1.0)
+                ratio = np.maximum(ds / max(float(s[0]), 1.0), max(float(s[0]), 1.0) / np.maximum(ds, 1.0))
+                cost[r] = np.minimum(cost[r], np.where((dist <= self.gate) & (ratio <= 1.5), dist, np.inf))
+        finite = np.where(np.isfinite(cost), cost, 1e6)
+        rows, cols = linear_sum_assignment(finite)
+        return {tracks[int(r)]: dets[int(c)] for r, c in zip(rows, cols) if np.isfinite(cost[r, c])}
 
     def predicted_boxes(self) -> np.ndarray:
         """(N, 4) boxes every live track (reported or not) is predicted at on the next frame; state unchanged.

@@ -63,3 +63,61 @@ def test_predict_only_frames_follow_the_motion():
         assert len(out) == 1 and not out[0].detected and out[0].track_id == 1
         predicted.append((out[0].box[0] + out[0].box[2]) / 2)
     assert np.allclose(predicted, [20 + 4 * f for f in range(8, 11)], atol=1.5)
+
+
+def test_weak_detections_continue_tracks_but_do_not_start_them():
+    t = SortTracker(max_age=5, min_hits=1, new_track_score=0.9)
+    assert t.update(np.array([box(50, 50), box(200, 50)]), [0.95, 0.8]) and len(t.tracks) == 1  # 0.8 starts nothing
+    out = t.update(np.array([box(52, 50), box(202, 50)]), [0.75, 0.8])  # the weak one continues track 1
+    assert [(o.track_id, o.detected) for o in out] == [(1, True)] and out[0].score == 0.75
+    assert out[0].track_score == 0.95
+
+
+def test_short_miss_reports_the_predicted_box_then_goes_silent():
+    t = SortTracker(max_age=10, min_hits=1, coast=2)
+    for f in range(6):
+        t.update(np.array([box(20 + 4 * f, 40)]), [0.99])
+    reported = [t.update(np.zeros((0, 4)), []) for _ in range(4)]  # missed on 4 detection frames
+    assert [len(r) for r in reported] == [1, 1, 0, 0]
+    assert not reported[0][0].detected and abs((reported[0][0].box[0] + reported[0][0].box[2]) / 2 - 44) < 1.5
+    back = t.update(np.array([box(60, 40)]), [0.99])  # back where the motion says: same id
+    assert [(o.track_id, o.detected) for o in back] == [(1, True)]
+
+
+def test_reassociation_after_occlusion_uses_position_and_size():
+    # a face stands still, is occluded for 8 frames and comes back 8 px off (IoU with the prediction 0.2 at
+    # 12 px); a face of another size appears at the same time 10 px away on the other side
+    t = SortTracker(max_age=12, min_hits=1, gate=1.0)
+    for _ in range(5):
+        t.update(np.array([box(100, 100, 12)]), [0.99])
+    for _ in range(8):
+        t.update(np.zeros((0, 4)), [])
+    out = t.update(np.array([box(108, 100, 12), box(90, 100, 30)]), [0.99, 0.99])
+    ids = {round(float(o.box[2] - o.box[0])): o.track_id for o in out}
+    assert ids[12] == 1 and ids[30] != 1
+    plain = SortTracker(max_age=12, min_hits=1)  # IoU only: the face gets a new id
+    for _ in range(5):
+        plain.update(np.array([box(100, 100, 12)]), [0.99])
+    for _ in range(8):
+        plain.update(np.zeros((0, 4)), [])
+    assert 1 not in [o.track_id for o in plain.update(np.array([box(108, 100, 12)]), [0.99])]
+
+
+def test_unconfirmed_track_dropped_at_first_miss():
+    t = SortTracker(max_age=10, min_hits=3)
+    for f in range(3):
+        t.update(np.array([box(50 + f, 50)]), [0.99])  # warm-up frames: confirmed
+    t.update(np.array([box(53, 50), box(200, 200)]), [0.99, 0.99])  # a one-frame blip: tentative track
+    t.update(np.array([box(54, 50)]), [0.99])
+    assert t.lost == [2] and t.active_ids == [1]
+
+
+def test_pipeline_config_rejects_bad_tracking_values():
+    import pytest
+
+    from jasr_video.pipeline import PipelineConfig
+
+    for bad in ({"new_track_score": 1.5}, {"min_score": -0.1}, {"coast": -1}, {"gate": -0.5}):
+        with pytest.raises(ValueError):
+            PipelineConfig(**bad).validate()
+    PipelineConfig().validate()
