@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "products (VNNI/AMX) and the weights carry an int8 calibration, as the shipped ones do, "
                             "else bf16 on CPUs with native bf16, else fp32)")
     model.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                       help="JASRNet runtime: torch, or onnx (ONNX Runtime, fp32; needs the extra jasr-video[onnx]; "
+                       help="JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 or int8; needs the extra jasr-video[onnx]; "
                             "--weights may then also be an .onnx file from jasr-export --onnx) (default: torch)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "

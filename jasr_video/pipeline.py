@@ -39,7 +39,7 @@ class PipelineConfig:
     weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
-    backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32; extra jasr-video[onnx])
+    backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
     detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
@@ -75,8 +75,8 @@ class PipelineConfig:
             raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
         if self.backend not in ("torch", "onnx"):
             raise ValueError("backend must be torch or onnx")
-        if self.backend == "onnx" and self.precision not in ("auto", "fp32"):
-            raise ValueError("the onnx backend runs fp32: use precision auto or fp32, or backend torch")
+        if self.backend == "onnx" and self.precision not in ("auto", "fp32", "int8"):
+            raise ValueError("the onnx backend runs fp32 or int8: use precision auto, fp32 or int8, or backend torch")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:

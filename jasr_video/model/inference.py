@@ -54,8 +54,11 @@ def resolve_precision(precision: str, device: torch.device, int8_calibrated: boo
 def cpu_has_fast_int8() -> bool:
     """True when this torch has oneDNN's quantized engine and the CPU has int8 dot-product instructions
     (AVX512-VNNI, AVX-VNNI or AMX; read from /proc/cpuinfo, so Linux only)."""
-    if "onednn" not in torch.backends.quantized.supported_engines:
-        return False
+    return "onednn" in torch.backends.quantized.supported_engines and cpu_has_int8_dot()
+
+
+def cpu_has_int8_dot() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX; /proc/cpuinfo)."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import DEFAULT_WEIGHTS
+from .checkpoint import DEFAULT_WEIGHTS, resolve_weights
 from .config import ModelConfig, from_dict
-from .inference import FaceEnhancer, Prediction, pick_device
+from .inference import FaceEnhancer, Prediction, cpu_has_int8_dot, pick_device
 from .network import JASRNet
-from .onnx_export import INPUT_NAME, cached_export, export_model, read_metadata
+from .onnx_export import INPUT_NAME, cached_export, export_model, file_sha256, int8_path, read_metadata
 
 MISSING_ORT = "--backend onnx needs onnxruntime: pip install 'jasr-video[onnx]' (or use --backend torch)"
-PRECISIONS = ("auto", "fp32")
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 def import_onnxruntime():
@@ -44,8 +44,11 @@ class OnnxFaceEnhancer(FaceEnhancer):
 
     weights: a shipped name or .pt checkpoint (exported into the user cache on first use) or an ``.onnx``
     file from ``jasr-export --onnx``. ``model``: an in-memory network exported in memory instead (benchmarks,
-    tests). precision: "fp32" (or "auto", which is fp32 here). threads: ONNX Runtime's intra-op threads
-    (default: torch's thread count, so ``--threads`` applies to both backends).
+    tests; fp32). precision: "fp32"; "int8": the QDQ model ``NAME.int8.onnx`` beside the weights
+    (``jasr-export --onnx NAME --int8 --data ...``; it must come from the same checkpoint, checked by its
+    SHA-256); "auto": int8 on a CPU with int8 dot products when that file is there, else fp32. An ``.onnx``
+    file runs at the precision it was made in. threads: ONNX Runtime's intra-op threads (default: torch's
+    thread count, so ``--threads`` applies to both backends).
     """
 
     backend = "onnx"
@@ -54,25 +57,29 @@ class OnnxFaceEnhancer(FaceEnhancer):
                  model: JASRNet | None = None, checkpoint: dict | None = None, threads: int | None = None) -> None:
         ort = import_onnxruntime()
         if precision not in PRECISIONS:
-            raise ValueError(f"--backend onnx runs fp32 (precision auto or fp32), not {precision}; "
-                             "use --backend torch for fp16 / bf16 / int8")
+            raise ValueError(f"--backend onnx runs fp32 or int8 (or auto), not {precision}; "
+                             "use --backend torch for fp16 / bf16")
         self.device = pick_device(device)
-        self.precision, self.dtype = "fp32", torch.float32
+        self.dtype = torch.float32
         if model is not None:
+            if precision == "int8":
+                raise ValueError("an in-memory network exports to fp32 only; give weights with a NAME.int8.onnx")
             buffer = io.BytesIO()
             export_model(model, buffer, checkpoint)
             source: Any = buffer.getvalue()
             self.checkpoint, self.config = checkpoint or {}, model.config
-            self.onnx_path = None
+            self.onnx_path, self.precision = None, "fp32"
         else:
-            path = Path(weights)
-            self.onnx_path = path if path.suffix == ".onnx" and path.is_file() else cached_export(weights)
+            self.onnx_path = self._pick_file(weights, precision)
             meta = read_metadata(self.onnx_path)
             if "model_config" not in meta:
                 raise ValueError(f"{self.onnx_path}: not exported by jasr-export --onnx (no model_config metadata)")
             self.config = from_dict(ModelConfig, json.loads(meta["model_config"]))
             self.checkpoint = {"path": str(self.onnx_path), "onnx_metadata": meta,
                                "meta": {"train_config": {"crop_margin": float(meta.get("crop_margin", 1.4))}}}
+            self.precision = meta.get("precision", "fp32")
+            if precision != "auto" and precision != self.precision:
+                raise ValueError(f"{self.onnx_path} is a {self.precision} model, not {precision}: use --precision auto")
             source = str(self.onnx_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -86,6 +93,29 @@ class OnnxFaceEnhancer(FaceEnhancer):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.providers = self.session.get_providers()
+
+    def _pick_file(self, weights: str | Path, precision: str) -> Path:
+        """The .onnx file to run: the given one, the int8 one beside the weights, or the fp32 export (cached)."""
+        path = Path(weights)
+        if path.suffix == ".onnx":
+            if not path.is_file():
+                raise FileNotFoundError(f"ONNX model {path} not found (make one with jasr-export --onnx)")
+            return path
+        if precision == "fp32" or (precision == "auto" and not (self.device.type == "cpu" and cpu_has_int8_dot())):
+            return cached_export(weights)
+        int8 = int8_path(weights)
+        if not int8.is_file():
+            if precision == "auto":
+                return cached_export(weights)
+            raise ValueError(f"no int8 ONNX model {int8}: make it with `jasr-export --onnx {weights} --int8 --data "
+                             f"../shared/data/faces68/train --out-dir {int8.parent}` or use --precision fp32")
+        meta = read_metadata(int8)
+        if meta.get("weights_sha256") != file_sha256(resolve_weights(weights)):
+            if precision == "auto":
+                return cached_export(weights)
+            raise ValueError(f"{int8} was made from other weights: make it again with `jasr-export --onnx {weights} "
+                             f"--int8 --data ../shared/data/faces68/train --out-dir {int8.parent}`")
+        return int8
 
     def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
         """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""

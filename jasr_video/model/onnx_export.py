@@ -4,6 +4,7 @@ OpenVINO.
     jasr-export --onnx jasr-cpu                       # -> jasr-cpu.onnx in the current folder
     jasr-export --onnx --all --out-dir onnx/          # every shipped weight set in models/
     jasr-export --onnx runs/cpu/best.pt model.onnx    # any checkpoint, any output path
+    jasr-export --onnx jasr-cpu --int8 --data ../shared/data/faces68/train --out-dir models   # jasr-cpu.int8.onnx
 
 The graph (:class:`DeployableJASRNet`) takes what JASRNet takes and returns what the pipeline uses:
 
@@ -20,6 +21,11 @@ The graph (:class:`DeployableJASRNet`) takes what JASRNet takes and returns what
 The batch axis is dynamic. The model's configuration, the checkpoint's SHA-256, the opset and the input
 normalisation are in the file's ``metadata_props`` (:func:`read_metadata`). Exported with torch's TorchScript
 exporter (``dynamo=False``: needs only ``onnx``), fp32 weights.
+
+``--int8`` writes ``NAME.int8.onnx`` instead: ONNX Runtime post-training static quantization (QDQ format) of
+the convolutions only (weights int8 per output channel, activations uint8 per tensor, MinMax ranges over the
+same 256 seeded training faces ``jasr-quantize`` uses); the landmark decoding and the residual additions stay
+fp32. It needs calibration faces, so it is made once and shipped beside the weights, never at run time.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -87,6 +94,7 @@ def metadata(model: JASRNet, checkpoint: dict[str, Any], opset: int) -> dict[str
     lr_size = HR_SIZE // factor
     return {
         "producer": "jasr-video",
+        "precision": "fp32",
         "export_version": str(EXPORT_VERSION),
         "opset": str(opset),
         "model_config": json.dumps(to_dict(model.config)),
@@ -150,6 +158,67 @@ def export_weights(weights: str | Path, output: str | Path, opset: int = OPSET) 
     return Path(output)
 
 
+def write_metadata(path: str | Path, updates: dict[str, str]) -> None:
+    """Set metadata_props entries of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    existing = {entry.key: entry for entry in proto.metadata_props}
+    for key, value in updates.items():
+        entry = existing.get(key) or proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+def quantize_int8(weights: str | Path, output: str | Path, data: str | Path, faces: int = 256,
+                  opset: int = OPSET) -> Path:
+    """The int8 (QDQ) ONNX model of these weights, calibrated on `faces` seeded faces of `data` (image + .pts
+    pairs, the training protocol: :func:`~jasr_video.model.quantize.calibration_batches`)."""
+    try:
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                              quantize_static)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise RuntimeError("int8 ONNX needs onnxruntime: pip install 'jasr-video[onnx]'") from None
+    from .quantize import calibration_batches
+
+    checkpoint = read_checkpoint(weights)
+    margin = checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
+    batches = iter([b.numpy() for b in calibration_batches(data, faces, margin)])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, Any] | None:
+            batch = next(batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="jasr-video-int8-") as folder:
+        fp32, prepared = Path(folder) / "fp32.onnx", Path(folder) / "prepared.onnx"
+        export_weights(weights, fp32, opset)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(folder) / "int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        write_metadata(quantized, {
+            "precision": "int8",
+            "int8": (f"onnxruntime static QDQ, Conv only, weights int8 per channel, activations uint8 per tensor, "
+                     f"MinMax over {faces} seeded faces of {Path(data).name}")})
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        shutil.copyfile(quantized, tmp)
+        os.replace(tmp, output)
+    return output
+
+
+def int8_path(weights: str | Path) -> Path:
+    """Where the int8 ONNX model of these weights is looked for: NAME.int8.onnx beside the checkpoint."""
+    path = resolve_weights(weights)
+    return path.with_name(f"{path.stem}.int8.onnx")
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata_props of an exported file (reads only the model's header, not the weights' bytes into ORT)."""
     try:
@@ -197,17 +266,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help=f"export every shipped weight set ({models_dir()})")
     parser.add_argument("--out-dir", default=".", help="folder for NAME.onnx files (default: current folder)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--int8", action="store_true", help="write the int8 (QDQ) model NAME.int8.onnx instead "
+                        "(needs --data; the onnx backend's int8 looks for it beside the weights)")
+    parser.add_argument("--data", help="calibration faces for --int8 (image + .pts pairs), e.g. "
+                        "../shared/data/faces68/train")
+    parser.add_argument("--faces", type=int, default=256, help="faces to calibrate --int8 on (default 256, seeded)")
     args = parser.parse_args(argv)
     if bool(args.weights) == args.all or (args.all and args.output):
         parser.error("give one weights name or path (optionally an output file), or --all")
+    if args.int8 and not args.data:
+        parser.error("--int8 needs --data (calibration faces, e.g. ../shared/data/faces68/train)")
     names = available_weights() if args.all else [args.weights]
     if not names:
         print(f"jasr-export: error: no shipped weights in {models_dir()} (set JASR_VIDEO_MODELS)", file=sys.stderr)
         return 2
     for name in names:
-        output = Path(args.output) if args.output else Path(args.out_dir) / f"{Path(name).stem}.onnx"
+        suffix = ".int8.onnx" if args.int8 else ".onnx"
+        output = Path(args.output) if args.output else Path(args.out_dir) / f"{Path(name).stem}{suffix}"
         try:
-            export_weights(name, output, args.opset)
+            if args.int8:
+                quantize_int8(name, output, args.data, args.faces, args.opset)
+            else:
+                export_weights(name, output, args.opset)
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as error:
             print(f"jasr-export: error: {error}", file=sys.stderr)
             return 2
