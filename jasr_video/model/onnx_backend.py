@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import DEFAULT_WEIGHTS, resolve_weights
+from .checkpoint import DEFAULT_WEIGHTS, read_checkpoint
 from .config import ModelConfig, from_dict
 from .inference import FaceEnhancer, Prediction, cpu_has_int8_dot, pick_device
 from .network import JASRNet
-from .onnx_export import INPUT_NAME, cached_export, export_model, file_sha256, int8_path, read_metadata
+from .onnx_export import INPUT_NAME, cached_export, export_model, int8_path, read_metadata, weights_sha256
 
 MISSING_ORT = "--backend onnx needs onnxruntime: pip install 'jasr-video[onnx]' (or use --backend torch)"
 PRECISIONS = ("auto", "fp32", "int8")
@@ -110,7 +110,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
             raise ValueError(f"no int8 ONNX model {int8}: make it with `jasr-export --onnx {weights} --int8 --data "
                              f"../shared/data/faces68/train --out-dir {int8.parent}` or use --precision fp32")
         meta = read_metadata(int8)
-        if meta.get("weights_sha256") != file_sha256(resolve_weights(weights)):
+        if meta.get("weights_sha256") != weights_sha256(read_checkpoint(weights)):
             if precision == "auto":
                 return cached_export(weights)
             raise ValueError(f"{int8} was made from other weights: make it again with `jasr-export --onnx {weights} "

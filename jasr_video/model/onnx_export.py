@@ -18,7 +18,7 @@ The graph (:class:`DeployableJASRNet`) takes what JASRNet takes and returns what
   (batch, 68) heatmap peak values in [0, 1]; ``heatmaps`` (batch, 69, 16, 16) of the last stage (68 landmarks
   + background), for decoders of one's own.
 
-The batch axis is dynamic. The model's configuration, the checkpoint's SHA-256, the opset and the input
+The batch axis is dynamic. The model's configuration, the weights' SHA-256 (:func:`weights_sha256`), the opset and the input
 normalisation are in the file's ``metadata_props`` (:func:`read_metadata`). Exported with torch's TorchScript
 exporter (``dynamo=False``: needs only ``onnx``), fp32 weights.
 
@@ -73,11 +73,14 @@ class DeployableJASRNet(nn.Module):
         return out.sr.clamp(0, 1), cells * scale + (scale - 1) / 2, confidence, heatmaps
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+def weights_sha256(checkpoint: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's model config and weight tensors as stored: the identity of the network, not of
+    the file (re-saving it, or adding an int8 calibration with jasr-quantize, keeps it)."""
+    digest = hashlib.sha256(json.dumps(checkpoint["model_config"], sort_keys=True).encode())
+    for key in sorted(checkpoint["state_dict"]):
+        tensor = checkpoint["state_dict"][key]
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -101,7 +104,7 @@ def metadata(model: JASRNet, checkpoint: dict[str, Any], opset: int) -> dict[str
         "upscale": str(factor),
         "lr_size": str(lr_size),
         "weights": Path(path).stem if path else "in-memory",
-        "weights_sha256": file_sha256(path) if path else "",
+        "weights_sha256": weights_sha256(checkpoint) if "state_dict" in checkpoint else "",
         "crop_margin": str(meta.get("train_config", {}).get("crop_margin", 1.4)),
         "input": f"float32 (batch, 3, {HR_SIZE}, {HR_SIZE}) NCHW RGB in [0, 1]",
         "input_normalisation": (
@@ -243,10 +246,10 @@ def cache_dir() -> Path:
 
 
 def cached_export(weights: str | Path, opset: int = OPSET) -> Path:
-    """The ONNX file of these weights in :func:`cache_dir`, exported on first use. Keyed by the checkpoint's
-    SHA-256, the opset and the exporter's version, so changed weights never reuse a stale export."""
+    """The ONNX file of these weights in :func:`cache_dir`, exported on first use. Keyed by the weights'
+    :func:`weights_sha256`, the opset and the exporter's version, so changed weights never reuse a stale export."""
     path = resolve_weights(weights)
-    target = cache_dir() / f"{path.stem}-{file_sha256(path)[:16]}-op{opset}-v{EXPORT_VERSION}.onnx"
+    target = cache_dir() / f"{path.stem}-{weights_sha256(read_checkpoint(path))[:16]}-op{opset}-v{EXPORT_VERSION}.onnx"
     if not target.is_file():
         try:
             export_weights(path, target, opset)
