@@ -120,6 +120,6 @@ class OnnxFaceEnhancer(FaceEnhancer):
     def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
         """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
         x = np.ascontiguousarray(inputs.detach().float().cpu().numpy())
-        sr, landmarks, confidence, _ = self.session.run(None, {INPUT_NAME: x})
+        sr, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return Prediction(as_tensor(sr), as_tensor(landmarks), as_tensor(confidence))

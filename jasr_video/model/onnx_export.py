@@ -46,7 +46,7 @@ from torch import nn
 
 from .checkpoint import available_weights, models_dir, read_checkpoint, resolve_weights
 from .config import HR_SIZE, ModelConfig, from_dict, to_dict
-from .landmarks import decode_heatmaps
+from .landmarks import cells_to_pixels, decode_heatmaps
 from .network import RGB_MEAN, JASRNet
 
 OPSET = 17
@@ -69,8 +69,8 @@ class DeployableJASRNet(nn.Module):
         out = self.model(x)
         heatmaps = out.heatmaps[-1]
         cells, confidence = decode_heatmaps(heatmaps, self.model.config.num_landmarks)
-        scale = x.shape[-1] // heatmaps.shape[-1]  # 128 / 16 = 8 for x8 (a constant in the traced graph)
-        return out.sr.clamp(0, 1), cells * scale + (scale - 1) / 2, confidence, heatmaps
+        scale = x.shape[-1] // heatmaps.shape[-1]  # input pixels per heatmap cell: 128 / 16 = 8 for x8
+        return out.sr.clamp(0, 1), cells_to_pixels(cells, scale), confidence, heatmaps
 
 
 def weights_sha256(checkpoint: dict[str, Any]) -> str:
