@@ -12,6 +12,7 @@ Tolerances (printed with -s):
   torch fp32; ONNX auto (int8 on CPUs with int8 dot products) within the int8-video tolerances of
   tests/test_enhance_precision.py (SR max 32, mean 1.0 levels; landmarks mean 0.5, p99 2.0, any face 1.5 px):
   measured SR max 9 / mean 0.58 levels, landmarks mean 0.46 / p99 1.60 px, worst face 1.05 px.
+* jasr-eval --backend onnx (fp32) on 16 test faces: PSNR and NME within 0.001 of torch fp32.
 """
 from __future__ import annotations
 
@@ -104,6 +105,22 @@ def test_cached_export_and_all(tmp_path, monkeypatch):
     assert export_main(["--onnx", "--all", "--out-dir", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.onnx", "b.onnx"]
     assert export_main(["--onnx", "nope", str(tmp_path / "x.onnx")]) == 2 and not (tmp_path / "x.onnx").exists()
+
+
+def test_jasr_eval_onnx_backend(tmp_path):
+    """jasr-eval --backend onnx scores the exported network like torch fp32 (same PSNR / NME on real faces)."""
+    from jasr_video.model.evaluate import main as eval_main
+
+    torch.set_num_threads(1)
+    scores = {}
+    for backend in ("torch", "onnx"):
+        report = tmp_path / f"{backend}.json"
+        assert eval_main(["--data", str(need(FACES_TEST)), "--limit", "16", "--backend", backend,
+                          "--report", str(report), "--sheet", ""]) == 0
+        scores[backend] = json.loads(report.read_text())["summary"]["model"]
+    print(scores)
+    assert abs(scores["onnx"]["psnr_y_face"] - scores["torch"]["psnr_y_face"]) <= 0.001
+    assert abs(scores["onnx"]["nme_percent"] - scores["torch"]["nme_percent"]) <= 0.001
 
 
 def _pipeline_pairs(clip, precision: str) -> tuple[Prediction, Prediction, str]:

@@ -22,7 +22,7 @@ import torch
 from .checkpoint import DEFAULT_WEIGHTS, read_checkpoint
 from .config import ModelConfig, from_dict
 from .inference import FaceEnhancer, Prediction, cpu_has_int8_dot, pick_device
-from .network import JASRNet
+from .network import JASRNet, JASROutput
 from .onnx_export import INPUT_NAME, cached_export, export_model, int8_path, read_metadata, weights_sha256
 
 MISSING_ORT = "--backend onnx needs onnxruntime: pip install 'jasr-video[onnx]' (or use --backend torch)"
@@ -93,6 +93,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.providers = self.session.get_providers()
+        self.model = OnnxNetwork(self.session, self.config)
 
     def _pick_file(self, weights: str | Path, precision: str) -> Path:
         """The .onnx file to run: the given one, the int8 one beside the weights, or the fp32 export (cached)."""
@@ -123,3 +124,18 @@ class OnnxFaceEnhancer(FaceEnhancer):
         sr, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return Prediction(as_tensor(sr), as_tensor(landmarks), as_tensor(confidence))
+
+
+class OnnxNetwork:
+    """An ONNX Runtime session in JASRNet's shape, for code that runs a network itself (``jasr-eval``):
+    ``(B, 3, 128, 128)`` -> ``JASROutput(sr, [last-stage heatmaps])``; ``config`` is the exported network's."""
+
+    def __init__(self, session: Any, config: ModelConfig) -> None:
+        self.session, self.config = session, config
+
+    def eval(self) -> "OnnxNetwork":
+        return self
+
+    def __call__(self, x: torch.Tensor) -> JASROutput:
+        sr, heatmaps = self.session.run(["sr", "heatmaps"], {INPUT_NAME: np.ascontiguousarray(x.float().cpu().numpy())})
+        return JASROutput(torch.from_numpy(sr).to(x.device), [torch.from_numpy(heatmaps).to(x.device)])
