@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JASRNet precision (default auto: fp16 on CUDA; on CPU int8 where the CPU has int8 dot "
                             "products (VNNI/AMX) and the weights carry an int8 calibration, as the shipped ones do, "
                             "else bf16 on CPUs with native bf16, else fp32)")
+    model.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                       help="JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 or int8; needs the extra jasr-video[onnx]; "
+                            "--weights may then also be an .onnx file from jasr-export --onnx) (default: torch)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
                        "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "
@@ -448,6 +451,7 @@ def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
 
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
+        backend=args.backend,
         detector_precision=args.detector_precision,
         frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,

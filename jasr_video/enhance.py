@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .model import DEFAULT_WEIGHTS, FaceEnhancer
+from .model.inference import make_enhancer
 
 
 @dataclass
@@ -30,10 +31,10 @@ class BatchEnhancer:
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
-                 batch_size: int = 32, enhancer: FaceEnhancer | None = None) -> None:
+                 batch_size: int = 32, enhancer: FaceEnhancer | None = None, backend: str = "torch") -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.enhancer = enhancer or FaceEnhancer(weights, device=device, precision=precision)
+        self.enhancer = enhancer or make_enhancer(weights, device=device, precision=precision, backend=backend)
         self.batch_size = batch_size
         self.faces_done = 0
 

@@ -40,6 +40,7 @@ class PipelineConfig:
     weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
+    backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
     detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
     batch_size: int = 32  # faces per JASRNet forward
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
@@ -76,6 +77,10 @@ class PipelineConfig:
             raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
         if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
             raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
+        if self.backend not in ("torch", "onnx"):
+            raise ValueError("backend must be torch or onnx")
+        if self.backend == "onnx" and self.precision not in ("auto", "fp32", "int8"):
+            raise ValueError("the onnx backend runs fp32 or int8: use precision auto, fp32 or int8, or backend torch")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
@@ -189,7 +194,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
-        self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size)
+        self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
+                                                  backend=cfg.backend)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)

@@ -3,6 +3,11 @@ deviation from the fp32 reference on the same faces.
 
     python -m jasr_video.model.bench --device cpu --threads 2 --json bench-model.json
 
+With onnxruntime installed (extra ``jasr-video[onnx]``) the same run also times the ONNX Runtime backend
+(:mod:`.onnx_backend`: fp32, and int8 where the weights have a ``NAME.int8.onnx``) on the same faces and
+batch sizes (``--backends torch onnx``). ``--repeat N`` times every configuration N times round-robin and keeps
+the best, for ratios that hold on a loaded machine.
+
 Benchmarks print figures; they are not tests. On CUDA it also times a large bf16 matrix product in
 the same run, so achieved TFLOP/s can be read against a measured roofline, not a datasheet.
 """
@@ -84,31 +89,53 @@ def deviation(reference: Any, other: Any) -> dict[str, float]:
 
 def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],
                 seconds: float, faces: torch.Tensor, compile_model: bool = False,
-                compile_mode: str = "max-autotune-no-cudagraphs", checkpoint: dict | None = None) -> list[dict[str, Any]]:
+                compile_mode: str = "max-autotune-no-cudagraphs", checkpoint: dict | None = None,
+                onnx_precisions: tuple[str, ...] | list[str] = (), repeat: int = 1) -> list[dict[str, Any]]:
     """Faces/s of one network at each precision and batch size (inputs already on the device); `checkpoint`:
-    the one the network came from (int8 needs its calibration)."""
+    the one the network came from (int8 needs its calibration). `onnx_precisions`: also the ONNX Runtime
+    backend (:class:`~.onnx_backend.OnnxFaceEnhancer`) at these precisions (fp32: the network exported in
+    memory; int8: the checkpoint's NAME.int8.onnx); deviations are always against torch fp32.
+    `repeat` > 1: every configuration is timed that many times, round-robin over all of them (so a change in
+    the machine's load hits each alike), and the best time is kept."""
     flops = forward_flops(model)
-    rows: list[dict[str, Any]] = []
     reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).enhance_inputs(faces)
-    for precision in precisions:
-        enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model), checkpoint=checkpoint)
+    runs: list[tuple[str, str, Any, dict[str, float] | None]] = []  # backend, precision, enhancer, deviation
+    for backend, precision in [("torch", p) for p in precisions] + [("onnx", p) for p in onnx_precisions]:
+        if backend == "onnx":
+            from .onnx_backend import OnnxFaceEnhancer
+
+            enhancer: Any = (OnnxFaceEnhancer(checkpoint["path"], device=str(device), precision=precision)
+                             if precision == "int8" and checkpoint else
+                             OnnxFaceEnhancer(device=str(device), precision=precision, model=model, checkpoint=checkpoint))
+        else:
+            enhancer = FaceEnhancer(device=str(device), precision=precision, model=copy.deepcopy(model),
+                                    checkpoint=checkpoint)
         if compile_model:
             enhancer.model = torch.compile(enhancer.model, mode=compile_mode)
         check = enhancer.enhance_inputs(faces)
-        numerics = deviation(reference, check) if precision != "fp32" or compile_model else None
+        numerics = deviation(reference, check) if precision != "fp32" or compile_model or backend != "torch" else None
+        runs.append((backend, precision, enhancer, numerics))
+    best: dict[tuple[int, int], float] = {}
+    for _ in range(max(1, repeat)):
+        for index, (_, _, enhancer, _) in enumerate(runs):
+            for batch in batch_sizes:
+                x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
+                per_call = time_calls(lambda: enhancer.enhance_inputs(x), device, seconds)
+                best[index, batch] = min(best.get((index, batch), per_call), per_call)
+    rows: list[dict[str, Any]] = []
+    for index, (backend, precision, _, numerics) in enumerate(runs):
         for batch in batch_sizes:
-            x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
-            per_call = time_calls(lambda: enhancer.enhance_inputs(x), device, seconds)
-            row = {"model": name, "precision": precision, "batch": batch,
+            per_call = best[index, batch]
+            row = {"model": name, "backend": backend, "precision": precision, "batch": batch,
                    "compiled": compile_mode if compile_model else False,
                    "faces_per_s": batch / per_call, "ms_per_face": 1000 * per_call / batch,
                    "tflops": flops * batch / per_call / 1e12, "gflop_per_face": flops / 1e9}
             if numerics:
                 row["vs_fp32"] = numerics
             rows.append(row)
-        del enhancer
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    del runs
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return rows
 
 
@@ -124,6 +151,14 @@ def load_for_bench(spec: str) -> tuple[str, JASRNet, dict]:
     return path.stem, model, checkpoint
 
 
+def onnxruntime_installed() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jasr_video.model.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["jasr-cpu"],
@@ -131,8 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precisions", nargs="+", help="fp32 bf16 fp16 int8 (default: fp32 bf16 on CPU, plus int8 for "
                    "calibrated weights; fp32 bf16 fp16 on CUDA)")
+    p.add_argument("--backends", nargs="+", choices=("torch", "onnx"),
+                   help="default: torch, plus onnx (fp32, and int8 where the weights have a NAME.int8.onnx) when "
+                   "onnxruntime is installed")
     p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 8 32 on CPU, 1 32 128 512 on CUDA")
     p.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per configuration")
+    p.add_argument("--repeat", type=int, default=1, help="time every configuration N times, round-robin, and keep "
+                   "the best (steadier ratios on a loaded machine; default 1)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--data", help="folder of real faces for the numerics check (e.g. ../shared/data/faces68/test)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
@@ -155,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:
             torch.backends.cudnn.benchmark = True
         faces = real_inputs(args.data, 16, 1.4).to(device)
+        backends = args.backends or ["torch"] + (["onnx"] if onnxruntime_installed() else [])
         report: dict[str, Any] = {
             "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
@@ -164,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             name, model, checkpoint = load_for_bench(spec)
             report.setdefault("parameters", {})[name] = count_parameters(model)
             these = precisions + (["int8"] if not (args.precisions or cuda) and checkpoint.get("int8") else [])
-            report["rows"] += bench_model(name, model, device, these, batch_sizes, args.seconds, faces,
-                                          checkpoint=checkpoint)
+            onnx = []
+            if "onnx" in backends:
+                from .onnx_export import int8_path
+
+                onnx = ["fp32"] + (["int8"] if not cuda and checkpoint and int8_path(checkpoint["path"]).is_file() else [])
+            report["rows"] += bench_model(name, model, device, these if "torch" in backends else [], batch_sizes,
+                                          args.seconds, faces, checkpoint=checkpoint, onnx_precisions=onnx,
+                                          repeat=args.repeat)
             if args.compile:
                 report["rows"] += bench_model(name, model, device,
                                               [p for p in these if p not in ("fp32", "int8")] or ["fp32"],
@@ -175,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jasr-video bench: error: {error}", file=sys.stderr)
         return 2
     table = Table(title=f"JASRNet throughput on {report['device']} (torch {report['torch']}, {report['threads']} threads)")
-    for column in ("model", "precision", "batch", "faces/s", "ms/face", "TFLOP/s", "vs fp32: SR max / landmarks mean"):
+    for column in ("model", "backend", "precision", "batch", "faces/s", "ms/face", "TFLOP/s", "vs fp32: SR max / landmarks mean"):
         table.add_column(column, justify="right")
     for row in report["rows"]:
         numerics = row.get("vs_fp32")
-        table.add_row(row["model"] + (f" (compiled: {row['compiled']})" if row["compiled"] else ""), row["precision"], str(row["batch"]),
+        table.add_row(row["model"] + (f" (compiled: {row['compiled']})" if row["compiled"] else ""),
+                      row.get("backend", "torch"), row["precision"], str(row["batch"]),
                       f"{row['faces_per_s']:.1f}", f"{row['ms_per_face']:.2f}", f"{row['tflops']:.2f}",
-                      f"{numerics['sr_max_levels']:.1f} lv / {numerics['landmark_mean_px']:.3f} px" if numerics else "-")
+                      f"{numerics['sr_max_levels']:.3g} lv / {numerics['landmark_mean_px']:.3g} px" if numerics else "-")
     console.print(table)
     if "bf16_matmul_tflops" in report:
         console.print(f"measured bf16 matmul roofline: {report['bf16_matmul_tflops']:.0f} TFLOP/s")

@@ -103,7 +103,13 @@ def load_model(name_or_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.d
 
 
 def export_main(argv: list[str] | None = None) -> int:
-    """`jasr-export`: strip a training checkpoint to shippable (optionally fp16) weights."""
+    """`jasr-export`: strip a training checkpoint to shippable (optionally fp16) weights. `jasr-export --onnx`:
+    weights to ONNX instead (`jasr-export --onnx --help`; :mod:`.onnx_export`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--onnx" in argv:
+        from .onnx_export import main as onnx_main
+
+        return onnx_main([a for a in argv if a != "--onnx"])
     parser = argparse.ArgumentParser(prog="jasr-export", description=export_main.__doc__)
     parser.add_argument("checkpoint", help="training checkpoint (e.g. runs/cpu/best.pt)")
     parser.add_argument("output", help="output file (e.g. models/jasr-cpu.pt)")

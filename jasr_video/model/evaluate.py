@@ -132,15 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"), default="fp32",
                         help="arithmetic to evaluate (default fp32; int8: CPU, weights calibrated by jasr-quantize)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="torch, or onnx (ONNX Runtime: fp32, or int8 with the weights' NAME.int8.onnx)")
     args = parser.parse_args(argv)
-    from .inference import FaceEnhancer, pick_device  # local: keeps module import light
+    from .inference import make_enhancer, pick_device  # local: keeps module import light
 
     try:
         device = pick_device(args.device)
-        if args.precision == "fp32":  # any checkpoint, single-task ones too
+        if args.precision == "fp32" and args.backend == "torch":  # any checkpoint, single-task ones too
             (model, checkpoint), dtype = load_model(args.weights, device), torch.float32
         else:
-            enhancer = FaceEnhancer(args.weights, str(device), args.precision)
+            enhancer = make_enhancer(args.weights, str(device), args.precision, args.backend)
             model, checkpoint, dtype = enhancer.model, enhancer.checkpoint, enhancer.dtype
         pairs = find_pairs(args.data)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
@@ -155,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "weights": checkpoint["path"],
         "precision": args.precision,
+        "backend": args.backend,
         "data": str(Path(args.data).resolve()),
         "crop_margin": margin,
         "seconds": time.perf_counter() - started,

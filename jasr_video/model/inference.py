@@ -54,13 +54,32 @@ def resolve_precision(precision: str, device: torch.device, int8_calibrated: boo
 def cpu_has_fast_int8() -> bool:
     """True when this torch has oneDNN's quantized engine and the CPU has int8 dot-product instructions
     (AVX512-VNNI, AVX-VNNI or AMX; read from /proc/cpuinfo, so Linux only)."""
-    if "onednn" not in torch.backends.quantized.supported_engines:
-        return False
+    return "onednn" in torch.backends.quantized.supported_engines and cpu_has_int8_dot()
+
+
+def cpu_has_int8_dot() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX; /proc/cpuinfo)."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
         return False
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+BACKENDS = ("torch", "onnx")
+
+
+def make_enhancer(weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "auto",
+                  backend: str = "torch") -> "FaceEnhancer":
+    """A FaceEnhancer on `backend`: "torch" (:class:`FaceEnhancer`) or "onnx" (ONNX Runtime,
+    :class:`~jasr_video.model.onnx_backend.OnnxFaceEnhancer`, optional extra ``jasr-video[onnx]``)."""
+    if backend == "onnx":
+        from .onnx_backend import OnnxFaceEnhancer
+
+        return OnnxFaceEnhancer(weights, device=device, precision=precision)
+    if backend != "torch":
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return FaceEnhancer(weights, device=device, precision=precision)
 
 
 class FaceEnhancer:
