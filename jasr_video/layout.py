@@ -150,9 +150,9 @@ KEY_POINTS = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), 
 
 def landmark_points(points: np.ndarray, face_px: float, style: DrawStyle) -> np.ndarray:
     """The dots drawn for a face of this size: none, five key points, or all 68."""
-    if face_px < style.landmarks_min_px:
+    pts = np.asarray(points, np.float32).reshape(-1, 2)
+    if face_px < style.landmarks_min_px or len(pts) < 68:  # too small, or a face without landmarks
         return np.zeros((0, 2), np.float32)
-    pts = np.asarray(points, np.float32)
     if face_px < style.all_landmarks_px:
         return np.stack([pts[list(idx)].mean(0) for idx in KEY_POINTS])
     return pts

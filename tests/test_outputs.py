@@ -95,6 +95,7 @@ def test_drawing_scales_with_face_size():
     assert len(landmark_points(pts, 20, style)) == 0
     assert len(landmark_points(pts, 30, style)) == 5
     assert len(landmark_points(pts, 60, style)) == 68
+    assert len(landmark_points(np.zeros((0, 2), np.float32), 60, style)) == 0  # a face without landmarks
     assert parse_draw("boxes, ids") == {"boxes", "ids"} and parse_draw("none") == set()
     with pytest.raises(ValueError, match="unknown --draw item dots"):
         parse_draw("boxes,dots")

@@ -42,7 +42,7 @@ def test_region_mode_keeps_the_full_frame_faces(clip_960):
     torch.set_num_threads(2)
     detector = FaceDetector(12, min_score=0.9)
     assert detector.detect_regions(np.zeros((540, 960, 3), np.uint8), np.zeros((0, 4))) == []
-    pipeline = Pipeline(PipelineConfig(device="cpu", full_scan_every=6), detector=detector)
+    pipeline = Pipeline(PipelineConfig(device="cpu", full_scan_every=6, coast=0), detector=detector)  # no coasting
     results = list(pipeline.run(clip_960))
     assert len(results) == 12 and pipeline.stats["region_frames"] == 10  # frames 0 and 6 are full scans
     found = total = extra = 0
