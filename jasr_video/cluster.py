@@ -1,0 +1,525 @@
+"""Many streams on a Ray cluster: one actor per stream, shared model replicas (``pip install "jasr-video[ray]"``).
+
+    from jasr_video.cluster import RayRunner
+    from jasr_video.multistream import OutputSpec, stream_specs
+    runner = RayRunner(PipelineConfig(device="cpu"), stream_specs(["rtsp://cam1/s", "lobby.mp4"]),
+                       OutputSpec(json="/shared/out/{stream}.jsonl"), replicas=2, address="auto")
+    for report in runner.run():          # blocks until every stream has ended
+        print(report.name, report.status, report.frames, report.gaps, report.error)
+
+The same streams, options, outputs and :class:`~jasr_video.multistream.StreamReport` as
+:class:`~jasr_video.multistream.MultiStreamRunner`, spread over a Ray cluster (docs/cluster.md):
+
+- :class:`StreamWorker` (one Ray actor per stream) decodes, detects (MTCNN, near the camera), tracks,
+  crops, smooths and writes that stream's outputs. It sends only the face crops, brought down to the
+  model's 16x16 input (768 bytes of uint8 RGB per face), to a model replica, and gets back landmarks and
+  confidences (and the 128x128 super-resolved faces only when a video or crops are written).
+- :class:`ModelReplica` (``replicas`` actors) runs JASRNet on the crops of many streams, gathering the
+  requests that arrive within ``gather`` seconds into one forward.
+
+Failures: both actors are restarted by Ray (``max_restarts``; their running calls are retried,
+``max_task_retries``). A restarted stream worker carries on: it appends to the stream's JSON Lines
+(every earlier line kept), writes a ``stream_gap`` record for the outage (``reason``: "stream worker
+restarted") and, for a file input, resumes after the last frame written; a live input is reopened.
+Tracks start afresh after the gap, as after a live reconnect. The annotated video of the frames before a
+restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
+goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
+other replicas) up to ``model_timeout`` seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
+from .source import SourceError, StreamInfo, redact
+
+log = logging.getLogger(__name__)
+
+RESTART_REASON = "stream worker restarted"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('Ray is not installed: pip install "jasr-video[ray]" (or pip install "ray>=2.9")') from None
+    return ray
+
+
+# ---------------------------------------------------------------------------------------------
+# the model replica
+
+
+class ModelReplica:
+    """JASRNet for many stream workers: ``enhance`` calls arriving within ``gather`` seconds (or as soon as
+    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``)."""
+
+    def __init__(self, config: Any, threads: int | None = None, gather: float = 0.01, expect: int = 1) -> None:
+        import torch
+
+        from .enhance import BatchEnhancer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size)
+        self.gather, self.expect = gather, max(1, expect)
+        self._cv = threading.Condition()
+        self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)
+        self.stats = {"requests": 0, "forwards": 0, "faces": 0}
+
+    def info(self) -> dict[str, Any]:
+        return {"crop_margin": self.enhancer.crop_margin, "device": str(self.enhancer.device), "pid": os.getpid()}
+
+    def get_stats(self) -> dict[str, int]:
+        with self._cv:
+            return dict(self.stats)
+
+    def enhance(self, lr: np.ndarray, want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """lr: (N, 16, 16, 3) uint8 RGB faces -> (sr (N, 128, 128, 3) uint8 or None, landmarks, confidence)."""
+        sr, lm, conf = self._batcher.submit(lr)
+        return (sr if want_sr else None), lm, conf
+
+    def _ready(self, pending: list[_Request]) -> bool:
+        return len(pending) >= self.expect or time.monotonic() - min(r.since for r in pending) >= self.gather
+
+    def _forward(self, batch: list[_Request]) -> None:
+        import torch
+
+        lr = np.concatenate([r.payload for r in batch])
+        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float().div_(255.0)
+        out = self.enhancer(faces)
+        k = 0
+        for r in batch:
+            n = len(r.payload)
+            r.result = (out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
+            k += n
+        with self._cv:
+            self.stats["requests"] += len(batch)
+            self.stats["forwards"] += 1
+            self.stats["faces"] += len(lr)
+
+
+class RemoteModel:
+    """What a stream's Pipeline sees as its enhancer (and ``.detector``): a local MTCNN, and JASRNet on a
+    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as uint8."""
+
+    def __init__(self, replicas: Sequence[Any], first: int, detector: Any, crop_margin: float, want_sr: bool,
+                 timeout: float = 120.0) -> None:
+        import torch
+
+        self.replicas, self.first = list(replicas), first
+        self.detector, self.crop_margin, self.want_sr, self.timeout = detector, crop_margin, want_sr, timeout
+        self.device = torch.device("cpu")
+        self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 1, "bytes_sent": 0,
+                      "bytes_received": 0, "retries": 0}
+
+    def register(self) -> None:
+        pass
+
+    def unregister(self) -> None:
+        pass
+
+    def __call__(self, crops: Any) -> Any:
+        import torch
+
+        from .enhance import EnhancedFaces
+        from .model.config import LR_SIZE
+        from .model.data import degrade
+
+        lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
+        lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        sr, lm, conf = self._call(lr8)
+        n = len(lr8)
+        if sr is None:  # JSON only: no super-resolved faces cross the network
+            sr = np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+        self.stats["requests"] += 1
+        self.stats["forwards"] += 1
+        self.stats["faces"] += n
+        self.stats["bytes_sent"] += lr8.nbytes
+        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if not self.want_sr else sr.nbytes)
+        return EnhancedFaces(sr, lm, conf)
+
+    def _call(self, lr8: np.ndarray):
+        """Ask a replica; while it is down (being restarted) try the next ones, up to ``timeout`` seconds."""
+        ray = _ray()
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            replica = self.replicas[(self.first + attempt) % len(self.replicas)]
+            try:
+                return ray.get(replica.enhance.remote(lr8, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                attempt += 1
+                self.stats["retries"] += 1
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"no model replica answered within {self.timeout:g} s ({type(exc).__name__})") from None
+                log.warning("model replica unavailable (%s); retrying", type(exc).__name__)
+                time.sleep(min(2.0, 0.2 * attempt))
+
+
+# ---------------------------------------------------------------------------------------------
+# the stream worker
+
+
+@dataclasses.dataclass
+class _Resume:
+    """What a restarted worker found in the stream's JSON Lines."""
+
+    frames: int = 0  # frame lines already written
+    last_frame: int = -1
+    last_pts: float | None = None
+    gaps: int = 0
+    written_at: float = 0.0  # the file's modification time (when the last line was written)
+
+
+def read_progress(path: Path) -> _Resume:
+    """Frames and gaps of a (partial) JSON Lines file; a line cut by the crash is dropped."""
+    state = _Resume()
+    if not path.exists():
+        return state
+    state.written_at = path.stat().st_mtime
+    good = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    for raw in data.split(b"\n"):
+        if not raw.endswith(b"}"):
+            break
+        try:
+            row = json.loads(raw)
+        except ValueError:
+            break
+        good += len(raw) + 1
+        if "frame" in row:
+            state.frames += 1
+            state.last_frame, state.last_pts = int(row["frame"]), row.get("pts")
+        elif row.get("event") == "stream_gap":
+            state.gaps += 1
+    if good < len(data):  # keep whole lines only
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return state
+
+
+class _WorkerOutputs(OutputSpec):
+    """OutputSpec whose sinks continue a stream after a worker restart."""
+
+    def __init__(self, base: OutputSpec, resume: _Resume | None, restarts: int) -> None:
+        super().__init__(**{f.name: getattr(base, f.name) for f in dataclasses.fields(OutputSpec)})
+        self.resume, self.restarts = resume, restarts
+
+    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
+        if self.resume is None:
+            return super().make_sinks(label, info, uri)
+        from .sinks import CropSink, JsonlSink, VideoSink, partial_path, write_event
+
+        paths = self.paths(label)
+        sinks: list[Any] = []
+        if "out" in paths:
+            old = partial_path(paths["out"])
+            if old.exists():
+                os.replace(old, paths["out"].with_name(f"{paths['out'].name}.restart{self.restarts}.partial"))
+            sinks.append(VideoSink(paths["out"], info, audio_from=None, crf=self.crf, even_size=self.even_size,
+                                   inset=self.inset, style=self.style))
+        if "json" in paths:
+            sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks, append=True))
+        if "crops" in paths:
+            sinks.append(CropSink(paths["crops"]))
+        r = self.resume
+        write_event(sinks, {"event": "stream_gap", "stream": label, "start_pts": r.last_pts,
+                            "duration": round(max(0.0, time.time() - r.written_at), 3) if r.written_at else 0.0,
+                            "reason": RESTART_REASON})
+        return sinks
+
+
+class _WorkerRunner(MultiStreamRunner):
+    """MultiStreamRunner for one stream in a StreamWorker: a restarted file stream skips the frames done."""
+
+    skip_to: int = -1
+
+    def _open(self, spec: StreamSpec):
+        source = super()._open(spec)
+        if source is None or self.skip_to < 0 or source.info.is_live:
+            return source
+        from .source import Frame
+
+        while True:  # frames come in order from 0: drop up to the last one written
+            item = source._get(timeout=0.5)
+            if item is None and source.finished:
+                break
+            if isinstance(item, Frame) and item.index >= self.skip_to:
+                break
+        return source
+
+
+class StreamWorker:
+    """One stream: decode, detect, track, crop, smooth, outputs (a Ray actor; see the module docstring)."""
+
+    def __init__(self, config: Any, spec: StreamSpec, outputs: OutputSpec, source_options: dict[str, Any],
+                 wait_for_start: bool, live_frame_batch: int | None, replicas: Sequence[Any], index: int,
+                 threads: int | None = None, model_timeout: float = 120.0) -> None:
+        import torch
+
+        from .detect import FaceDetector
+
+        if threads:
+            torch.set_num_threads(threads)
+        ray = _ray()
+        self.spec = spec
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        resume = None
+        paths = outputs.paths(spec.name)
+        if restarted:
+            resume = read_progress(paths["json"].with_name(paths["json"].name + ".partial")) if "json" in paths else _Resume()
+        self.resume = resume
+        info = ray.get(replicas[index % len(replicas)].info.remote(), timeout=model_timeout)
+        margin = config.margin if config.margin is not None else info["crop_margin"]
+        dev = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+        detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
+                                config.min_score, precision=config.detector_precision)
+        self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
+                                 timeout=model_timeout)
+        cfg = dataclasses.replace(config, margin=margin, device=dev)
+        if resume is not None and cfg.max_frames is not None:
+            cfg = dataclasses.replace(cfg, max_frames=max(1, cfg.max_frames - resume.frames))
+        restarts = (resume.gaps + 1) if resume is not None else 0
+        self.runner = _WorkerRunner(cfg, [spec], _WorkerOutputs(outputs, resume, restarts), source_options,
+                                    wait_for_start, live_frame_batch, model=self.model)
+        if resume is not None:
+            self.runner.skip_to = resume.last_frame + 1
+
+    def run(self) -> dict[str, Any]:
+        """Process the stream until it ends (or stop()); returns its StreamReport as a dict, plus stats."""
+        r = self.resume
+        report = self.runner.run()[0]
+        if r is not None:
+            report.frames += r.frames
+            report.gaps += r.gaps + 1
+        out = dataclasses.asdict(report)
+        out["outputs"] = [str(p) for p in report.outputs]
+        out["model"] = dict(self.model.stats)
+        out["restarted"] = r is not None
+        return out
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+class RayRunner:
+    """Run streams on Ray, like :class:`~jasr_video.multistream.MultiStreamRunner` (see the module docstring).
+
+    address: a Ray cluster ("auto", "ray://host:10001", "host:6379") or None to start a local Ray instance
+    (``num_cpus`` CPUs; default: the machine's). replicas: ModelReplica actors (stream i uses replica
+    i mod replicas first). worker_cpus / replica_cpus / replica_gpus: Ray resources reserved per actor
+    (fractions allowed, so several actors share a core); threads: torch threads in each actor.
+    max_restarts: restarts per actor (-1: unlimited). model_timeout: seconds a stream waits for a replica.
+    """
+
+    def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
+                 source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
+                 live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
+                 num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
+                 replica_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
+                 model_timeout: float = 120.0, gather: float = 0.01) -> None:
+        names = [s.name for s in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique: {names}")
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        self.config, self.streams = config, list(streams)
+        self.outputs = outputs or OutputSpec()
+        self.source_options = dict(source_options or {})
+        self.wait_for_start, self.live_frame_batch = wait_for_start, live_frame_batch
+        self.n_replicas, self.address, self.num_cpus = replicas, address, num_cpus
+        self.worker_cpus, self.replica_cpus, self.replica_gpus = worker_cpus, replica_cpus, replica_gpus
+        self.threads, self.max_restarts, self.model_timeout, self.gather = threads, max_restarts, model_timeout, gather
+        self.reports = {s.name: StreamReport(s.name, redact(s.uri)) for s in self.streams}
+        self.replicas: list[Any] = []
+        self.workers: dict[str, Any] = {}
+        self.model_stats: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._started_ray = False
+
+    def start(self) -> None:
+        """Connect to (or start) Ray and create the replicas and stream workers (``run`` calls it)."""
+        ray = _ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+            if self.address is None:
+                kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
+            ray.init(address=self.address, **kwargs)
+            self._started_ray = True
+        restarts = dict(max_restarts=self.max_restarts, max_task_retries=-1 if self.max_restarts != 0 else 0)
+        replica_cls = ray.remote(ModelReplica)
+        self.replicas = [replica_cls.options(num_cpus=self.replica_cpus, num_gpus=self.replica_gpus,
+                                             max_concurrency=max(4, 2 * len(self.streams)), **restarts)
+                         .remote(self.config, self.threads, self.gather, max(1, len(self.streams) // self.n_replicas))
+                         for _ in range(self.n_replicas)]
+        worker_cls = ray.remote(StreamWorker)
+        for i, spec in enumerate(self.streams):
+            self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, max_concurrency=2, **restarts).remote(
+                self.config, spec, self.outputs, self.source_options, self.wait_for_start, self.live_frame_batch,
+                self.replicas, i, self.threads, self.model_timeout)
+
+    def stop(self) -> None:
+        """Finish every stream after its current frames and finalise its outputs (safe from signal handlers)."""
+        self._stop.set()
+        for worker in list(self.workers.values()):
+            try:
+                worker.stop.remote()
+            except Exception:  # noqa: BLE001 - a worker that is gone has nothing to finalise
+                pass
+
+    def run(self, timeout: float | None = None) -> list[StreamReport]:
+        """Process every stream until all have ended; returns their reports in input order.
+
+        timeout: seconds after which the streams are stopped (outputs finalised); None: no limit."""
+        ray = _ray()
+        if not self.workers:
+            self.start()
+        started = time.monotonic()
+        pending = {w.run.remote(): name for name, w in self.workers.items()}
+        for name in self.workers:
+            self.reports[name].status = "running"
+        stopped_at = None
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                for ref in done:
+                    self._collect(pending.pop(ref), ref)
+                if timeout is not None and stopped_at is None and time.monotonic() - started > timeout:
+                    stopped_at = time.monotonic()
+                    self.stop()
+                if stopped_at is not None and time.monotonic() - stopped_at > 60:
+                    for ref, name in pending.items():
+                        self.reports[name].status, self.reports[name].error = "failed", "did not stop within 60 s"
+                    break
+            self._model_stats()
+        finally:
+            if self._started_ray:
+                ray.shutdown()
+        return [self.reports[s.name] for s in self.streams]
+
+    def _collect(self, name: str, ref: Any) -> None:
+        ray = _ray()
+        report = self.reports[name]
+        try:
+            out = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - one stream failing never stops the others
+            line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            report.status, report.error = "failed", f"stream worker failed: {line}"
+            return
+        model = out.pop("model", {})
+        out.pop("restarted", None)
+        for key, value in out.items():
+            setattr(report, key, [Path(p) for p in value] if key == "outputs" else value)
+        for key, value in model.items():
+            self.model_stats[key] = self.model_stats.get(key, 0) + value
+
+    def _model_stats(self) -> None:
+        ray = _ray()
+        total = {"requests": 0, "forwards": 0, "faces": 0}
+        for replica in self.replicas:
+            try:
+                s = ray.get(replica.get_stats.remote(), timeout=10)
+            except Exception:  # noqa: BLE001
+                continue
+            for key in total:
+                total[key] += s[key]
+        self.model_stats.update({f"replica_{k}": v for k, v in total.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line (jasr-video --ray)
+
+
+def run_cli(args: Any, inputs: list[str]) -> int:
+    """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray."""
+    import signal
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import cli
+    from .multistream import stream_specs
+
+    try:
+        _ray()
+    except ImportError as exc:
+        raise cli.UserError(str(exc)) from None
+    if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
+        raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
+                            "or write --ray auto / --ray HOST:6379)")
+    specs = stream_specs(inputs)
+    cli._check_stream_outputs(args, inputs, specs)
+    console = Console(stderr=True, quiet=args.quiet)
+    config = cli._config(args, live=False)
+    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
+                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
+                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    address = None if args.ray == "local" else args.ray
+    runner = RayRunner(config, specs, outputs, source_options=cli._source_options(args),
+                       wait_for_start=cli._wait_for_start(args),
+                       live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+                       replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
+                       worker_cpus=args.ray_worker_cpus, threads=args.threads or 1)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame) -> None:
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        runner.stop()
+
+    started = time.monotonic()
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            runner.start()
+        except ConnectionError as exc:
+            raise cli.UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
+                                "start one with `ray start --head` or give its address)") from None
+        if stop["signal"] is not None:
+            runner.stop()
+        reports = runner.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    table = Table(title=f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
+                        f"{time.monotonic() - started:.1f}s")
+    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
+    console.print(table)
+    for r in reports:
+        if r.outputs:
+            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+    m = runner.model_stats
+    if m.get("faces"):
+        console.print(f"model: {m.get('faces', 0)} faces sent to the replicas, {m.get('bytes_sent', 0) / 1e3:.1f} kB "
+                      f"sent, {m.get('bytes_received', 0) / 1e3:.1f} kB received")
+    for r in reports:
+        if r.status == "failed":
+            print(f"jasr-video: error: stream {r.name}: {r.error}", file=sys.stderr)
+    if stop["signal"] == signal.SIGINT:
+        return cli.EXIT_SIGINT
+    if stop["signal"] == signal.SIGTERM:
+        return cli.EXIT_SIGTERM
+    return cli.EXIT_USAGE if any(r.status == "failed" for r in reports) else cli.EXIT_OK
