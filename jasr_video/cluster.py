@@ -12,8 +12,9 @@ The same streams, options, outputs and :class:`~jasr_video.multistream.StreamRep
 
 - :class:`StreamWorker` (one Ray actor per stream) decodes, detects (MTCNN, near the camera), tracks,
   crops, smooths and writes that stream's outputs. It sends only the face crops, brought down to the
-  model's 16x16 input (768 bytes of uint8 RGB per face), to a model replica, and gets back landmarks and
-  confidences (and the 128x128 super-resolved faces only when a video or crops are written).
+  model's 16x16 input (``lr_dtype`` float32: 3,072 bytes per face, the same input as one process; uint8:
+  768 bytes, landmarks within a pixel or so, see docs/cluster.md), to a model replica, and gets back landmarks
+  and confidences (and the 128x128 super-resolved faces only when a video or crops are written).
 - :class:`ModelReplica` (``replicas`` actors) runs JASRNet on the crops of many streams, gathering the
   requests that arrive within ``gather`` seconds into one forward.
 
@@ -84,7 +85,8 @@ class ModelReplica:
             return dict(self.stats)
 
     def enhance(self, lr: np.ndarray, want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """lr: (N, 16, 16, 3) uint8 RGB faces -> (sr (N, 128, 128, 3) uint8 or None, landmarks, confidence)."""
+        """lr: (N, 16, 16, 3) RGB faces, uint8 or float in [0, 1] -> (sr (N, 128, 128, 3) uint8 or None,
+        landmarks (N, 68, 2), confidence (N, 68))."""
         sr, lm, conf = self._batcher.submit(lr)
         return (sr if want_sr else None), lm, conf
 
@@ -94,8 +96,9 @@ class ModelReplica:
     def _forward(self, batch: list[_Request]) -> None:
         import torch
 
-        lr = np.concatenate([r.payload for r in batch])
-        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float().div_(255.0)
+        lr = np.concatenate([r.payload.astype(np.float32) / 255.0 if r.payload.dtype == np.uint8 else r.payload
+                             for r in batch])
+        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float()
         out = self.enhancer(faces)
         k = 0
         for r in batch:
@@ -110,12 +113,16 @@ class ModelReplica:
 
 class RemoteModel:
     """What a stream's Pipeline sees as its enhancer (and ``.detector``): a local MTCNN, and JASRNet on a
-    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as uint8."""
+    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as
+    ``lr_dtype`` (float32 or uint8)."""
 
     def __init__(self, replicas: Sequence[Any], first: int, detector: Any, crop_margin: float, want_sr: bool,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, lr_dtype: str = "float32") -> None:
         import torch
 
+        if lr_dtype not in ("float32", "uint8"):
+            raise ValueError("lr_dtype must be float32 or uint8")
+        self.lr_dtype = lr_dtype
         self.replicas, self.first = list(replicas), first
         self.detector, self.crop_margin, self.want_sr, self.timeout = detector, crop_margin, want_sr, timeout
         self.device = torch.device("cpu")
@@ -136,7 +143,10 @@ class RemoteModel:
         from .model.data import degrade
 
         lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
-        lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        if self.lr_dtype == "uint8":
+            lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        else:
+            lr8 = np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
         sr, lm, conf = self._call(lr8)
         n = len(lr8)
         if sr is None:  # JSON only: no super-resolved faces cross the network
@@ -247,15 +257,15 @@ class _WorkerRunner(MultiStreamRunner):
 
     def _open(self, spec: StreamSpec):
         source = super()._open(spec)
-        if source is None or self.skip_to < 0 or source.info.is_live:
+        if source is None or self.skip_to <= 0 or source.info.is_live:
             return source
         from .source import Frame
 
-        while True:  # frames come in order from 0: drop up to the last one written
+        while True:  # frames come in order from 0: drop them up to the last one written (skip_to - 1)
             item = source._get(timeout=0.5)
             if item is None and source.finished:
                 break
-            if isinstance(item, Frame) and item.index >= self.skip_to:
+            if isinstance(item, Frame) and item.index >= self.skip_to - 1:
                 break
         return source
 
@@ -265,7 +275,7 @@ class StreamWorker:
 
     def __init__(self, config: Any, spec: StreamSpec, outputs: OutputSpec, source_options: dict[str, Any],
                  wait_for_start: bool, live_frame_batch: int | None, replicas: Sequence[Any], index: int,
-                 threads: int | None = None, model_timeout: float = 120.0) -> None:
+                 threads: int | None = None, model_timeout: float = 120.0, lr_dtype: str = "float32") -> None:
         import torch
 
         from .detect import FaceDetector
@@ -286,7 +296,7 @@ class StreamWorker:
         detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
                                 config.min_score, precision=config.detector_precision)
         self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
-                                 timeout=model_timeout)
+                                 timeout=model_timeout, lr_dtype=lr_dtype)
         cfg = dataclasses.replace(config, margin=margin, device=dev)
         if resume is not None and cfg.max_frames is not None:
             cfg = dataclasses.replace(cfg, max_frames=max(1, cfg.max_frames - resume.frames))
@@ -328,6 +338,8 @@ class RayRunner:
     i mod replicas first). worker_cpus / replica_cpus / replica_gpus: Ray resources reserved per actor
     (fractions allowed, so several actors share a core); threads: torch threads in each actor.
     max_restarts: restarts per actor (-1: unlimited). model_timeout: seconds a stream waits for a replica.
+    lr_dtype: how faces cross the network, float32 (3,072 bytes per face, exactly the one-process input) or
+    uint8 (768 bytes). gather: seconds a replica waits for more streams' faces before a forward.
     """
 
     def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
@@ -335,7 +347,7 @@ class RayRunner:
                  live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
                  num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
                  replica_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
-                 model_timeout: float = 120.0, gather: float = 0.01) -> None:
+                 model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
         names = [s.name for s in streams]
         if len(set(names)) != len(names):
             raise ValueError(f"stream names must be unique: {names}")
@@ -348,6 +360,7 @@ class RayRunner:
         self.n_replicas, self.address, self.num_cpus = replicas, address, num_cpus
         self.worker_cpus, self.replica_cpus, self.replica_gpus = worker_cpus, replica_cpus, replica_gpus
         self.threads, self.max_restarts, self.model_timeout, self.gather = threads, max_restarts, model_timeout, gather
+        self.lr_dtype = lr_dtype
         self.reports = {s.name: StreamReport(s.name, redact(s.uri)) for s in self.streams}
         self.replicas: list[Any] = []
         self.workers: dict[str, Any] = {}
@@ -374,7 +387,7 @@ class RayRunner:
         for i, spec in enumerate(self.streams):
             self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, max_concurrency=2, **restarts).remote(
                 self.config, spec, self.outputs, self.source_options, self.wait_for_start, self.live_frame_batch,
-                self.replicas, i, self.threads, self.model_timeout)
+                self.replicas, i, self.threads, self.model_timeout, self.lr_dtype)
 
     def stop(self) -> None:
         """Finish every stream after its current frames and finalise its outputs (safe from signal handlers)."""
@@ -402,18 +415,31 @@ class RayRunner:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
                 for ref in done:
                     self._collect(pending.pop(ref), ref)
-                if timeout is not None and stopped_at is None and time.monotonic() - started > timeout:
-                    stopped_at = time.monotonic()
+                if timeout is not None and not self._stop.is_set() and time.monotonic() - started > timeout:
                     self.stop()
+                if self._stop.is_set() and stopped_at is None:
+                    stopped_at = time.monotonic()
                 if stopped_at is not None and time.monotonic() - stopped_at > 60:
                     for ref, name in pending.items():
                         self.reports[name].status, self.reports[name].error = "failed", "did not stop within 60 s"
                     break
             self._model_stats()
         finally:
-            if self._started_ray:
-                ray.shutdown()
+            self.close()
         return [self.reports[s.name] for s in self.streams]
+
+    def close(self) -> None:
+        """End the actors (and the local Ray instance this runner started); ``run`` calls it."""
+        ray = _ray()
+        for actor in [*self.workers.values(), *self.replicas]:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.workers, self.replicas = {}, []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
 
     def _collect(self, name: str, ref: Any) -> None:
         ray = _ray()
