@@ -3,6 +3,10 @@ the real RTSP server; stream workers and model replicas killed mid-run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +16,7 @@ import pytest
 
 from conftest import CLIP, need
 from rtsp_utils import RtspServer, free_port, needs_gst
-from video_utils import make_clip
+from video_utils import end_process, make_clip, probe, wait_for_lines
 
 ray = pytest.importorskip("ray", reason='Ray not installed (pip install "jasr-video[ray]")')
 
@@ -129,3 +133,37 @@ def test_killed_replica_and_worker_restart_and_carry_on(clip640, tmp_path):
     assert report.frames == 20 and report.gaps == 1
     gap_at = rows.index(gaps[0])
     assert rows[gap_at - 1]["frame"] + 1 == rows[gap_at + 1]["frame"]
+
+
+def test_cli_sigterm_finalises_every_stream(clip640, tmp_path):
+    """jasr-video --ray (a local Ray instance of its own): SIGTERM stops the streams, outputs are finalised, exit 143."""
+    listing = tmp_path / "cameras.txt"
+    listing.write_text(f"{clip640}\n{clip640}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "jasr_video.cli", "--streams", listing, "--json", f"{out}/", "--out", f"{out}/",
+           "--ray", "--ray-cpus", 2, "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=Path(__file__).resolve().parents[1], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_lines(out / "roh_640.jsonl.partial", 2, proc, timeout=180)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        end_process(proc)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert not list(out.glob("*.partial"))
+    for name in ("roh_640", "roh_640-2"):
+        rows = read_jsonl(out / f"{name}.jsonl")
+        assert rows and [r["frame"] for r in rows] == list(range(len(rows)))
+        assert probe(out / f"{name}_annotated.mp4")["frames"] == len(rows)
+
+
+def test_ray_address_that_is_an_input_is_one_error_line(clip640, tmp_path):
+    from jasr_video.cli import main
+
+    assert main([str(clip640), "--json", f"{tmp_path}/", "--ray", str(clip640)]) == 2
+    assert not list(tmp_path.iterdir())
