@@ -611,6 +611,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     src.close()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "one").mkdir()
         base = _bench_one_process(config, specs, Path(tmp) / "one")
         rows.append({"mode": "one process (MultiStreamRunner)", "replicas": 0, **base})
         ray = _ray()
@@ -623,7 +624,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
                              **_bench_ray(config, specs, folder, n, args.cpus)})
         finally:
             ray.shutdown()
-    base_fps = rows[0]["frames"] / rows[0]["seconds"]
+    base_fps = rows[0]["frames"] / rows[0]["seconds"] or float("nan")
     print(f"{args.streams} streams x {args.frames} frames of {args.clip} ({width}x{height}); JSON output; "
           f"torch threads 1 per process; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
     print("| mode | replicas | frames/s (all streams) | vs one process | bytes sent / frame | bytes back / frame |")
