@@ -188,6 +188,7 @@ class _Resume:
     last_frame: int = -1
     last_pts: float | None = None
     gaps: int = 0
+    faces: int = 0
     written_at: float = 0.0  # the file's modification time (when the last line was written)
 
 
@@ -210,6 +211,7 @@ def read_progress(path: Path) -> _Resume:
         good += len(raw) + 1
         if "frame" in row:
             state.frames += 1
+            state.faces += len(row.get("faces", ()))
             state.last_frame, state.last_pts = int(row["frame"]), row.get("pts")
         elif row.get("event") == "stream_gap":
             state.gaps += 1
@@ -292,7 +294,8 @@ class StreamWorker:
         self.resume = resume
         info = ray.get(replicas[index % len(replicas)].info.remote(), timeout=model_timeout)
         margin = config.margin if config.margin is not None else info["crop_margin"]
-        dev = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+        # MTCNN on the worker's GPU when Ray gave it one (worker_gpus), else on its CPU
+        dev = "cuda" if config.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
         detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
                                 config.min_score, precision=config.detector_precision)
         self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
@@ -312,6 +315,7 @@ class StreamWorker:
         report = self.runner.run()[0]
         if r is not None:
             report.frames += r.frames
+            report.faces += r.faces
             report.gaps += r.gaps + 1
         out = dataclasses.asdict(report)
         out["outputs"] = [str(p) for p in report.outputs]
@@ -335,8 +339,9 @@ class RayRunner:
 
     address: a Ray cluster ("auto", "ray://host:10001", "host:6379") or None to start a local Ray instance
     (``num_cpus`` CPUs; default: the machine's). replicas: ModelReplica actors (stream i uses replica
-    i mod replicas first). worker_cpus / replica_cpus / replica_gpus: Ray resources reserved per actor
-    (fractions allowed, so several actors share a core); threads: torch threads in each actor.
+    i mod replicas first). worker_cpus / worker_gpus / replica_cpus / replica_gpus: Ray resources reserved
+    per actor (fractions allowed, so several actors share a core or a GPU; a stream worker detects on a GPU
+    only when given one); threads: torch threads in each actor.
     max_restarts: restarts per actor (-1: unlimited). model_timeout: seconds a stream waits for a replica.
     lr_dtype: how faces cross the network, float32 (3,072 bytes per face, exactly the one-process input) or
     uint8 (768 bytes). gather: seconds a replica waits for more streams' faces before a forward.
@@ -346,7 +351,7 @@ class RayRunner:
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
                  live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
                  num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
-                 replica_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
+                 replica_gpus: float = 0.0, worker_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
                  model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
         names = [s.name for s in streams]
         if len(set(names)) != len(names):
@@ -359,6 +364,7 @@ class RayRunner:
         self.wait_for_start, self.live_frame_batch = wait_for_start, live_frame_batch
         self.n_replicas, self.address, self.num_cpus = replicas, address, num_cpus
         self.worker_cpus, self.replica_cpus, self.replica_gpus = worker_cpus, replica_cpus, replica_gpus
+        self.worker_gpus = worker_gpus
         self.threads, self.max_restarts, self.model_timeout, self.gather = threads, max_restarts, model_timeout, gather
         self.lr_dtype = lr_dtype
         self.reports = {s.name: StreamReport(s.name, redact(s.uri)) for s in self.streams}
@@ -385,7 +391,8 @@ class RayRunner:
                          for _ in range(self.n_replicas)]
         worker_cls = ray.remote(StreamWorker)
         for i, spec in enumerate(self.streams):
-            self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, max_concurrency=2, **restarts).remote(
+            self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, num_gpus=self.worker_gpus,
+                                                         max_concurrency=2, **restarts).remote(
                 self.config, spec, self.outputs, self.source_options, self.wait_for_start, self.live_frame_batch,
                 self.replicas, i, self.threads, self.model_timeout, self.lr_dtype)
 
@@ -504,7 +511,8 @@ def run_cli(args: Any, inputs: list[str]) -> int:
                        wait_for_start=cli._wait_for_start(args),
                        live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
                        replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
-                       worker_cpus=args.ray_worker_cpus, threads=args.threads or 1)
+                       worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
+                       threads=args.threads or 1)
     stop = {"signal": None}
 
     def on_signal(signum, _frame) -> None:
@@ -613,7 +621,13 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "one").mkdir()
         base = _bench_one_process(config, specs, Path(tmp) / "one")
-        rows.append({"mode": "one process (MultiStreamRunner)", "replicas": 0, **base})
+        rows.append({"mode": "one process (MultiStreamRunner), torch threads 1", "replicas": 0, **base})
+        if args.cpus > 1:  # the same with torch using every core
+            torch.set_num_threads(args.cpus)
+            (Path(tmp) / "one-all").mkdir()
+            rows.append({"mode": f"one process (MultiStreamRunner), torch threads {args.cpus}", "replicas": 0,
+                         **_bench_one_process(config, specs, Path(tmp) / "one-all")})
+            torch.set_num_threads(1)
         ray = _ray()
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         try:
@@ -626,8 +640,8 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
             ray.shutdown()
     base_fps = rows[0]["frames"] / rows[0]["seconds"] or float("nan")
     print(f"{args.streams} streams x {args.frames} frames of {args.clip} ({width}x{height}); JSON output; "
-          f"torch threads 1 per process; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
-    print("| mode | replicas | frames/s (all streams) | vs one process | bytes sent / frame | bytes back / frame |")
+          f"torch threads 1 per Ray actor; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
+    print("| mode | replicas | frames/s (all streams) | vs first row | bytes sent / frame | bytes back / frame |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         fps = row["frames"] / row["seconds"]
