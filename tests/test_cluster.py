@@ -136,13 +136,13 @@ def test_killed_replica_and_worker_restart_and_carry_on(clip640, tmp_path):
 
 
 def test_cli_sigterm_finalises_every_stream(clip640, tmp_path):
-    """jasr-video --ray (a local Ray instance of its own): SIGTERM stops the streams, outputs are finalised, exit 143."""
+    """jasr-video --ray ADDRESS (the tests' Ray instance): SIGTERM stops the streams, outputs finalised, exit 143."""
     listing = tmp_path / "cameras.txt"
     listing.write_text(f"{clip640}\n{clip640}\n")
     out = tmp_path / "out"
     out.mkdir()
     cmd = [sys.executable, "-m", "jasr_video.cli", "--streams", listing, "--json", f"{out}/", "--out", f"{out}/",
-           "--ray", "--ray-cpus", 2, "--quiet"]
+           "--ray", ray.get_runtime_context().gcs_address, "--ray-worker-cpus", 0.25, "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([str(c) for c in cmd], cwd=Path(__file__).resolve().parents[1], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
