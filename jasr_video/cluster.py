@@ -35,6 +35,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -276,7 +277,7 @@ class StreamWorker:
     """One stream: decode, detect, track, crop, smooth, outputs (a Ray actor; see the module docstring)."""
 
     def __init__(self, config: Any, spec: StreamSpec, outputs: OutputSpec, source_options: dict[str, Any],
-                 wait_for_start: bool, live_frame_batch: int | None, replicas: Sequence[Any], index: int,
+                 wait_for_start: bool, live_frame_batch: int | None, replicas: Sequence[str], index: int,
                  threads: int | None = None, model_timeout: float = 120.0, lr_dtype: str = "float32") -> None:
         import torch
 
@@ -292,6 +293,7 @@ class StreamWorker:
         if restarted:
             resume = read_progress(paths["json"].with_name(paths["json"].name + ".partial")) if "json" in paths else _Resume()
         self.resume = resume
+        replicas = [ray.get_actor(name) for name in replicas]  # by name: small, inlined constructor arguments
         info = ray.get(replicas[index % len(replicas)].info.remote(), timeout=model_timeout)
         margin = config.margin if config.margin is not None else info["crop_margin"]
         # MTCNN on the worker's GPU when Ray gave it one (worker_gpus), else on its CPU
@@ -385,16 +387,18 @@ class RayRunner:
             self._started_ray = True
         restarts = dict(max_restarts=self.max_restarts, max_task_retries=-1 if self.max_restarts != 0 else 0)
         replica_cls = ray.remote(ModelReplica)
-        self.replicas = [replica_cls.options(num_cpus=self.replica_cpus, num_gpus=self.replica_gpus,
+        tag = uuid.uuid4().hex[:12]
+        names = [f"jasr-replica-{tag}-{i}" for i in range(self.n_replicas)]
+        self.replicas = [replica_cls.options(name=names[i], num_cpus=self.replica_cpus, num_gpus=self.replica_gpus,
                                              max_concurrency=max(4, 2 * len(self.streams)), **restarts)
                          .remote(self.config, self.threads, self.gather, max(1, len(self.streams) // self.n_replicas))
-                         for _ in range(self.n_replicas)]
+                         for i in range(self.n_replicas)]
         worker_cls = ray.remote(StreamWorker)
         for i, spec in enumerate(self.streams):
             self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, num_gpus=self.worker_gpus,
                                                          max_concurrency=2, **restarts).remote(
                 self.config, spec, self.outputs, self.source_options, self.wait_for_start, self.live_frame_batch,
-                self.replicas, i, self.threads, self.model_timeout, self.lr_dtype)
+                names, i, self.threads, self.model_timeout, self.lr_dtype)
 
     def stop(self) -> None:
         """Finish every stream after its current frames and finalise its outputs (safe from signal handlers)."""
