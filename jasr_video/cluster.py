@@ -21,7 +21,8 @@ The same streams, options, outputs and :class:`~jasr_video.multistream.StreamRep
 Failures: both actors are restarted by Ray (``max_restarts``; their running calls are retried,
 ``max_task_retries``). A restarted stream worker carries on: it appends to the stream's JSON Lines
 (every earlier line kept), writes a ``stream_gap`` record for the outage (``reason``: "stream worker
-restarted") and, for a file input, resumes after the last frame written; a live input is reopened.
+restarted") and, for a file input, resumes after the last frame written; a live input is reopened (frame
+numbers go on from the last one written).
 Tracks start afresh after the gap, as after a live reconnect. The annotated video of the frames before a
 restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
 goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
@@ -254,12 +255,31 @@ class _WorkerOutputs(OutputSpec):
 
 
 class _WorkerRunner(MultiStreamRunner):
-    """MultiStreamRunner for one stream in a StreamWorker: a restarted file stream skips the frames done."""
+    """MultiStreamRunner for one stream in a StreamWorker: a restarted file stream skips the frames done; a
+    restarted live stream numbers its frames on from the last one written."""
 
     skip_to: int = -1
+    index_offset: int = 0
+
+    def _process(self, name: str, pipeline: Any, source: Any, sinks: Sequence[Any], report: StreamReport) -> None:
+        if self.index_offset:
+            from .source import StreamGap
+
+            run, offset = pipeline.run, self.index_offset
+
+            def numbered(src: Any, events: bool = False):
+                for item in run(src, events=events):
+                    if not isinstance(item, StreamGap):
+                        item.index += offset
+                    yield item
+
+            pipeline.run = numbered
+        super()._process(name, pipeline, source, sinks, report)
 
     def _open(self, spec: StreamSpec):
         source = super()._open(spec)
+        if source is not None and source.info.is_live:
+            self.index_offset = max(self.skip_to, 0)
         if source is None or self.skip_to <= 0 or source.info.is_live:
             return source
         from .source import Frame

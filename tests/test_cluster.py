@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import CLIP, need
-from rtsp_utils import RtspServer, free_port, needs_gst
+from rtsp_utils import _MISSING, RtspServer, free_port, needs_gst
 from video_utils import end_process, make_clip, probe, wait_for_lines
 
 ray = pytest.importorskip("ray", reason='Ray not installed (pip install "jasr-video[ray]")')
@@ -105,34 +105,46 @@ def test_two_files_and_a_live_stream_match_the_single_process_pipeline(clip640, 
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_killed_replica_and_worker_restart_and_carry_on(clip640, tmp_path):
-    specs = stream_specs([str(clip640)])
-    runner = RayRunner(config(frame_batch=2), specs, OutputSpec(json=f"{tmp_path}/"), worker_cpus=0.5,
-                       replica_cpus=0.5, model_timeout=90)
-    runner.start()
-    reports: list = []
-    thread = threading.Thread(target=lambda: reports.extend(runner.run(timeout=300)), daemon=True)
-    thread.start()
-    partial = tmp_path / "roh_640.jsonl.partial"
-    wait_lines(partial, 2)
-    ray.kill(runner.replicas[0], no_restart=False)  # the stream waits for the restarted replica
-    before_worker_kill = wait_lines(partial, 6)
-    worker = runner.workers["roh_640"]
-    ray.kill(worker, no_restart=False)
-    thread.join(300)
-    assert not thread.is_alive()
-    (report,) = reports
-    assert report.status == "complete", report
-    text = (tmp_path / "roh_640.jsonl").read_text()
-    assert text.startswith("".join(before_worker_kill))  # every earlier line kept
-    rows = [json.loads(line) for line in text.splitlines()]
-    gaps = [r for r in rows if r.get("event") == "stream_gap"]
-    assert len(gaps) == 1 and gaps[0]["reason"] == RESTART_REASON and gaps[0]["stream"] == "roh_640"
-    frames = [r["frame"] for r in rows if "frame" in r]
-    assert frames == list(range(20))  # resumed after the last frame written: none lost, none repeated
-    assert report.frames == 20 and report.gaps == 1
-    gap_at = rows.index(gaps[0])
-    assert rows[gap_at - 1]["frame"] + 1 == rows[gap_at + 1]["frame"]
+def test_killed_replica_and_workers_restart_and_carry_on(clip640, rtsp_clip, tmp_path):
+    """A file stream and (with GStreamer) a live RTSP stream; the replica, then both stream workers, are killed."""
+    live = _MISSING is None
+    srv = RtspServer(rtsp_clip, free_port(), "cam").start() if live else None
+    try:
+        specs = stream_specs([str(clip640)] + ([srv.url] if live else []))
+        runner = RayRunner(config(frame_batch=2, max_frames=20), specs, OutputSpec(json=f"{tmp_path}/"),
+                           source_options={"open_timeout": 10}, worker_cpus=0.25, replica_cpus=0.5, model_timeout=90)
+        runner.start()
+        reports: list = []
+        thread = threading.Thread(target=lambda: reports.extend(runner.run(timeout=300)), daemon=True)
+        thread.start()
+        names = [s.name for s in specs]
+        partials = {name: tmp_path / f"{name}.jsonl.partial" for name in names}
+        wait_lines(partials["roh_640"], 2)
+        ray.kill(runner.replicas[0], no_restart=False)  # the streams wait for the restarted replica
+        before = {"roh_640": wait_lines(partials["roh_640"], 6)}
+        if live:
+            before["cam"] = wait_lines(partials["cam"], 2)
+        for name in names:
+            ray.kill(runner.workers[name], no_restart=False)
+        thread.join(300)
+        assert not thread.is_alive()
+    finally:
+        if srv is not None:
+            srv.stop()
+    assert [(r.name, r.status, r.frames, r.gaps) for r in reports] == [(n, "complete", 20, 1) for n in names], reports
+    for name in names:
+        text = (tmp_path / f"{name}.jsonl").read_text()
+        assert text.startswith("".join(before[name]))  # every line written before the kill is kept
+        rows = [json.loads(line) for line in text.splitlines()]
+        gaps = [r for r in rows if r.get("event") == "stream_gap"]
+        assert len(gaps) == 1 and gaps[0]["reason"] == RESTART_REASON and gaps[0]["stream"] == name
+        assert gaps[0]["duration"] >= 0
+        frames = [r["frame"] for r in rows if "frame" in r]
+        assert len(frames) == 20 and frames == sorted(set(frames))
+        if name == "roh_640":  # a file resumes after the last frame written: none lost, none repeated
+            assert frames == list(range(20))
+        gap_at = rows.index(gaps[0])
+        assert rows[gap_at - 1]["frame"] < rows[gap_at + 1]["frame"]
 
 
 def test_cli_sigterm_finalises_every_stream(clip640, tmp_path):
