@@ -361,7 +361,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.ray:
         from .cluster import run_cli
 
-        return run_cli(args, inputs)
+        return run_cli(args, inputs, sys.modules[__name__])
     if len(inputs) > 1:
         return _run_streams(args, inputs)
     _stream_outputs(args)

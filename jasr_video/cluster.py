@@ -505,15 +505,32 @@ class RayRunner:
 # the command line (jasr-video --ray)
 
 
-def run_cli(args: Any, inputs: list[str]) -> int:
-    """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray."""
+def _check_reachable(address: str, error: type[Exception], timeout: float = 5.0) -> None:
+    """A HOST:PORT Ray address must accept a connection (ray.init would otherwise retry for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise error(f"--ray {address}: give the head node as HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:10001 or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise error(f"--ray {address}: no Ray head answers there ({exc.strerror or type(exc).__name__}); start one "
+                    "with `ray start --head --port 6379` or check the address") from None
+
+
+def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
+    """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
+
+    cli: the calling jasr_video.cli module (under ``python -m`` it is ``__main__``, whose UserError it catches)."""
     import signal
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
-    from . import cli
+    if cli is None:
+        from . import cli
     from .multistream import stream_specs
 
     try:
@@ -523,6 +540,8 @@ def run_cli(args: Any, inputs: list[str]) -> int:
     if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
         raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
                             "or write --ray auto / --ray HOST:6379)")
+    if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
+        _check_reachable(args.ray, cli.UserError)
     specs = stream_specs(inputs)
     cli._check_stream_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)

@@ -179,3 +179,13 @@ def test_ray_address_that_is_an_input_is_one_error_line(clip640, tmp_path):
 
     assert main([str(clip640), "--json", f"{tmp_path}/", "--ray", str(clip640)]) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_unreachable_ray_address_is_one_error_line(clip640, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "jasr_video.cli", str(clip640), "--json", f"{tmp_path}/", "--ray",
+                        f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(err) == 1 and err[0].startswith("jasr-video: error: --ray"), r.stderr
+    assert "no Ray head answers" in err[0]
+    assert not list(tmp_path.iterdir())
