@@ -400,7 +400,8 @@ class RayRunner:
         """Connect to (or start) Ray and create the replicas and stream workers (``run`` calls it)."""
         ray = _ray()
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                                      "log_to_driver": log.isEnabledFor(logging.DEBUG)}  # --debug: actor logs too
             if self.address is None:
                 kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
             ray.init(address=self.address, **kwargs)
