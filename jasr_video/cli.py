@@ -210,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: reconnect after a drop, fail at once when down at startup)")
     run.add_argument("--max-reconnects", type=_positive, metavar="N", help="give up on a live input after N failed "
                      "attempts in a row (default: never)")
+    ray = p.add_argument_group("Ray cluster (pip install \"jasr-video[ray]\"; docs/cluster.md)")
+    ray.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="run the streams on Ray: one actor per stream (decode, detect, track, outputs) and shared "
+                     "model replicas; ADDRESS of a cluster (auto, host:6379, ray://host:10001), or none to start a "
+                     "local Ray instance")
+    ray.add_argument("--ray-replicas", type=_positive, default=1, metavar="N",
+                     help="JASRNet model replicas shared by the streams (default: 1)")
+    ray.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default: all)")
+    ray.add_argument("--ray-worker-cpus", type=float, default=0.5, metavar="C",
+                     help="Ray CPUs reserved per stream actor; fractions let several share a core (default: 0.5)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
@@ -239,7 +249,7 @@ def _check_output_options(args: argparse.Namespace) -> None:
     for opt, value in (("--tracks", args.tracks), ("--report", args.report)):
         if value and Path(value).exists() and not Path(value).is_dir():
             raise UserError(f"{opt} {value} is a file, not a folder (give a folder; it is created if missing)")
-    many = len(args.inputs) > 1 or bool(args.streams)
+    many = len(args.inputs) > 1 or bool(args.streams) or bool(args.ray)
     if many and (args.tracks or args.report or args.filter.active):
         raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")
 
@@ -420,6 +430,10 @@ def _main(args: argparse.Namespace) -> int:
             f"no output asked for, nothing would be written; add --out VIDEO and/or --json JSONL, e.g. {_suggest(args)}"
         )
     _check_output_options(args)
+    if args.ray:
+        from .cluster import run_cli
+
+        return run_cli(args, inputs, sys.modules[__name__])
     if len(inputs) > 1:
         return _run_streams(args, inputs)
     _stream_outputs(args)

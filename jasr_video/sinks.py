@@ -240,16 +240,18 @@ class JsonlSink:
     """One JSON object per frame, one line each, flushed (and fsync'ed every ``sync_every`` lines).
 
     ``decimals``: places kept in coordinates (0: whole pixels); ``landmarks``: which 68-point sets are written
-    (``both``, ``smoothed``, ``raw``, ``none``; see :meth:`FaceResult.to_json`).
+    (``both``, ``smoothed``, ``raw``, ``none``; see :meth:`FaceResult.to_json`); ``append``: go on with an
+    existing ``.partial`` file (every earlier line kept) instead of starting it afresh.
     """
 
-    def __init__(self, path: str | Path, sync_every: int = 25, decimals: int = 2, landmarks: str = "both") -> None:
+    def __init__(self, path: str | Path, sync_every: int = 25, decimals: int = 2, landmarks: str = "both",
+                 append: bool = False) -> None:
         if landmarks not in JSON_LANDMARKS:
             raise ValueError(f"landmarks must be one of {', '.join(JSON_LANDMARKS)}")
         self.decimals, self.landmarks = decimals, landmarks
         self.path = Path(path)
         self.tmp = partial_path(self.path)
-        self.file = open(self.tmp, "w", encoding="utf-8")
+        self.file = open(self.tmp, "a" if append else "w", encoding="utf-8")
         self.sync_every = sync_every
         self.lines = 0
         self.seconds = {"json": 0.0}  # wall-clock time spent in write()

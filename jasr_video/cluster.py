@@ -1,0 +1,703 @@
+"""Many streams on a Ray cluster: one actor per stream, shared model replicas (``pip install "jasr-video[ray]"``).
+
+    from jasr_video.cluster import RayRunner
+    from jasr_video.multistream import OutputSpec, stream_specs
+    runner = RayRunner(PipelineConfig(device="cpu"), stream_specs(["rtsp://cam1/s", "lobby.mp4"]),
+                       OutputSpec(json="/shared/out/{stream}.jsonl"), replicas=2, address="auto")
+    for report in runner.run():          # blocks until every stream has ended
+        print(report.name, report.status, report.frames, report.gaps, report.error)
+
+The same streams, options, outputs and :class:`~jasr_video.multistream.StreamReport` as
+:class:`~jasr_video.multistream.MultiStreamRunner`, spread over a Ray cluster (docs/cluster.md):
+
+- :class:`StreamWorker` (one Ray actor per stream) decodes, detects (MTCNN, near the camera), tracks,
+  crops, smooths and writes that stream's outputs. It sends only the face crops, brought down to the
+  model's 16x16 input (``lr_dtype`` float32: 3,072 bytes per face, the same input as one process; uint8:
+  768 bytes, landmarks within a pixel or so, see docs/cluster.md), to a model replica, and gets back landmarks
+  and confidences (and the 128x128 super-resolved faces only when a video or crops are written).
+- :class:`ModelReplica` (``replicas`` actors) runs JASRNet on the crops of many streams, gathering the
+  requests that arrive within ``gather`` seconds into one forward.
+
+Failures: both actors are restarted by Ray (``max_restarts``; their running calls are retried,
+``max_task_retries``). A restarted stream worker carries on: it appends to the stream's JSON Lines
+(every earlier line kept), writes a ``stream_gap`` record for the outage (``reason``: "stream worker
+restarted") and, for a file input, resumes after the last frame written; a live input is reopened (frame
+numbers go on from the last one written).
+Tracks start afresh after the gap, as after a live reconnect. The annotated video of the frames before a
+restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
+goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
+other replicas) up to ``model_timeout`` seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
+from .source import SourceError, StreamInfo, redact
+
+log = logging.getLogger(__name__)
+
+RESTART_REASON = "stream worker restarted"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('Ray is not installed: pip install "jasr-video[ray]" (or pip install "ray>=2.9")') from None
+    return ray
+
+
+# ---------------------------------------------------------------------------------------------
+# the model replica
+
+
+class ModelReplica:
+    """JASRNet for many stream workers: ``enhance`` calls arriving within ``gather`` seconds (or as soon as
+    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``)."""
+
+    def __init__(self, config: Any, threads: int | None = None, gather: float = 0.01, expect: int = 1) -> None:
+        import torch
+
+        from .enhance import BatchEnhancer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size)
+        self.gather, self.expect = gather, max(1, expect)
+        self._cv = threading.Condition()
+        self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)
+        self.stats = {"requests": 0, "forwards": 0, "faces": 0}
+
+    def info(self) -> dict[str, Any]:
+        return {"crop_margin": self.enhancer.crop_margin, "device": str(self.enhancer.device), "pid": os.getpid()}
+
+    def get_stats(self) -> dict[str, int]:
+        with self._cv:
+            return dict(self.stats)
+
+    def enhance(self, lr: np.ndarray, want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """lr: (N, 16, 16, 3) RGB faces, uint8 or float in [0, 1] -> (sr (N, 128, 128, 3) uint8 or None,
+        landmarks (N, 68, 2), confidence (N, 68))."""
+        sr, lm, conf = self._batcher.submit(lr)
+        return (sr if want_sr else None), lm, conf
+
+    def _ready(self, pending: list[_Request]) -> bool:
+        return len(pending) >= self.expect or time.monotonic() - min(r.since for r in pending) >= self.gather
+
+    def _forward(self, batch: list[_Request]) -> None:
+        import torch
+
+        lr = np.concatenate([r.payload.astype(np.float32) / 255.0 if r.payload.dtype == np.uint8 else r.payload
+                             for r in batch])
+        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float()
+        out = self.enhancer(faces)
+        k = 0
+        for r in batch:
+            n = len(r.payload)
+            r.result = (out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
+            k += n
+        with self._cv:
+            self.stats["requests"] += len(batch)
+            self.stats["forwards"] += 1
+            self.stats["faces"] += len(lr)
+
+
+class RemoteModel:
+    """What a stream's Pipeline sees as its enhancer (and ``.detector``): a local MTCNN, and JASRNet on a
+    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as
+    ``lr_dtype`` (float32 or uint8)."""
+
+    def __init__(self, replicas: Sequence[Any], first: int, detector: Any, crop_margin: float, want_sr: bool,
+                 timeout: float = 120.0, lr_dtype: str = "float32") -> None:
+        import torch
+
+        if lr_dtype not in ("float32", "uint8"):
+            raise ValueError("lr_dtype must be float32 or uint8")
+        self.lr_dtype = lr_dtype
+        self.replicas, self.first = list(replicas), first
+        self.detector, self.crop_margin, self.want_sr, self.timeout = detector, crop_margin, want_sr, timeout
+        self.device = torch.device("cpu")
+        self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 1, "bytes_sent": 0,
+                      "bytes_received": 0, "retries": 0}
+
+    def register(self) -> None:
+        pass
+
+    def unregister(self) -> None:
+        pass
+
+    def __call__(self, crops: Any) -> Any:
+        import torch
+
+        from .enhance import EnhancedFaces
+        from .model.config import LR_SIZE
+        from .model.data import degrade
+
+        lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
+        if self.lr_dtype == "uint8":
+            lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        else:
+            lr8 = np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
+        sr, lm, conf = self._call(lr8)
+        n = len(lr8)
+        if sr is None:  # JSON only: no super-resolved faces cross the network
+            sr = np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+        self.stats["requests"] += 1
+        self.stats["forwards"] += 1
+        self.stats["faces"] += n
+        self.stats["bytes_sent"] += lr8.nbytes
+        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if not self.want_sr else sr.nbytes)
+        return EnhancedFaces(sr, lm, conf)
+
+    def _call(self, lr8: np.ndarray):
+        """Ask a replica; while it is down (being restarted) try the next ones, up to ``timeout`` seconds."""
+        ray = _ray()
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            replica = self.replicas[(self.first + attempt) % len(self.replicas)]
+            try:
+                return ray.get(replica.enhance.remote(lr8, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                attempt += 1
+                self.stats["retries"] += 1
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"no model replica answered within {self.timeout:g} s ({type(exc).__name__})") from None
+                log.warning("model replica unavailable (%s); retrying", type(exc).__name__)
+                time.sleep(min(2.0, 0.2 * attempt))
+
+
+# ---------------------------------------------------------------------------------------------
+# the stream worker
+
+
+@dataclasses.dataclass
+class _Resume:
+    """What a restarted worker found in the stream's JSON Lines."""
+
+    frames: int = 0  # frame lines already written
+    last_frame: int = -1
+    last_pts: float | None = None
+    gaps: int = 0
+    faces: int = 0
+    written_at: float = 0.0  # the file's modification time (when the last line was written)
+
+
+def read_progress(path: Path) -> _Resume:
+    """Frames and gaps of a (partial) JSON Lines file; a line cut by the crash is dropped."""
+    state = _Resume()
+    if not path.exists():
+        return state
+    state.written_at = path.stat().st_mtime
+    good = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    for raw in data.split(b"\n"):
+        if not raw.endswith(b"}"):
+            break
+        try:
+            row = json.loads(raw)
+        except ValueError:
+            break
+        good += len(raw) + 1
+        if "frame" in row:
+            state.frames += 1
+            state.faces += len(row.get("faces", ()))
+            state.last_frame, state.last_pts = int(row["frame"]), row.get("pts")
+        elif row.get("event") == "stream_gap":
+            state.gaps += 1
+    if good < len(data):  # keep whole lines only
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return state
+
+
+class _WorkerOutputs(OutputSpec):
+    """OutputSpec whose sinks continue a stream after a worker restart."""
+
+    def __init__(self, base: OutputSpec, resume: _Resume | None, restarts: int) -> None:
+        super().__init__(**{f.name: getattr(base, f.name) for f in dataclasses.fields(OutputSpec)})
+        self.resume, self.restarts = resume, restarts
+
+    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
+        if self.resume is None:
+            return super().make_sinks(label, info, uri)
+        from .sinks import CropSink, JsonlSink, VideoSink, partial_path, write_event
+
+        paths = self.paths(label)
+        sinks: list[Any] = []
+        if "out" in paths:
+            old = partial_path(paths["out"])
+            if old.exists():
+                os.replace(old, paths["out"].with_name(f"{paths['out'].name}.restart{self.restarts}.partial"))
+            sinks.append(VideoSink(paths["out"], info, audio_from=None, crf=self.crf, even_size=self.even_size,
+                                   inset=self.inset, style=self.style))
+        if "json" in paths:
+            sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks, append=True))
+        if "crops" in paths:
+            sinks.append(CropSink(paths["crops"]))
+        r = self.resume
+        write_event(sinks, {"event": "stream_gap", "stream": label, "start_pts": r.last_pts,
+                            "duration": round(max(0.0, time.time() - r.written_at), 3) if r.written_at else 0.0,
+                            "reason": RESTART_REASON})
+        return sinks
+
+
+class _WorkerRunner(MultiStreamRunner):
+    """MultiStreamRunner for one stream in a StreamWorker: a restarted file stream skips the frames done; a
+    restarted live stream numbers its frames on from the last one written."""
+
+    skip_to: int = -1
+    index_offset: int = 0
+
+    def _process(self, name: str, pipeline: Any, source: Any, sinks: Sequence[Any], report: StreamReport) -> None:
+        if self.index_offset:
+            from .source import StreamGap
+
+            run, offset = pipeline.run, self.index_offset
+
+            def numbered(src: Any, events: bool = False):
+                for item in run(src, events=events):
+                    if not isinstance(item, StreamGap):
+                        item.index += offset
+                    yield item
+
+            pipeline.run = numbered
+        super()._process(name, pipeline, source, sinks, report)
+
+    def _open(self, spec: StreamSpec):
+        source = super()._open(spec)
+        if source is not None and source.info.is_live:
+            self.index_offset = max(self.skip_to, 0)
+        if source is None or self.skip_to <= 0 or source.info.is_live:
+            return source
+        from .source import Frame
+
+        while True:  # frames come in order from 0: drop them up to the last one written (skip_to - 1)
+            item = source._get(timeout=0.5)
+            if item is None and source.finished:
+                break
+            if isinstance(item, Frame) and item.index >= self.skip_to - 1:
+                break
+        return source
+
+
+class StreamWorker:
+    """One stream: decode, detect, track, crop, smooth, outputs (a Ray actor; see the module docstring)."""
+
+    def __init__(self, config: Any, spec: StreamSpec, outputs: OutputSpec, source_options: dict[str, Any],
+                 wait_for_start: bool, live_frame_batch: int | None, replicas: Sequence[str], index: int,
+                 threads: int | None = None, model_timeout: float = 120.0, lr_dtype: str = "float32") -> None:
+        import torch
+
+        from .detect import FaceDetector
+
+        if threads:
+            torch.set_num_threads(threads)
+        ray = _ray()
+        self.spec = spec
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        resume = None
+        paths = outputs.paths(spec.name)
+        if restarted:
+            resume = read_progress(paths["json"].with_name(paths["json"].name + ".partial")) if "json" in paths else _Resume()
+        self.resume = resume
+        replicas = [ray.get_actor(name) for name in replicas]  # by name: small, inlined constructor arguments
+        info = ray.get(replicas[index % len(replicas)].info.remote(), timeout=model_timeout)
+        margin = config.margin if config.margin is not None else info["crop_margin"]
+        # MTCNN on the worker's GPU when Ray gave it one (worker_gpus), else on its CPU
+        dev = "cuda" if config.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+        detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
+                                config.min_score, precision=config.detector_precision)
+        self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
+                                 timeout=model_timeout, lr_dtype=lr_dtype)
+        cfg = dataclasses.replace(config, margin=margin, device=dev)
+        if resume is not None and cfg.max_frames is not None:
+            cfg = dataclasses.replace(cfg, max_frames=max(1, cfg.max_frames - resume.frames))
+        restarts = (resume.gaps + 1) if resume is not None else 0
+        self.runner = _WorkerRunner(cfg, [spec], _WorkerOutputs(outputs, resume, restarts), source_options,
+                                    wait_for_start, live_frame_batch, model=self.model)
+        if resume is not None:
+            self.runner.skip_to = resume.last_frame + 1
+
+    def run(self) -> dict[str, Any]:
+        """Process the stream until it ends (or stop()); returns its StreamReport as a dict, plus stats."""
+        r = self.resume
+        report = self.runner.run()[0]
+        if r is not None:
+            report.frames += r.frames
+            report.faces += r.faces
+            report.gaps += r.gaps + 1
+        out = dataclasses.asdict(report)
+        out["outputs"] = [str(p) for p in report.outputs]
+        out["model"] = dict(self.model.stats)
+        out["restarted"] = r is not None
+        return out
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+class RayRunner:
+    """Run streams on Ray, like :class:`~jasr_video.multistream.MultiStreamRunner` (see the module docstring).
+
+    address: a Ray cluster ("auto", "ray://host:10001", "host:6379") or None to start a local Ray instance
+    (``num_cpus`` CPUs; default: the machine's). replicas: ModelReplica actors (stream i uses replica
+    i mod replicas first). worker_cpus / worker_gpus / replica_cpus / replica_gpus: Ray resources reserved
+    per actor (fractions allowed, so several actors share a core or a GPU; a stream worker detects on a GPU
+    only when given one); threads: torch threads in each actor.
+    max_restarts: restarts per actor (-1: unlimited). model_timeout: seconds a stream waits for a replica.
+    lr_dtype: how faces cross the network, float32 (3,072 bytes per face, exactly the one-process input) or
+    uint8 (768 bytes). gather: seconds a replica waits for more streams' faces before a forward.
+    """
+
+    def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
+                 source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
+                 live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
+                 num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
+                 replica_gpus: float = 0.0, worker_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
+                 model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
+        names = [s.name for s in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique: {names}")
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        self.config, self.streams = config, list(streams)
+        self.outputs = outputs or OutputSpec()
+        self.source_options = dict(source_options or {})
+        self.wait_for_start, self.live_frame_batch = wait_for_start, live_frame_batch
+        self.n_replicas, self.address, self.num_cpus = replicas, address, num_cpus
+        self.worker_cpus, self.replica_cpus, self.replica_gpus = worker_cpus, replica_cpus, replica_gpus
+        self.worker_gpus = worker_gpus
+        self.threads, self.max_restarts, self.model_timeout, self.gather = threads, max_restarts, model_timeout, gather
+        self.lr_dtype = lr_dtype
+        self.reports = {s.name: StreamReport(s.name, redact(s.uri)) for s in self.streams}
+        self.replicas: list[Any] = []
+        self.workers: dict[str, Any] = {}
+        self.model_stats: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._started_ray = False
+
+    def start(self) -> None:
+        """Connect to (or start) Ray and create the replicas and stream workers (``run`` calls it)."""
+        ray = _ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                                      "log_to_driver": log.isEnabledFor(logging.DEBUG)}  # --debug: actor logs too
+            if self.address is None:
+                kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
+            ray.init(address=self.address, **kwargs)
+            self._started_ray = True
+        restarts = dict(max_restarts=self.max_restarts, max_task_retries=-1 if self.max_restarts != 0 else 0)
+        replica_cls = ray.remote(ModelReplica)
+        tag = uuid.uuid4().hex[:12]
+        names = [f"jasr-replica-{tag}-{i}" for i in range(self.n_replicas)]
+        self.replicas = [replica_cls.options(name=names[i], num_cpus=self.replica_cpus, num_gpus=self.replica_gpus,
+                                             max_concurrency=max(4, 2 * len(self.streams)), **restarts)
+                         .remote(self.config, self.threads, self.gather, max(1, len(self.streams) // self.n_replicas))
+                         for i in range(self.n_replicas)]
+        worker_cls = ray.remote(StreamWorker)
+        for i, spec in enumerate(self.streams):
+            self.workers[spec.name] = worker_cls.options(num_cpus=self.worker_cpus, num_gpus=self.worker_gpus,
+                                                         max_concurrency=2, **restarts).remote(
+                self.config, spec, self.outputs, self.source_options, self.wait_for_start, self.live_frame_batch,
+                names, i, self.threads, self.model_timeout, self.lr_dtype)
+
+    def stop(self) -> None:
+        """Finish every stream after its current frames and finalise its outputs (safe from signal handlers)."""
+        self._stop.set()
+        for worker in list(self.workers.values()):
+            try:
+                worker.stop.remote()
+            except Exception:  # noqa: BLE001 - a worker that is gone has nothing to finalise
+                pass
+
+    def run(self, timeout: float | None = None) -> list[StreamReport]:
+        """Process every stream until all have ended; returns their reports in input order.
+
+        timeout: seconds after which the streams are stopped (outputs finalised); None: no limit."""
+        ray = _ray()
+        if not self.workers:
+            self.start()
+        started = time.monotonic()
+        pending = {w.run.remote(): name for name, w in self.workers.items()}
+        for name in self.workers:
+            self.reports[name].status = "running"
+        stopped_at = None
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                for ref in done:
+                    self._collect(pending.pop(ref), ref)
+                if timeout is not None and not self._stop.is_set() and time.monotonic() - started > timeout:
+                    self.stop()
+                if self._stop.is_set() and stopped_at is None:
+                    stopped_at = time.monotonic()
+                if stopped_at is not None and time.monotonic() - stopped_at > 60:
+                    for ref, name in pending.items():
+                        self.reports[name].status, self.reports[name].error = "failed", "did not stop within 60 s"
+                    break
+            self._model_stats()
+        finally:
+            self.close()
+        return [self.reports[s.name] for s in self.streams]
+
+    def close(self) -> None:
+        """End the actors (and the local Ray instance this runner started); ``run`` calls it."""
+        ray = _ray()
+        for actor in [*self.workers.values(), *self.replicas]:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.workers, self.replicas = {}, []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    def _collect(self, name: str, ref: Any) -> None:
+        ray = _ray()
+        report = self.reports[name]
+        try:
+            out = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - one stream failing never stops the others
+            line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            report.status, report.error = "failed", f"stream worker failed: {line}"
+            return
+        model = out.pop("model", {})
+        out.pop("restarted", None)
+        for key, value in out.items():
+            setattr(report, key, [Path(p) for p in value] if key == "outputs" else value)
+        for key, value in model.items():
+            self.model_stats[key] = self.model_stats.get(key, 0) + value
+
+    def _model_stats(self) -> None:
+        ray = _ray()
+        total = {"requests": 0, "forwards": 0, "faces": 0}
+        for replica in self.replicas:
+            try:
+                s = ray.get(replica.get_stats.remote(), timeout=10)
+            except Exception:  # noqa: BLE001
+                continue
+            for key in total:
+                total[key] += s[key]
+        self.model_stats.update({f"replica_{k}": v for k, v in total.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line (jasr-video --ray)
+
+
+def _check_reachable(address: str, error: type[Exception], timeout: float = 5.0) -> None:
+    """A HOST:PORT Ray address must accept a connection (ray.init would otherwise retry for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise error(f"--ray {address}: give the head node as HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:10001 or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise error(f"--ray {address}: no Ray head answers there ({exc.strerror or type(exc).__name__}); start one "
+                    "with `ray start --head --port 6379` or check the address") from None
+
+
+def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
+    """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
+
+    cli: the calling jasr_video.cli module (under ``python -m`` it is ``__main__``, whose UserError it catches)."""
+    import signal
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    if cli is None:
+        from . import cli
+    from .multistream import stream_specs
+
+    try:
+        _ray()
+    except ImportError as exc:
+        raise cli.UserError(str(exc)) from None
+    if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
+        raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
+                            "or write --ray auto / --ray HOST:6379)")
+    if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
+        _check_reachable(args.ray, cli.UserError)
+    specs = stream_specs(inputs)
+    cli._check_stream_outputs(args, inputs, specs)
+    console = Console(stderr=True, quiet=args.quiet)
+    config = cli._config(args, live=False)
+    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
+                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
+                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    address = None if args.ray == "local" else args.ray
+    runner = RayRunner(config, specs, outputs, source_options=cli._source_options(args),
+                       wait_for_start=cli._wait_for_start(args),
+                       live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+                       replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
+                       worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
+                       threads=args.threads or 1)
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame) -> None:
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        runner.stop()
+
+    started = time.monotonic()
+    try:
+        runner.start()
+    except ConnectionError as exc:
+        raise cli.UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
+                            "start one with `ray start --head` or give its address)") from None
+    # after ray.init, which installs handlers of its own: Ctrl-C / SIGTERM stop the streams and finalise outputs
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reports = runner.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    table = Table(title=f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
+                        f"{time.monotonic() - started:.1f}s")
+    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
+    console.print(table)
+    for r in reports:
+        if r.outputs:
+            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+    m = runner.model_stats
+    if m.get("faces"):
+        console.print(f"model: {m.get('faces', 0)} faces sent to the replicas, {m.get('bytes_sent', 0) / 1e3:.1f} kB "
+                      f"sent, {m.get('bytes_received', 0) / 1e3:.1f} kB received")
+    for r in reports:
+        if r.status == "failed":
+            print(f"jasr-video: error: stream {r.name}: {r.error}", file=sys.stderr)
+    if stop["signal"] == signal.SIGINT:
+        return cli.EXIT_SIGINT
+    if stop["signal"] == signal.SIGTERM:
+        return cli.EXIT_SIGTERM
+    return cli.EXIT_USAGE if any(r.status == "failed" for r in reports) else cli.EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmark: python -m jasr_video.cluster CLIP --streams 2 --replicas 1,2
+
+
+def _bench_one_process(config: Any, specs: list[StreamSpec], folder: Path) -> dict[str, Any]:
+    from .pipeline import Pipeline
+
+    template = Pipeline(config)  # model loading is not timed
+    from .multistream import SharedModel
+
+    runner = MultiStreamRunner(config, specs, OutputSpec(json=f"{folder}/"),
+                               model=SharedModel(template.enhancer, template.detector))
+    t0 = time.perf_counter()
+    reports = runner.run()
+    seconds = time.perf_counter() - t0
+    return {"frames": sum(r.frames for r in reports), "seconds": seconds, "status": [r.status for r in reports]}
+
+
+def _bench_ray(config: Any, specs: list[StreamSpec], folder: Path, replicas: int, cpus: int) -> dict[str, Any]:
+    ray = _ray()
+    runner = RayRunner(config, specs, OutputSpec(json=f"{folder}/"), replicas=replicas,
+                       worker_cpus=cpus / (2 * len(specs)), replica_cpus=cpus / (2 * replicas))
+    runner.start()
+    ray.get([w.pid.remote() for w in runner.workers.values()] + [r.info.remote() for r in runner.replicas])
+    t0 = time.perf_counter()  # actors started and models loaded: not timed
+    reports = runner.run()
+    seconds = time.perf_counter() - t0
+    frames = sum(r.frames for r in reports)
+    return {"frames": frames, "seconds": seconds, "status": [r.status for r in reports],
+            "bytes_sent_per_frame": runner.model_stats.get("bytes_sent", 0) / max(frames, 1),
+            "bytes_received_per_frame": runner.model_stats.get("bytes_received", 0) / max(frames, 1),
+            "faces_per_frame": runner.model_stats.get("faces", 0) / max(frames, 1)}
+
+
+def bench_main(argv: Sequence[str] | None = None) -> int:
+    """Frames/s of S streams on Ray (1..N replicas) vs one process (MultiStreamRunner), JSON output."""
+    import argparse
+    import tempfile
+
+    from .pipeline import PipelineConfig
+    from .source import open_source
+
+    p = argparse.ArgumentParser(prog="python -m jasr_video.cluster",
+                                description="benchmark: streams on a local Ray instance vs one process (JSON output)")
+    p.add_argument("clip", help="video file; every stream reads it")
+    p.add_argument("--streams", type=int, default=2, help="streams (default: 2)")
+    p.add_argument("--replicas", default="1,2", help="comma list of model replica counts (default: 1,2)")
+    p.add_argument("--frames", type=int, default=10, help="frames per stream (default: 10)")
+    p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray instance")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    config = PipelineConfig(device="cpu", max_frames=args.frames)
+    specs = [StreamSpec(f"s{i}", args.clip) for i in range(args.streams)]
+    src = open_source(args.clip)
+    width, height = src.info.width, src.info.height
+    src.close()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "one").mkdir()
+        base = _bench_one_process(config, specs, Path(tmp) / "one")
+        rows.append({"mode": "one process (MultiStreamRunner), torch threads 1", "replicas": 0, **base})
+        if args.cpus > 1:  # the same with torch using every core
+            torch.set_num_threads(args.cpus)
+            (Path(tmp) / "one-all").mkdir()
+            rows.append({"mode": f"one process (MultiStreamRunner), torch threads {args.cpus}", "replicas": 0,
+                         **_bench_one_process(config, specs, Path(tmp) / "one-all")})
+            torch.set_num_threads(1)
+        ray = _ray()
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            for n in [int(x) for x in args.replicas.split(",")]:
+                folder = Path(tmp) / f"ray{n}"
+                folder.mkdir()
+                rows.append({"mode": f"Ray, {args.streams} stream actors", "replicas": n,
+                             **_bench_ray(config, specs, folder, n, args.cpus)})
+        finally:
+            ray.shutdown()
+    base_fps = rows[0]["frames"] / rows[0]["seconds"] or float("nan")
+    print(f"{args.streams} streams x {args.frames} frames of {args.clip} ({width}x{height}); JSON output; "
+          f"torch threads 1 per Ray actor; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
+    print("| mode | replicas | frames/s (all streams) | vs first row | bytes sent / frame | bytes back / frame |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        fps = row["frames"] / row["seconds"]
+        row["fps"], row["ratio"] = fps, fps / base_fps
+        sent = f"{row['bytes_sent_per_frame']:,.0f}" if "bytes_sent_per_frame" in row else "-"
+        back = f"{row['bytes_received_per_frame']:,.0f}" if "bytes_received_per_frame" in row else "-"
+        print(f"| {row['mode']} | {row['replicas'] or '-'} | {fps:.2f} | {row['ratio']:.2f}x | {sent} | {back} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"clip": args.clip, "width": width, "height": height,
+                                               "streams": args.streams, "frames": args.frames, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_main())
