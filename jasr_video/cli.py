@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", metavar="VIDEO", help="annotated video (.mp4/.mov/.mkv, H.264): boxes, track ids, landmarks "
                      "and a super-resolved inset per face; same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
-                     "box, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, below_16px")
+                     "box, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, below_16px, sr_factor, "
+                     "model_input_px")
     out.add_argument("--save-crops", metavar="DIR", help="write each face's 128x128 super-resolved crop as "
                      "DIR/track_NNNN/frame_NNNNNN.png")
     out.add_argument("--even-size", action="store_true", help="for odd frame sizes (e.g. 641x479) pad the video by one "
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JASRNet precision (default auto: fp16 on CUDA; on CPU int8 where the CPU has int8 dot "
                             "products (VNNI/AMX) and the weights carry an int8 calibration, as the shipped ones do, "
                             "else bf16 on CPUs with native bf16, else fp32)")
+    model.add_argument("--sr-factor", choices=("auto", "8", "4", "2"), default="auto",
+                       help="which JASRNet serves each face: auto routes by face size (small faces x8 at 16x16, larger "
+                            "ones x4 / x2 at their own size, the largest keep their native crop), so no face loses "
+                            "real pixels; 8 sends every face at 16x16 to x8; 4 / 2 send every face to that model "
+                            "(default: auto)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
                        "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "
@@ -321,7 +327,7 @@ def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
 
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        detector_precision=args.detector_precision,
+        sr_factor=args.sr_factor, detector_precision=args.detector_precision,
         frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
         thresholds=tuple(args.thresholds),
@@ -583,8 +589,9 @@ def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum) ->
     status = {None: "complete", signal.SIGINT: "stopped by Ctrl-C", signal.SIGTERM: "stopped by SIGTERM"}[signum]
     table.add_row("status", status)
     table.add_row("frames", f"{frames} ({s['fps']:.2f} fps overall)")
-    table.add_row("faces", f"{faces} on {frames} frames; {s['faces_below_16px']} below 16 px (upsampled), "
-                  f"{faces - s['faces_below_16px']} at/above 16 px (reduced to 16x16)")
+    table.add_row("faces", f"{faces} on {frames} frames; {s['faces_below_16px']} below 16 px")
+    if s.get("routes"):
+        table.add_row("routes", ", ".join(f"{name} {n}" for name, n in sorted(s["routes"].items())))
     table.add_row("tracks", str(s["tracks"]))
     table.add_row("time", f"detect {s['detect_s']:.1f}s, enhance {s['enhance_s']:.1f}s, total {s['elapsed_s']:.1f}s")
     src = s.get("source", {})

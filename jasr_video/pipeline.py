@@ -27,6 +27,7 @@ import torch
 from .crop import LR_SIZE, CropGeometry, crop_face
 from .detect import Detection, FaceDetector
 from .enhance import BatchEnhancer
+from .route import RoutedCrops, RoutedEnhancer, cut
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
 from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
 from .track import SortTracker, TrackedFace
@@ -41,6 +42,7 @@ class PipelineConfig:
     precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
     batch_size: int = 32  # faces per JASRNet forward
+    sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
@@ -72,6 +74,8 @@ class PipelineConfig:
             raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
         if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
             raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
+        if str(self.sr_factor) not in ("auto", "8", "4", "2"):
+            raise ValueError("sr_factor must be auto, 8, 4 or 2")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if self.max_frames is not None and self.max_frames < 1:
@@ -107,6 +111,8 @@ class FaceResult:
     face_px: float  # face size in the frame: longer side of the box
     sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
     crop: CropGeometry  # the square crop fed to the model
+    sr_factor: int = 8  # the JASRNet that served this face (x8, x4 or x2)
+    model_input_px: int = LR_SIZE  # side of the LR face fed to it (then bicubic to 128x128)
 
     @property
     def below_16px(self) -> bool:
@@ -126,6 +132,8 @@ class FaceResult:
             "face_px": round(float(self.face_px), 1),
             "below_16px": self.below_16px,
             "crop": {"cx": round(self.crop.cx, 2), "cy": round(self.crop.cy, 2), "side": round(self.crop.side, 2)},
+            "sr_factor": self.sr_factor,
+            "model_input_px": self.model_input_px,
         }
 
 
@@ -163,7 +171,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
-        self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size)
+        self.enhancer = enhancer or RoutedEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
+                                                   sr_factor=str(cfg.sr_factor))
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
@@ -206,7 +215,7 @@ class Pipeline:
         self.source, self.info = src, src.info
         self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
                       "region_frames": 0, "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0,
-                      "started": time.monotonic()}
+                      "routes": {}, "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         buffer: list[Frame] = []
@@ -254,7 +263,8 @@ class Pipeline:
         self._counter += len(frames)
 
         per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
-        crops, geoms = [], []
+        crops, geoms, routes = [], [], []
+        route_of = getattr(self.enhancer, "route", None)  # None: a plain (x8) BatchEnhancer
         crop_s = region_s = 0.0
         for i, frame in enumerate(frames):
             dets = detections.get(i)
@@ -276,12 +286,18 @@ class Pipeline:
                 crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
                 g = CropGeometry.from_detection(crop_box, self.margin)
                 geoms.append(g)
-                crops.append(crop_face(frame.image, g))
+                if route_of is None:
+                    crops.append(crop_face(frame.image, g))
+                else:
+                    routes.append(route_of(g.side))
+                    crops.append(cut(frame.image, g, routes[-1]))
             crop_s += time.perf_counter() - tc
         t2 = time.perf_counter()
         stats["track_s"] += t2 - t1 - crop_s - region_s
         stats["detect_s"] += region_s
-        if crops:
+        if crops and routes:
+            batch = RoutedCrops.from_crops(crops, routes)
+        elif crops:
             batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
         t3 = time.perf_counter()
         stats["crop_s"] += crop_s + t3 - t2
@@ -301,8 +317,12 @@ class Pipeline:
                 size = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1]))
                 smoothed = (self.smoother.update(face.track_id, raw, size, frame.index).astype(np.float32)
                             if cfg.smooth else raw.copy())
+                route = routes[k] if routes else None
                 faces.append(FaceResult(face.track_id, np.asarray(face.box, np.float32), face.score, face.detected,
-                                        raw, smoothed, out.confidence[k], size, out.sr[k], g))
+                                        raw, smoothed, out.confidence[k], size, out.sr[k], g,
+                                        *((route.sr_factor, route.model_input_px) if route else ())))
+                if route:
+                    self.stats["routes"][route.name] = self.stats["routes"].get(route.name, 0) + 1
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE
