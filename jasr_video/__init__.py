@@ -11,4 +11,8 @@ def __getattr__(name: str) -> Any:  # lazy: `import jasr_video.model` must not l
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name in ("RoutedEnhancer", "RoutedCrops"):
+        from . import route
+
+        return getattr(route, name)
     raise AttributeError(f"module 'jasr_video' has no attribute {name!r}")

@@ -9,7 +9,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 * ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
-* variants, each changing one setting of ``default``: ``every-frame`` (full-frame MTCNN on every frame, when
+* variants, each changing one setting of ``default``: ``x8-only`` (``sr_factor="8"``: every face at 16x16
+  through the x8 JASRNet, instead of routing by face size), ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
   ``detect-every`` (MTCNN on every 3rd frame with Kalman-predicted boxes in between), ``regions`` (run name
   ``regions-10``: full-frame MTCNN every 10th frame, MTCNN on regions around the tracks' predicted boxes on
@@ -53,7 +54,7 @@ from .track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
+VARIANTS = ("baseline", "default", "x8-only", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
             "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
@@ -104,6 +105,7 @@ class Run:
     boxes: list[np.ndarray] = field(default_factory=list)  # per frame (N, 4)
     outputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (frame, track) -> (landmarks, sr)
     config: dict[str, Any] = field(default_factory=dict)
+    routes: dict[str, int] = field(default_factory=dict)  # faces per JASRNet route (jasr_video.route)
 
     @property
     def fps(self) -> float:
@@ -113,7 +115,7 @@ class Run:
         per_frame = {k: 1000.0 * v / max(self.frames, 1) for k, v in self.stages.items()}
         return {"name": self.name, "frames": self.frames, "seconds": self.seconds, "fps": self.fps,
                 "faces": self.faces, "faces_per_frame": self.faces / max(self.frames, 1),
-                "ms_per_frame": per_frame, **self.memory, "config": self.config}
+                "ms_per_frame": per_frame, **self.memory, "routes": self.routes, "config": self.config}
 
 
 def _record(run: Run, result: FrameResult, keep_outputs: bool) -> None:
@@ -242,6 +244,7 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
         run.seconds = time.perf_counter() - start
     run.stages = {**pipeline.stage_seconds(), **_sink_seconds(sinks)}
     run.memory = peak_memory_mb(device)
+    run.routes = dict(pipeline.stats.get("routes", {}))
     return run
 
 
@@ -477,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     plans: dict[str, Callable[[Path], Run]] = {
         "baseline": lambda d: run_baseline(clip, args.frames, config, d, device),
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
+        "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
+                                          warmup=args.warmup),
         "every-frame": lambda d: run_pipeline("every-frame", clip, args.frames, replace(config, full_scan_every=1), d,
                                               warmup=args.warmup),
         "detect-every": lambda d: run_pipeline(f"detect-every-{every}", clip, args.frames,

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "and a super-resolved inset per face, never over another face (see --draw, --inset); same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
                      "box (clipped to the frame), at_edge, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, "
-                     "below_16px (see --json-decimals, --json-landmarks)")
+                     "below_16px, sr_factor, model_input_px (see --json-decimals, --json-landmarks)")
     out.add_argument("--save-crops", metavar="DIR", help="write each face's 128x128 super-resolved crop as "
                      "DIR/track_NNNN/frame_NNNNNN.png")
     out.add_argument("--even-size", action="store_true", help="for odd frame sizes (e.g. 641x479) pad the video by one "
@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                        help="JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 or int8; needs the extra jasr-video[onnx]; "
                             "--weights may then also be an .onnx file from jasr-export --onnx) (default: torch)")
+    model.add_argument("--sr-factor", choices=("auto", "8", "4", "2"), default="auto",
+                       help="which JASRNet serves each face: auto routes by face size (small faces x8 at 16x16, larger "
+                            "ones x4 / x2 at their own size, the largest keep their native crop), so no face loses "
+                            "real pixels; 8 sends every face at 16x16 to x8; 4 / 2 send every face to that model "
+                            "(default: auto)")
     model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
     model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
                        "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "
@@ -465,7 +470,7 @@ def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
 
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        backend=args.backend,
+        backend=args.backend, sr_factor=args.sr_factor,
         detector_precision=args.detector_precision,
         frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
@@ -778,9 +783,14 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
     small = s["faces_below_16px"]
     rows.append(("faces", f"{s['faces']} face images found on {frames} frames (one person on one frame is one face "
                  f"image); {args.filter.counts['kept']} written after the output filters"))
-    rows.append(("face size", f"{small} of the faces were smaller than 16 pixels across: the model works on 16x16 "
-                 f"pixel faces, so these were enlarged first and their super-resolved detail is more guessed than seen "
-                 f"(treat them with care); {s['faces'] - small} were 16 pixels or larger and were shrunk to 16x16"))
+    rows.append(("face size", f"{small} of the faces were smaller than 16 pixels across: the smallest model works on "
+                 f"16x16 pixel faces, so these were enlarged first and their super-resolved detail is more guessed than "
+                 f"seen (treat them with care); {s['faces'] - small} were 16 pixels or larger"))
+    routes = s.get("routes") or {}
+    if routes:
+        rows.append(("models", ", ".join(f"{n} faces by {name}" for name, n in sorted(routes.items()))
+                     + " (x8: brought to 16x16; x4 / x2: at about their own size; native: the face's own pixels "
+                       "kept, landmarks by x2)"))
     rows.append(("people", f"{s['tracks']} tracks (a track is one person followed from frame to frame; a person who "
                  f"leaves and comes back, or is hidden for long, gets a new track)"))
     rows.append(("output filters", args.filter.describe()))

@@ -73,7 +73,8 @@ class ModelReplica:
 
         if threads:
             torch.set_num_threads(threads)
-        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size)
+        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size,
+                                      backend=config.backend)
         self.gather, self.expect = gather, max(1, expect)
         self._cv = threading.Condition()
         self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)

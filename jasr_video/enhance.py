@@ -47,7 +47,8 @@ class BatchEnhancer:
         meta = self.enhancer.checkpoint.get("meta", {}) if isinstance(self.enhancer.checkpoint, dict) else {}
         return float(meta.get("train_config", {}).get("crop_margin", 1.4))
 
-    def __call__(self, crops: torch.Tensor) -> EnhancedFaces:
+    def __call__(self, crops: torch.Tensor, prepared: bool = False) -> EnhancedFaces:
+        """``prepared``: the crops already are the network's 128x128 inputs (:mod:`jasr_video.route`)."""
         n = int(crops.shape[0])
         if n == 0:
             return EnhancedFaces(np.zeros((0, 128, 128, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
@@ -57,7 +58,7 @@ class BatchEnhancer:
             chunk = crops[start:start + self.batch_size]
             if self.device.type == "cuda":
                 chunk = chunk.pin_memory()
-            pred = self.enhancer.enhance(chunk)
+            pred = self.enhancer.enhance_inputs(chunk) if prepared else self.enhancer.enhance(chunk)
             sr.append((pred.sr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy())
             lm.append(pred.landmarks.float().cpu().numpy())
             conf.append(pred.confidence.float().cpu().numpy())

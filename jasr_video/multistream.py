@@ -320,6 +320,12 @@ class SharedModel:
     def crop_margin(self) -> float:
         return self.enhancer.crop_margin
 
+    def route(self, side: float) -> Any:
+        """The shared enhancer's route for a face of this crop side (x8 when it does not route)."""
+        from .model.routing import choose_route
+
+        return self.enhancer.route(side) if hasattr(self.enhancer, "route") else choose_route(side, "8")
+
     def register(self) -> None:
         """Call from a stream worker thread before it starts."""
         self._set_state("idle")
@@ -348,8 +354,8 @@ class SharedModel:
                 return False
         return True
 
-    def __call__(self, crops: torch.Tensor) -> EnhancedFaces:
-        """Enhance crops (N, 3, S, S) in [0, 1]; batched with other streams' crops."""
+    def __call__(self, crops: Any) -> EnhancedFaces:
+        """Enhance crops (N, 3, S, S) in [0, 1] or RoutedCrops; batched with other streams' crops."""
         me = threading.get_ident()
         try:
             return self._batcher.submit(crops, on_queued=lambda r: self._state.__setitem__(me, ("waiting", r.since)))
@@ -361,20 +367,23 @@ class SharedModel:
         import torch
 
         from .enhance import EnhancedFaces
+        from .route import RoutedCrops
 
         try:
-            crops = batch[0].payload if len(batch) == 1 else torch.cat([r.payload for r in batch])
+            payloads = [r.payload for r in batch]
+            crops = (payloads[0] if len(batch) == 1 else RoutedCrops.concat(payloads)
+                     if isinstance(payloads[0], RoutedCrops) else torch.cat(payloads))
             out = self.enhancer(crops)
             k = 0
             for r in batch:
-                n = int(r.payload.shape[0])
+                n = len(r.payload)
                 r.result = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
                 k += n
         finally:
             with self._cv:
                 self.stats["requests"] += len(batch)
                 self.stats["forwards"] += 1
-                self.stats["faces"] += sum(int(r.payload.shape[0]) for r in batch)
+                self.stats["faces"] += sum(len(r.payload) for r in batch)
                 self.stats["max_streams"] = max(self.stats["max_streams"], len({r.thread for r in batch}))
 
 

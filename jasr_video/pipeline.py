@@ -28,6 +28,7 @@ from .crop import LR_SIZE, CropGeometry, crop_face
 from .detect import Detection, FaceDetector
 from .enhance import BatchEnhancer
 from .layout import clip_box
+from .route import RoutedCrops, RoutedEnhancer, cut
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
 from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
 from .track import SortTracker, TrackedFace
@@ -43,6 +44,7 @@ class PipelineConfig:
     backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
     detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
     batch_size: int = 32  # faces per JASRNet forward
+    sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
@@ -81,6 +83,8 @@ class PipelineConfig:
             raise ValueError("backend must be torch or onnx")
         if self.backend == "onnx" and self.precision not in ("auto", "fp32", "int8"):
             raise ValueError("the onnx backend runs fp32 or int8: use precision auto, fp32 or int8, or backend torch")
+        if str(self.sr_factor) not in ("auto", "8", "4", "2"):
+            raise ValueError("sr_factor must be auto, 8, 4 or 2")
         if self.detector_precision not in ("fp32", "fp16", "bf16"):
             raise ValueError("detector_precision must be fp32, fp16 or bf16")
         if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
@@ -122,6 +126,8 @@ class FaceResult:
     crop: CropGeometry  # the square crop fed to the model
     at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
     track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)
+    sr_factor: int = 8  # the JASRNet that served this face (x8, x4 or x2)
+    model_input_px: int = LR_SIZE  # side of the LR face fed to it (then bicubic to 128x128)
 
     @property
     def below_16px(self) -> bool:
@@ -154,6 +160,8 @@ class FaceResult:
             "face_px": round(float(self.face_px), 1),
             "below_16px": self.below_16px,
             "crop": {"cx": round(self.crop.cx, c), "cy": round(self.crop.cy, c), "side": round(self.crop.side, c)},
+            "sr_factor": self.sr_factor,
+            "model_input_px": self.model_input_px,
         })
         return out
 
@@ -194,8 +202,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
-        self.enhancer = enhancer or BatchEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
-                                                  backend=cfg.backend)
+        self.enhancer = enhancer or RoutedEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
+                                                   sr_factor=str(cfg.sr_factor), backend=cfg.backend)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
@@ -239,7 +247,7 @@ class Pipeline:
         self.source, self.info = src, src.info
         self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
                       "region_frames": 0, "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0,
-                      "started": time.monotonic()}
+                      "routes": {}, "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         self._scan_from = 0  # frame count at the last (re)start: detection frames are counted from there
@@ -289,7 +297,8 @@ class Pipeline:
         self._counter += len(frames)
 
         per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
-        crops, geoms = [], []
+        crops, geoms, routes = [], [], []
+        route_of = getattr(self.enhancer, "route", None)  # None: a plain (x8) BatchEnhancer
         crop_s = region_s = 0.0
         for i, frame in enumerate(frames):
             dets = detections.get(i)
@@ -311,12 +320,18 @@ class Pipeline:
                 crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
                 g = CropGeometry.from_detection(crop_box, self.margin)
                 geoms.append(g)
-                crops.append(crop_face(frame.image, g))
+                if route_of is None:
+                    crops.append(crop_face(frame.image, g))
+                else:
+                    routes.append(route_of(g.side))
+                    crops.append(cut(frame.image, g, routes[-1]))
             crop_s += time.perf_counter() - tc
         t2 = time.perf_counter()
         stats["track_s"] += t2 - t1 - crop_s - region_s
         stats["detect_s"] += region_s
-        if crops:
+        if crops and routes:
+            batch = RoutedCrops.from_crops(crops, routes)
+        elif crops:
             batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
         t3 = time.perf_counter()
         stats["crop_s"] += crop_s + t3 - t2
@@ -337,9 +352,13 @@ class Pipeline:
                 smoothed = (self.smoother.update(face.track_id, raw, size, frame.index).astype(np.float32)
                             if cfg.smooth else raw.copy())
                 box, at_edge = clip_box(face.box, frame.image.shape[1], frame.image.shape[0])
+                route = routes[k] if routes else None
                 faces.append(FaceResult(face.track_id, box, face.score, face.detected,
                                         raw, smoothed, out.confidence[k], size, out.sr[k], g, at_edge,
-                                        face.track_score))
+                                        face.track_score,
+                                        *((route.sr_factor, route.model_input_px) if route else ())))
+                if route:
+                    self.stats["routes"][route.name] = self.stats["routes"].get(route.name, 0) + 1
                 k += 1
                 self.stats["track_ids"].add(face.track_id)
                 self.stats["faces_below_16px"] += size < LR_SIZE

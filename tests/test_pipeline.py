@@ -66,6 +66,11 @@ def test_jsonl_one_line_per_frame_with_faces(small_clip, cli_outputs):
                          "face_px", "below_16px"}
     assert np.array(face["landmarks_raw"]).shape == (68, 2) and len(face["landmark_confidence"]) == 68
     assert face["below_16px"] == (face["face_px"] < 16)
+    from jasr_video.model.routing import choose_route
+
+    for f in (f for r in with_faces for f in r["faces"]):  # each face served by its size's route
+        route = choose_route(f["crop"]["side"])
+        assert (f["sr_factor"], f["model_input_px"]) == (route.sr_factor, route.model_input_px)
 
 
 def test_sink_thread_writes_the_same_outputs(small_clip, cli_outputs, tmp_path):

@@ -9,6 +9,9 @@ NUM_LANDMARKS = 68
 HR_SIZE = 128  # super-resolved / high-resolution face side, pixels
 LR_SIZE = 16  # tiny input face side, pixels
 SCALE = HR_SIZE // LR_SIZE  # x8
+# Upscale factor -> nominal LR input side. The network always takes the LR face bicubic-upsampled to
+# 128x128, so one architecture serves every factor; the factor is a property of the training data.
+SR_FACTORS = {8: 16, 4: 32, 2: 64}
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,23 @@ class TrainConfig:
     aug_flip: bool = True
     val_fraction: float = 0.05  # part of the training folder held out for validation
     seed: int = 0
+    lr_size: int = LR_SIZE  # nominal LR face side: 16 (x8), 32 (x4) or 64 (x2); validation uses it
+    lr_size_range: tuple[int, ...] = ()  # (min, max): each training face reduced to a random side in it
+
+    def __post_init__(self) -> None:
+        if self.lr_size not in SR_FACTORS.values():
+            raise ValueError(f"lr_size must be one of {sorted(SR_FACTORS.values())}, not {self.lr_size}")
+        if self.lr_size_range and not (len(self.lr_size_range) == 2
+                                       and 4 <= self.lr_size_range[0] <= self.lr_size_range[1] <= HR_SIZE):
+            raise ValueError(f"lr_size_range must be (min, max) with 4 <= min <= max <= {HR_SIZE}")
+
+    @property
+    def sr_factor(self) -> int:
+        return HR_SIZE // self.lr_size
+
+    def training_lr_sizes(self) -> tuple[int, int]:
+        """(min, max) LR side of the training faces (inclusive)."""
+        return (self.lr_size_range[0], self.lr_size_range[1]) if self.lr_size_range else (self.lr_size, self.lr_size)
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -58,6 +58,17 @@ def upsample(lr: torch.Tensor, hr_size: int = HR_SIZE) -> torch.Tensor:
     return F.interpolate(lr, size=(hr_size, hr_size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+def lr_inputs(hr: torch.Tensor, sizes: list[int] | np.ndarray, hr_size: int = HR_SIZE) -> torch.Tensor:
+    """The network inputs of HR faces (B, 3, S, S), face i reduced to sizes[i] px (anti-aliased bicubic)
+    and brought back up to (hr_size, hr_size) (bicubic): the LR protocol at any per-face LR size."""
+    out = torch.empty(hr.shape[0], hr.shape[1], hr_size, hr_size, dtype=hr.dtype, device=hr.device)
+    sizes = [int(s) for s in sizes]
+    for size in sorted(set(sizes)):
+        index = torch.tensor([i for i, s in enumerate(sizes) if s == size], device=hr.device)
+        out[index] = upsample(degrade(hr[index], size), hr_size)
+    return out
+
+
 def crop_transform(
     points: np.ndarray, margin: float, size: int = HR_SIZE, scale: float = 1.0, angle: float = 0.0,
     shift: tuple[float, float] = (0.0, 0.0), flip: bool = False,

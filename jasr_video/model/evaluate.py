@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .checkpoint import DEFAULT_WEIGHTS, load_model
-from .config import HR_SIZE
+from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, degrade, face_box, find_pairs, upsample
 from .landmarks import cells_to_pixels, decode_heatmaps
 from .metrics import auc_and_failure, face_psnr_ssim, nme
@@ -31,11 +31,11 @@ def _to_image(t: torch.Tensor) -> np.ndarray:
 @torch.inference_mode()
 def evaluate(
     model: JASRNet, dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 16,
-    keep: int = 0, input_dtype: torch.dtype = torch.float32,
+    keep: int = 0, input_dtype: torch.dtype = torch.float32, lr_size: int = LR_SIZE,
 ) -> dict[str, Any]:
     """Per-face metrics of the model and of bicubic on every face of `dataset` (no augmentation).
 
-    `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`.
+    `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`; faces reduced to `lr_size` px.
     Returns a summary dict; with keep > 0 also the first `keep` faces' images for a sheet.
     """
     model.eval()
@@ -45,7 +45,7 @@ def evaluate(
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         hr = torch.stack([it[0] for it in items]).to(device)
         truth = torch.stack([it[1] for it in items]).numpy()
-        lr = degrade(hr)
+        lr = degrade(hr, lr_size)
         bicubic = upsample(lr)
         out = model(bicubic.to(input_dtype))
         out = out._replace(sr=out.sr.float() if out.sr is not None else None,

@@ -76,7 +76,9 @@ class OnnxFaceEnhancer(FaceEnhancer):
                 raise ValueError(f"{self.onnx_path}: not exported by jasr-export --onnx (no model_config metadata)")
             self.config = from_dict(ModelConfig, json.loads(meta["model_config"]))
             self.checkpoint = {"path": str(self.onnx_path), "onnx_metadata": meta,
-                               "meta": {"train_config": {"crop_margin": float(meta.get("crop_margin", 1.4))}}}
+                               "meta": {"train_config": {"crop_margin": float(meta.get("crop_margin", 1.4))},
+                                        "sr_factor": int(meta.get("sr_factor", meta.get("upscale", 8))),
+                                        "lr_size_range": json.loads(meta.get("lr_size_range", "null"))}}
             self.precision = meta.get("precision", "fp32")
             if precision != "auto" and precision != self.precision:
                 raise ValueError(f"{self.onnx_path} is a {self.precision} model, not {precision}: use --precision auto")

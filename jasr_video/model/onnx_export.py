@@ -93,8 +93,10 @@ def metadata(model: JASRNet, checkpoint: dict[str, Any], opset: int) -> dict[str
     """What a deployer needs beside the graph (all values are strings, as ONNX metadata_props are)."""
     meta = checkpoint.get("meta", {})
     path = checkpoint.get("path")
-    factor = upscale_factor(model)
+    factor = int(meta.get("sr_factor", upscale_factor(model)))  # x4 / x2 weights share the x8 architecture
     lr_size = HR_SIZE // factor
+    low, high = meta.get("lr_size_range") or (lr_size, lr_size)
+    lr_text = f"{lr_size}x{lr_size}" if low == high == lr_size else f"a side in {low}-{high} px"
     return {
         "producer": "jasr-video",
         "precision": "fp32",
@@ -103,12 +105,14 @@ def metadata(model: JASRNet, checkpoint: dict[str, Any], opset: int) -> dict[str
         "model_config": json.dumps(to_dict(model.config)),
         "upscale": str(factor),
         "lr_size": str(lr_size),
+        "sr_factor": str(factor),
+        "lr_size_range": json.dumps([int(low), int(high)]),
         "weights": Path(path).stem if path else "in-memory",
         "weights_sha256": weights_sha256(checkpoint) if "state_dict" in checkpoint else "",
         "crop_margin": str(meta.get("train_config", {}).get("crop_margin", 1.4)),
         "input": f"float32 (batch, 3, {HR_SIZE}, {HR_SIZE}) NCHW RGB in [0, 1]",
         "input_normalisation": (
-            f"face crop (square, side = crop_margin x face box) brought down to {lr_size}x{lr_size} with "
+            f"face crop (square, side = crop_margin x face box) brought down to {lr_text} with "
             f"anti-aliased bicubic, then bicubic up to {HR_SIZE}x{HR_SIZE} (align_corners=False), clamped to "
             f"[0, 1]; RGB mean {list(RGB_MEAN)} is subtracted inside the graph (and added back to sr): feed plain "
             "[0, 1] RGB"),
@@ -187,7 +191,8 @@ def quantize_int8(weights: str | Path, output: str | Path, data: str | Path, fac
 
     checkpoint = read_checkpoint(weights)
     margin = checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
-    batches = iter([b.numpy() for b in calibration_batches(data, faces, margin)])
+    lr_sizes = tuple(checkpoint["meta"].get("lr_size_range") or (16, 16))  # the weights' training LR sides
+    batches = iter([b.numpy() for b in calibration_batches(data, faces, margin, lr_sizes=lr_sizes)])
 
     class Reader(CalibrationDataReader):
         def get_next(self) -> dict[str, Any] | None:

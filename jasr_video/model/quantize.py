@@ -21,12 +21,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import load_model, save_checkpoint
 from .config import HR_SIZE
-from .data import FaceDataset, degrade, find_pairs, upsample
+from .data import FaceDataset, find_pairs, lr_inputs
 from .network import JASRNet, JASROutput
 
 ENGINE = "onednn"
@@ -95,15 +96,17 @@ def load_int8(checkpoint: dict[str, Any], model: JASRNet) -> QuantizedJASRNet:
 
 
 def calibration_batches(data: str | Path, faces: int, margin: float, batch_size: int = 16,
-                        seed: int = 0) -> Iterable[torch.Tensor]:
+                        seed: int = 0, lr_sizes: tuple[int, int] = (16, 16)) -> Iterable[torch.Tensor]:
     """Network inputs of `faces` faces drawn (seeded) from a folder of image + .pts pairs, the training
-    protocol without augmentation: 128x128 crop, down to 16x16, bicubic back up."""
+    protocol without augmentation: 128x128 crop, down to a side in `lr_sizes` (min, max; seeded draw;
+    16x16 for x8 weights), bicubic back up."""
     pairs = find_pairs(data)
     random.Random(seed).shuffle(pairs)
     dataset = FaceDataset(pairs[:faces], margin=margin)
+    sizes = np.random.default_rng(seed)
     for start in range(0, len(dataset), batch_size):
         hr = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
-        yield upsample(degrade(hr))
+        yield lr_inputs(hr, sizes.integers(lr_sizes[0], lr_sizes[1] + 1, size=hr.shape[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, payload = load_model(args.weights)
         margin = payload["meta"].get("train_config", {}).get("crop_margin", 1.4)
-        qparams = calibrate(model, calibration_batches(args.data, args.faces, margin))
+        lr_sizes = tuple(payload["meta"].get("lr_size_range") or (16, 16))  # the weights' training LR sides
+        qparams = calibrate(model, calibration_batches(args.data, args.faces, margin, lr_sizes=lr_sizes))
     except (FileNotFoundError, ValueError) as error:
         print(f"jasr-quantize: error: {error}", file=sys.stderr)
         return 2
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     half = all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
     extra = {k: v for k, v in payload.items() if k not in ("format", "model_config", "state_dict", "meta", "path")}
     extra["int8"] = {"engine": ENGINE, "qparams": qparams,
-                     "calibration": {"data": Path(args.data).name, "faces": args.faces, "seed": 0}}
+                     "calibration": {"data": Path(args.data).name, "faces": args.faces, "seed": 0,
+                                     "lr_sizes": list(lr_sizes)}}
     save_checkpoint(out, model, {k: v for k, v in payload["meta"].items() if k != "parameters"}, half=half, **extra)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): int8 calibration on {args.faces} faces of {args.data}")
     return 0

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import ABLATIONS, LR_SIZE, PRESETS, ModelConfig, TrainConfig, from_dict, model_config, to_dict
-from .data import FaceDataset, degrade, find_pairs, upsample
+from .config import ABLATIONS, HR_SIZE, LR_SIZE, PRESETS, SR_FACTORS, ModelConfig, TrainConfig, from_dict, model_config, to_dict
+from .data import FaceDataset, find_pairs, lr_inputs
 from .evaluate import evaluate
 from .landmarks import gaussian_heatmaps, pixels_to_cells
 from .network import JASRNet, JASROutput, count_parameters
@@ -63,7 +63,7 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jasr-train", description="Train JASRNet (joint x8 face SR + 68 landmarks).")
+    p = argparse.ArgumentParser(prog="jasr-train", description="Train JASRNet (joint x8 / x4 / x2 face SR + 68 landmarks).")
     p.add_argument("--data", required=True, help="training folder of image + .pts pairs (e.g. ../shared/data/faces68/train)")
     p.add_argument("--out", default="runs/jasr", help="run folder: checkpoints (last.pt, best.pt) and log.jsonl")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model size (default: paper)")
@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=defaults.lr_gamma)
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
                    help="train for this much wall time with a cosine lr decay, then stop (for fixed compute leases)")
+    p.add_argument("--sr-factor", type=int, choices=sorted(SR_FACTORS), default=8,
+                   help="upscale factor: 8 (16 px faces), 4 (32 px) or 2 (64 px) -> 128 px (default 8)")
+    p.add_argument("--lr-sizes", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="reduce each training face to a random side in [MIN, MAX] px (default: the factor's "
+                        "nominal side only); the network input is always that face bicubic-upsampled to 128")
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (name or path; their config is used)")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
@@ -130,7 +135,8 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                             lr_milestones=tuple(args.milestones) if not args.time_budget else (),
                             lr_gamma=args.gamma, time_budget_minutes=args.time_budget, alpha=args.alpha,
                             heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
-                            seed=args.seed)
+                            seed=args.seed, lr_size=SR_FACTORS[args.sr_factor],
+                            lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else ())
 
     pairs = find_pairs(args.data)
     if args.limit:
@@ -173,13 +179,16 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in kept}}
     elif resume and "initialised_from" in resume["meta"].get("data", {}):
         data_info["initialised_from"] = resume["meta"]["data"]["initialised_from"]
-    console.print(f"JASRNet {count_parameters(model) / 1e6:.2f} M parameters on {device}; "
+    size_low, size_high = tconf.training_lr_sizes()
+    console.print(f"JASRNet x{tconf.sr_factor} ({size_low}-{size_high} px faces -> {HR_SIZE} px), "
+                  f"{count_parameters(model) / 1e6:.2f} M parameters on {device}; "
                   f"{len(train_pairs)} training faces, {len(val_pairs)} validation faces")
     started = time.perf_counter()
 
     def metadata(metrics: dict | None = None) -> dict[str, Any]:
         return {"epoch": epoch, "batches_done": batches_done, "step": step, "best": best,
-                "train_config": to_dict(tconf), "data": data_info, "metrics": metrics,
+                "train_config": to_dict(tconf), "sr_factor": tconf.sr_factor, "lr_size": tconf.lr_size,
+                "lr_size_range": list(tconf.training_lr_sizes()), "data": data_info, "metrics": metrics,
                 "train_seconds": elapsed_before + time.perf_counter() - started, "device": str(device),
                 "torch": torch.__version__}
 
@@ -194,7 +203,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         nonlocal best
         if val_set is None:
             return None
-        metrics = evaluate(model, val_set, device)["summary"]
+        metrics = evaluate(model, val_set, device, lr_size=tconf.lr_size)["summary"]
         key = metrics.get("model", {}).get("nme_percent")
         score = key if key is not None else -metrics["model"]["psnr_y_face"]
         log({"epoch": epoch, "step": step, "val": metrics, "seconds": elapsed_before + time.perf_counter() - started})
@@ -209,6 +218,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
             f.write(json.dumps(record) + "\n")
 
     batches_per_epoch = max(1, len(train_set) // tconf.batch_size)
+    size_rng = np.random.default_rng([tconf.seed, epoch, batches_done, 1])
     last_save = time.perf_counter()
     stop = False
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -234,7 +244,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                     for group in optimizer.param_groups:
                         group["lr"] = tconf.lr * 0.5 * (1 + math.cos(math.pi * fraction))
                 hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
-                inputs = upsample(degrade(hr))
+                inputs = lr_inputs(hr, size_rng.integers(size_low, size_high + 1, size=hr.shape[0]))
                 if device.type == "cuda":
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):

@@ -1,0 +1,177 @@
+"""Per-face-size benchmark of scale-aware routing: real test faces reduced to each size, enhanced by the
+routed JASRNet (:mod:`.routing`), by each of x8 / x4 / x2 alone, and plain bicubic of the reduced face.
+
+    python -m jasr_video.model.sizebench --data ../shared/data/faces68/test --sizes 16 24 32 40 48 64 96
+
+Every face is the 128x128 training crop (the truth); "size s" = that crop reduced to s x s (anti-aliased
+bicubic), i.e. a face whose crop side is s px in the source. PSNR / SSIM (Y, inside the landmark box) of
+the 128x128 output against the truth, NME (inter-ocular) of the 68 landmarks. Bicubic has no landmarks.
+Each model gets the face the way the pipeline feeds it: x8 at 16 px, x4 / x2 at the face's own size
+clamped to the weights' training sizes; the routed output is the route's model, or for faces above the
+largest route the native face resized to 128 (bicubic) with the x2 landmarks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import DEFAULT_WEIGHTS
+from .data import FaceDataset, degrade, face_box, find_pairs, upsample
+from .inference import FaceEnhancer
+from .metrics import face_psnr_ssim, nme
+from .routing import DEFAULT_RANGES, choose_route, network_inputs
+
+DEFAULT_SIZES = (16, 24, 32, 40, 48, 64, 96)
+METHODS = ("bicubic", "x8", "x4", "x2", "routed")
+
+
+def weights_range(enhancer: FaceEnhancer, factor: int) -> tuple[int, int]:
+    low, high = enhancer.checkpoint.get("meta", {}).get("lr_size_range") or DEFAULT_RANGES[factor]
+    return int(low), int(high)
+
+
+def per_size_table(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-face records {"size", "method", "psnr", "ssim"[, "nme"]} -> one row per size, ascending:
+    {"size", "faces", METHOD: {"psnr", "ssim", "nme_percent" (None without landmarks)}, ...,
+    "routed_minus_x8_db", "best_psnr"} (means over the faces; infinite PSNRs left out)."""
+    grouped: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for r in records:
+        grouped.setdefault(int(r["size"]), {}).setdefault(r["method"], []).append(r)
+    rows = []
+    for size in sorted(grouped):
+        row: dict[str, Any] = {"size": size, "faces": max(len(v) for v in grouped[size].values())}
+        for method, rs in grouped[size].items():
+            psnrs = [r["psnr"] for r in rs if math.isfinite(r["psnr"])]
+            nmes = [r["nme"] for r in rs if r.get("nme") is not None]
+            row[method] = {"psnr": float(np.mean(psnrs)) if psnrs else None,
+                           "ssim": float(np.mean([r["ssim"] for r in rs])),
+                           "nme_percent": 100 * float(np.mean(nmes)) if nmes else None}
+            if "route" in rs[0]:
+                row[method]["route"] = rs[0]["route"]
+        if "routed" in row and "x8" in row:
+            row["routed_minus_x8_db"] = row["routed"]["psnr"] - row["x8"]["psnr"]
+        models = [m for m in ("x8", "x4", "x2", "bicubic") if m in row and row[m]["psnr"] is not None]
+        row["best_psnr"] = max(models, key=lambda m: row[m]["psnr"]) if models else None
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table: per size, PSNR / SSIM / NME of each method (x4 / x2 alone where measured)."""
+    methods = [m for m in METHODS if any(m in r for r in rows)]
+    head = "| size (px) | " + " | ".join(f"{m} PSNR / SSIM / NME %" for m in methods) + " | routed - x8 (dB) | route |"
+    lines = [head, "|" + "---|" * (len(methods) + 3)]
+
+    def cell(v: dict[str, Any] | None) -> str:
+        if not v:
+            return "-"
+        nme_text = f"{v['nme_percent']:.2f}" if v.get("nme_percent") is not None else "-"
+        return f"{v['psnr']:.2f} / {v['ssim']:.3f} / {nme_text}"
+
+    for r in rows:
+        gain = f"{r['routed_minus_x8_db']:+.2f}" if "routed_minus_x8_db" in r else "-"
+        route = r.get("routed", {}).get("route", "-")
+        lines.append(f"| {r['size']} | " + " | ".join(cell(r.get(m)) for m in methods) + f" | {gain} | {route} |")
+    return "\n".join(lines)
+
+
+def _image(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+@torch.inference_mode()
+def run(dataset: FaceDataset, enhancers: dict[int, FaceEnhancer], sizes: Sequence[int],
+        batch_size: int = 16) -> list[dict[str, Any]]:
+    """Per-face records of every method at every size (see :func:`per_size_table`)."""
+    ranges = {f: weights_range(e, f) for f, e in enhancers.items()}
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        hr = torch.stack([it[0] for it in items])
+        truth = torch.stack([it[1] for it in items]).numpy()
+        boxes = [face_box(t) for t in truth]
+        hr_images = [_image(h) for h in hr]
+
+        def add(size: int, method: str, sr: torch.Tensor, landmarks: np.ndarray | None, **extra: Any) -> None:
+            for j in range(len(items)):
+                p, s = face_psnr_ssim(_image(sr[j]), hr_images[j], boxes[j])
+                rec = {"size": size, "method": method, "psnr": p, "ssim": s, **extra}
+                if landmarks is not None:
+                    rec["nme"] = nme(landmarks[j], truth[j])
+                records.append(rec)
+
+        for size in sizes:
+            lr = degrade(hr, size)
+            bicubic = upsample(lr)
+            add(size, "bicubic", bicubic, None)
+            outputs: dict[tuple[int, int], Any] = {}
+
+            def forward(factor: int, model_px: int) -> Any:
+                if (factor, model_px) not in outputs:
+                    pred = enhancers[factor].enhance_inputs(network_inputs(lr, model_px))
+                    outputs[factor, model_px] = (pred.sr, pred.landmarks.float().cpu().numpy())
+                return outputs[factor, model_px]
+
+            for factor in enhancers:
+                route = choose_route(size, str(factor), tuple(enhancers), ranges)
+                add(size, f"x{factor}", *forward(factor, route.model_input_px))
+            route = choose_route(size, "auto", tuple(enhancers), ranges)
+            sr, landmarks = forward(route.sr_factor, route.model_input_px)
+            add(size, "routed", bicubic if route.keep_native else sr, landmarks,
+                route=f"{route.name} at {route.model_input_px} px")
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Per-size PSNR / SSIM / NME of routed, x8-only, x4-only, x2-only and bicubic output on real faces."""
+    parser = argparse.ArgumentParser(prog="python -m jasr_video.model.sizebench", description=main.__doc__)
+    parser.add_argument("--data", required=True, help="folder of image + .pts pairs, e.g. ../shared/data/faces68/test")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="face sizes, px")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"x8 weights (default {DEFAULT_WEIGHTS})")
+    parser.add_argument("--weights-x4", default=f"{DEFAULT_WEIGHTS}-x4", help="x4 weights")
+    parser.add_argument("--weights-x2", default=f"{DEFAULT_WEIGHTS}-x2", help="x2 weights")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
+                        help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--report", help="also write the table and settings to this JSON file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if any(s < 4 or s > 128 for s in args.sizes):
+        print("sizebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
+        return 2
+    try:
+        enhancers = {f: FaceEnhancer(w, "cpu", args.precision)
+                     for f, w in ((8, args.weights), (4, args.weights_x4), (2, args.weights_x2))}
+        pairs = find_pairs(args.data)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"sizebench: error: {error}", file=sys.stderr)
+        return 2
+    if args.limit:
+        pairs = pairs[: args.limit]
+    margin = enhancers[8].checkpoint.get("meta", {}).get("train_config", {}).get("crop_margin", 1.4)
+    started = time.perf_counter()
+    rows = per_size_table(run(FaceDataset(pairs, margin=margin), enhancers, args.sizes))
+    table = format_table(rows)
+    print(table)
+    if args.report:
+        report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
+                  "precision": {f: e.precision for f, e in enhancers.items()},
+                  "weights": {f: e.checkpoint.get("path") for f, e in enhancers.items()},
+                  "seconds": time.perf_counter() - started, "table": rows, "markdown": table}
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Scale-aware enhancement: each face goes to the JASRNet (x8, x4 or x2) that uses its real pixels best.
+
+Routes (sizes -> factor and input size) are defined in :mod:`jasr_video.model.routing`. Here:
+:class:`RoutedCrops` (faces cut from frames at their route's size, turned into network inputs) and
+:class:`RoutedEnhancer`, a :class:`~jasr_video.enhance.BatchEnhancer` over the x8 weights that also holds
+the x4 / x2 weights, runs each factor's faces as one batch and returns outputs in the order given.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .crop import CropGeometry, crop_face
+from .enhance import BatchEnhancer, EnhancedFaces
+from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
+from .model.routing import DEFAULT_RANGES, MODES, Route, choose_route, network_inputs
+
+
+def sibling_weights(weights: str | Path, factor: int) -> str | None:
+    """The x4 / x2 weights that go with ``weights``: ``NAME-x4`` for a shipped name, ``PATH-x4.pt`` beside a
+    checkpoint file; None when there are none."""
+    path = Path(weights)
+    candidate = str(path.with_name(f"{path.stem}-x{factor}{path.suffix}")) if path.suffix else f"{weights}-x{factor}"
+    try:
+        resolve_weights(candidate)
+    except FileNotFoundError:
+        return None
+    return candidate
+
+
+def _factor_and_range(enhancer: FaceEnhancer) -> tuple[int, tuple[int, int]]:
+    meta = enhancer.checkpoint.get("meta", {}) if isinstance(enhancer.checkpoint, dict) else {}
+    factor = int(meta.get("sr_factor", 8))
+    low, high = meta.get("lr_size_range") or DEFAULT_RANGES.get(factor, (16, 16))
+    return factor, (int(low), int(high))
+
+
+@dataclass
+class RoutedCrops:
+    """N faces ready for a RoutedEnhancer: network inputs (N, 3, 128, 128) in [0, 1], each face's route,
+    and the native 128x128 crop (uint8 RGB) of the faces whose route keeps it."""
+
+    inputs: torch.Tensor
+    routes: list[Route]
+    native: list[np.ndarray | None]
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    @classmethod
+    def from_crops(cls, crops: Sequence[np.ndarray], routes: Sequence[Route]) -> "RoutedCrops":
+        """crops[i]: square uint8 RGB face cut at routes[i].crop_px (see :func:`cut`)."""
+        routes = list(routes)
+        inputs = torch.empty(len(routes), 3, 128, 128)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, r in enumerate(routes):
+            groups.setdefault((r.crop_px, r.model_input_px), []).append(i)
+        for (_, model_px), index in groups.items():  # one interpolation per (crop size, input size)
+            faces = torch.from_numpy(np.stack([crops[i] for i in index])).permute(0, 3, 1, 2).float().div_(255.0)
+            inputs[index] = network_inputs(faces, model_px)
+        native = [np.asarray(c) if r.keep_native else None for c, r in zip(crops, routes)]
+        return cls(inputs, routes, native)
+
+    @classmethod
+    def concat(cls, parts: Sequence["RoutedCrops"]) -> "RoutedCrops":
+        return cls(torch.cat([p.inputs for p in parts]), [r for p in parts for r in p.routes],
+                   [n for p in parts for n in p.native])
+
+
+def cut(image: np.ndarray, geometry: CropGeometry, route: Route) -> np.ndarray:
+    """The face's crop at its route's size: for x4 / x2 at about its native size (its real pixels)."""
+    return crop_face(image, geometry, route.crop_px)
+
+
+class RoutedEnhancer(BatchEnhancer):
+    """A BatchEnhancer (x8 ``weights``) that routes faces by size to x8, x4 or x2 weights.
+
+    ``sr_factor``: "auto" (route by size), or "8" / "4" / "2" to send every face to one model ("8" is the
+    x8-only behaviour: every face at 16x16). x4 / x2 weights: ``weights_x4`` / ``weights_x2``, else the
+    siblings of ``weights`` (``jasr-cpu-x4``, ``jasr-cpu-x2``); "auto" without them routes everything to x8
+    (``routing`` says so). ``backend``: torch or onnx, for every factor. Called with a tensor of crops it is
+    a plain x8 BatchEnhancer; called with
+    :class:`RoutedCrops` it routes. ``route_counts`` counts faces per route name.
+    """
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
+                 batch_size: int = 32, sr_factor: str = "auto", weights_x4: str | None = None,
+                 weights_x2: str | None = None, enhancer: FaceEnhancer | None = None, backend: str = "torch") -> None:
+        super().__init__(weights, device, precision, batch_size, enhancer, backend)
+        sr_factor = str(sr_factor)
+        if sr_factor not in MODES:
+            raise ValueError(f"sr_factor must be one of {', '.join(MODES)}, not {sr_factor!r}")
+        self.mode = sr_factor
+        base_factor, base_range = _factor_and_range(self.enhancer)
+        self.by_factor: dict[int, BatchEnhancer] = {base_factor: self}
+        self.ranges: dict[int, tuple[int, int]] = {base_factor: base_range}
+        wanted = {"auto": (4, 2), "8": (), "4": (4,), "2": (2,)}[sr_factor]
+        explicit = {4: weights_x4, 2: weights_x2}
+        missing = []
+        for factor in wanted:
+            if factor in self.by_factor:
+                continue
+            name = explicit[factor] or sibling_weights(weights, factor)
+            if name is None:
+                missing.append(factor)
+                continue
+            other = BatchEnhancer(name, str(self.device), precision, batch_size, backend=backend)
+            got, self.ranges[factor] = _factor_and_range(other.enhancer)
+            if got != factor:
+                raise ValueError(f"{name}: weights for x{got}, not x{factor}")
+            self.by_factor[factor] = other
+        if missing and sr_factor != "auto":
+            raise ValueError(f"--sr-factor {sr_factor} needs x{missing[0]} weights: none found beside {weights} "
+                             f"(name-x{missing[0]} / path-x{missing[0]}.pt)")
+        self.routing = (f"auto: x8 only (no x4 / x2 weights for {weights})" if sr_factor == "auto" and missing
+                        else sr_factor)
+        self.route_counts: Counter[str] = Counter()
+
+    def route(self, side: float) -> Route:
+        """The route of a face whose crop side is ``side`` frame pixels."""
+        return choose_route(side, self.mode, tuple(self.by_factor), self.ranges)
+
+    def __call__(self, crops: torch.Tensor | RoutedCrops, prepared: bool = False) -> EnhancedFaces:
+        if not isinstance(crops, RoutedCrops):
+            return super().__call__(crops, prepared)
+        n = len(crops)
+        sr = np.empty((n, 128, 128, 3), np.uint8)
+        landmarks = np.empty((n, 68, 2), np.float32)
+        confidence = np.empty((n, 68), np.float32)
+        factors = np.array([r.sr_factor for r in crops.routes], int)
+        for factor in sorted(set(factors.tolist()), reverse=True):  # one batch per factor
+            index = np.flatnonzero(factors == factor)
+            out = BatchEnhancer.__call__(self.by_factor[factor], crops.inputs[torch.from_numpy(index)], True)
+            sr[index], landmarks[index], confidence[index] = out.sr, out.landmarks, out.confidence
+        for i, image in enumerate(crops.native):
+            if image is not None:
+                sr[i] = image
+        self.route_counts.update(r.name for r in crops.routes)
+        return EnhancedFaces(sr, landmarks, confidence)
+
+    def enhance_faces(self, faces: Sequence[np.ndarray]) -> tuple[EnhancedFaces, list[Route]]:
+        """Library entry point: square uint8 RGB face crops of any size (training-style crop, 1.4 x the
+        landmark box), each routed by its side; landmarks in 128x128 crop pixels, order kept."""
+        import cv2
+
+        routes = [self.route(face.shape[0]) for face in faces]
+        crops = [face if face.shape[0] == r.crop_px else
+                 cv2.resize(face, (r.crop_px, r.crop_px),
+                            interpolation=cv2.INTER_AREA if face.shape[0] > r.crop_px else cv2.INTER_LINEAR)
+                 for face, r in zip(faces, routes)]
+        if not crops:
+            return super().__call__(torch.zeros(0, 3, 128, 128)), []
+        return self(RoutedCrops.from_crops(crops, routes)), routes

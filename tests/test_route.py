@@ -1,0 +1,126 @@
+"""Scale-aware routing: face sizes -> routes, the routed enhancer (order kept, one batch per factor, native
+crop for the largest faces) on real faces with the shipped x8 / x4 / x2 weights, and the size table's code."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from jasr_video.model.routing import NATIVE_FROM_PX, X2_FROM_PX, X4_FROM_PX, Route, choose_route
+from jasr_video.model.sizebench import format_table, per_size_table
+
+
+def test_sizes_route_by_band():
+    assert choose_route(10) == Route(8, 16, 128)
+    assert choose_route(X4_FROM_PX - 0.1) == Route(8, 16, 128)
+    assert choose_route(X4_FROM_PX) == Route(4, round(X4_FROM_PX), round(X4_FROM_PX))
+    assert choose_route(32.4) == Route(4, 32, 32)
+    assert choose_route(X2_FROM_PX) == Route(2, round(X2_FROM_PX), round(X2_FROM_PX))
+    assert choose_route(64) == Route(2, 64, 64)
+    assert choose_route(NATIVE_FROM_PX) == Route(2, 96, 96)
+    big = choose_route(NATIVE_FROM_PX + 1)
+    assert big == Route(2, 96, 128, keep_native=True) and big.name == "x2-native"
+    assert choose_route(400) == big
+    # the weights' training sizes clamp the input
+    assert choose_route(30, ranges={4: (28, 36)}) == Route(4, 30, 30)
+    assert choose_route(21, ranges={4: (24, 36)}) == Route(4, 24, 24)
+
+
+def test_forced_and_missing_factors():
+    assert {choose_route(s, "8") for s in (8, 30, 60, 200)} == {Route(8, 16, 128)}  # today's behaviour
+    assert choose_route(70, "4") == Route(4, 46, 46)
+    assert choose_route(30, "2") == Route(2, 42, 42)
+    assert choose_route(60, "auto", factors=(8, 4)) == Route(8, 16, 128)  # no x2 weights: x8 only
+    with pytest.raises(ValueError, match="sr_factor"):
+        choose_route(30, "3")
+
+
+def test_size_table_on_known_records():
+    records = [
+        {"size": 32, "method": "bicubic", "psnr": 20.0, "ssim": 0.5},
+        {"size": 32, "method": "bicubic", "psnr": 22.0, "ssim": 0.7},
+        {"size": 32, "method": "x8", "psnr": 21.0, "ssim": 0.6, "nme": 0.05},
+        {"size": 32, "method": "x8", "psnr": 23.0, "ssim": 0.6, "nme": 0.07},
+        {"size": 32, "method": "routed", "psnr": 25.0, "ssim": 0.8, "nme": 0.03, "route": "x4 at 32 px"},
+        {"size": 32, "method": "routed", "psnr": math.inf, "ssim": 1.0, "nme": 0.01, "route": "x4 at 32 px"},
+        {"size": 16, "method": "x8", "psnr": 19.0, "ssim": 0.4, "nme": 0.1},
+    ]
+    rows = per_size_table(records)
+    assert [r["size"] for r in rows] == [16, 32]
+    row = rows[1]
+    assert row["faces"] == 2
+    assert row["bicubic"] == {"psnr": 21.0, "ssim": pytest.approx(0.6), "nme_percent": None}
+    assert row["x8"]["psnr"] == 22.0 and row["x8"]["nme_percent"] == pytest.approx(6.0)
+    assert row["routed"]["psnr"] == 25.0  # the identical face's infinite PSNR is left out
+    assert row["routed"]["ssim"] == pytest.approx(0.9) and row["routed"]["nme_percent"] == pytest.approx(2.0)
+    assert row["routed_minus_x8_db"] == pytest.approx(3.0)
+    assert row["best_psnr"] == "x8" and row["routed"]["route"] == "x4 at 32 px"
+    text = format_table(rows)
+    assert "| 32 | 21.00 / 0.600 / - | 22.00 / 0.600 / 6.00 | 25.00 / 0.900 / 2.00 | +3.00 | x4 at 32 px |" in text
+
+
+@pytest.fixture(scope="module")
+def routed():
+    from jasr_video.route import RoutedEnhancer
+
+    torch.set_num_threads(1)
+    return RoutedEnhancer("jasr-cpu", device="cpu", precision="fp32", batch_size=4)
+
+
+def real_faces(folder, sizes):
+    """Training-style crops of real test faces, reduced to each size (area), uint8 RGB."""
+    from jasr_video.model.data import FaceDataset, find_pairs
+
+    dataset = FaceDataset(find_pairs(folder)[: len(sizes)])
+    return [cv2.resize(dataset.sample(i).hr, (s, s), interpolation=cv2.INTER_AREA) if s != 128 else dataset.sample(i).hr
+            for i, s in enumerate(sizes)]
+
+
+def test_routed_enhancer_keeps_order_and_batches_per_factor(routed, faces_test):
+    assert set(routed.by_factor) == {8, 4, 2} and routed.routing == "auto"
+    sizes = [16, 40, 70, 24, 128, 12, 50]
+    faces = real_faces(faces_test, sizes)
+    before = {f: e.faces_done for f, e in routed.by_factor.items()}
+    out, routes = routed.enhance_faces(faces)
+    assert [r.name for r in routes] == ["x8", "x4", "x2", "x4", "x2-native", "x8", "x2"]
+    assert [r.model_input_px for r in routes] == [16, 40, 70, 24, 96, 16, 50]
+    done = {f: e.faces_done - before[f] for f, e in routed.by_factor.items()}
+    assert done == {8: 2, 4: 2, 2: 3}  # each factor's faces went through its own model
+    assert out.sr.shape == (7, 128, 128, 3) and out.landmarks.shape == (7, 68, 2)
+    assert np.array_equal(out.sr[4], faces[4])  # the largest face keeps its native pixels
+    for i, face in enumerate(faces):  # order kept: each face as if enhanced alone
+        alone, _ = routed.enhance_faces([face])
+        assert np.abs(alone.landmarks[0] - out.landmarks[i]).max() < 0.05
+        assert np.abs(alone.sr[0].astype(int) - out.sr[i].astype(int)).max() <= 1
+
+
+def test_forced_x8_is_todays_enhancer(routed, faces_test):
+    """--sr-factor 8: every face brought to 16x16 for the x8 model, exactly as BatchEnhancer does."""
+    from jasr_video.enhance import BatchEnhancer
+    from jasr_video.route import RoutedEnhancer
+
+    forced = RoutedEnhancer("jasr-cpu", device="cpu", precision="fp32", sr_factor="8",
+                            enhancer=routed.enhancer)
+    assert set(forced.by_factor) == {8}
+    faces = real_faces(faces_test, [128, 128, 128])
+    out, routes = forced.enhance_faces(faces)
+    assert {r.name for r in routes} == {"x8"}
+    crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+    plain = BatchEnhancer(enhancer=routed.enhancer)(crops)
+    assert np.abs(plain.landmarks - out.landmarks).max() < 1e-3
+    assert np.abs(plain.sr.astype(int) - out.sr.astype(int)).max() <= 1
+
+
+def test_forced_factor_without_weights_is_a_clear_error(tmp_path):
+    from jasr_video.model import load_model, save_checkpoint
+    from jasr_video.route import RoutedEnhancer
+
+    model, checkpoint = load_model("jasr-cpu")
+    save_checkpoint(tmp_path / "mine.pt", model, checkpoint["meta"], half=True)
+    with pytest.raises(ValueError, match="needs x4 weights"):
+        RoutedEnhancer(tmp_path / "mine.pt", device="cpu", sr_factor="4")
+    auto = RoutedEnhancer(tmp_path / "mine.pt", device="cpu")
+    assert set(auto.by_factor) == {8} and "x8 only" in auto.routing
