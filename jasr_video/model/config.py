@@ -67,12 +67,15 @@ class TrainConfig:
     crop_margin: float = 1.4  # HR crop side / longer side of the landmark box
     aug_scale: float = 0.1  # random scale in [1-s, 1+s]
     aug_rotation: float = 15.0  # random rotation in degrees, +-
+    aug_rotation_upright: float = 0.0  # share of faces rotated within +-15 deg only (the rest: +-aug_rotation)
     aug_shift: float = 0.05  # random centre shift, fraction of the crop side
     aug_flip: bool = True
     val_fraction: float = 0.05  # part of the training folder held out for validation
     seed: int = 0
     lr_size: int = LR_SIZE  # nominal LR face side: 16 (x8), 32 (x4) or 64 (x2); validation uses it
     lr_size_range: tuple[int, ...] = ()  # (min, max): each training face reduced to a random side in it
+    degradation: float = 0.0  # share of faces degraded as CCTV does (degradations.TRAIN); 0 = the paper's protocol
+    extra_landmark_weight: float = 0.5  # heatmap-loss weight of the extra folders' (machine-made) points
 
     def __post_init__(self) -> None:
         if self.lr_size not in SR_FACTORS.values():
@@ -80,6 +83,8 @@ class TrainConfig:
         if self.lr_size_range and not (len(self.lr_size_range) == 2
                                        and 4 <= self.lr_size_range[0] <= self.lr_size_range[1] <= HR_SIZE):
             raise ValueError(f"lr_size_range must be (min, max) with 4 <= min <= max <= {HR_SIZE}")
+        if not 0 <= self.degradation <= 1:
+            raise ValueError(f"degradation must be a share in [0, 1], not {self.degradation}")
 
     @property
     def sr_factor(self) -> int:

@@ -96,6 +96,20 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+BORDERS = {"reflect101": cv2.BORDER_REFLECT101, "reflect": cv2.BORDER_REFLECT, "edge": cv2.BORDER_REPLICATE}
+UPRIGHT_DEGREES = 15.0  # the "upright" share of rotation augmentation stays within this
+
+
+@dataclass(frozen=True)
+class View:
+    """How a face is cropped: scale (> 1 zooms in), rotation in degrees, centre shift (fraction of the side), mirror."""
+
+    scale: float = 1.0
+    angle: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    flip: bool = False
+
+
 @dataclass
 class FaceSample:
     hr: np.ndarray  # (128, 128, 3) uint8 RGB
@@ -106,19 +120,32 @@ class FaceSample:
 class FaceDataset(torch.utils.data.Dataset):
     """Faces from image + `.pts` pairs, cropped to 128x128 HR with optional random augmentation.
 
-    Items are (hr float tensor (3, 128, 128) in [0, 1], landmarks (68, 2) in HR pixels, visibility (68,)).
+    Items are (hr float tensor (3, 128, 128) in [0, 1], landmarks (68, 2) in HR pixels, visibility (68,)):
+    visibility is 1 for points inside the crop, 0 outside, times `landmark_weight` (e.g. < 1 for
+    machine-made points), and weights each point's heatmap loss. `border`: how the crop is padded where it
+    leaves the image ("reflect101", or "edge" for tight crops such as faces-utk: closest to the real
+    surroundings, models/README.md).
     The LR input is made from the HR batch with `degrade` and `upsample`, on the training device.
     """
 
     def __init__(
         self, pairs: list[tuple[Path, Path]], margin: float = 1.4, augment: bool = False,
         aug_scale: float = 0.1, aug_rotation: float = 15.0, aug_shift: float = 0.05, aug_flip: bool = True,
-        seed: int = 0,
+        seed: int = 0, aug_rotation_upright: float = 0.0, border: str = "reflect101", landmark_weight: float = 1.0,
+        views: list[View] | None = None,
     ) -> None:
+        if border not in BORDERS:
+            raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+        if views is not None and len(views) != len(pairs):
+            raise ValueError("views must give one view per face")
         self.pairs = pairs
         self.margin = margin
         self.augment = augment
         self.aug = (aug_scale, aug_rotation, aug_shift, aug_flip)
+        self.aug_rotation_upright = aug_rotation_upright
+        self.border = border
+        self.landmark_weight = landmark_weight
+        self.views = views
         self.rng = np.random.default_rng(seed)
         self.images: list[np.ndarray] = []
         self.points: list[np.ndarray] = []
@@ -132,23 +159,39 @@ class FaceDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def random_view(self, rng: np.random.Generator) -> View:
+        """One random augmentation: scale, rotation (a share `aug_rotation_upright` of faces within
+        +-UPRIGHT_DEGREES, the rest within +-aug_rotation), shift and flip."""
+        s, r, t, f = self.aug
+        scale = float(rng.uniform(1 - s, 1 + s))
+        limit = r
+        if self.aug_rotation_upright and rng.random() < self.aug_rotation_upright:
+            limit = min(r, UPRIGHT_DEGREES)
+        angle = float(rng.uniform(-limit, limit))
+        shift = (float(rng.uniform(-t, t)), float(rng.uniform(-t, t)))
+        flip = bool(f and rng.random() < 0.5)
+        return View(scale, angle, shift, flip)
+
     def sample(self, index: int, rng: np.random.Generator | None = None) -> FaceSample:
-        """The HR crop and landmarks of face `index`, randomly augmented when the dataset augments."""
-        scale, angle, shift, flip = 1.0, 0.0, (0.0, 0.0), False
-        if self.augment:
-            rng = rng or self.rng
-            s, r, t, f = self.aug
-            scale = float(rng.uniform(1 - s, 1 + s))
-            angle = float(rng.uniform(-r, r))
-            shift = (float(rng.uniform(-t, t)), float(rng.uniform(-t, t)))
-            flip = bool(f and rng.random() < 0.5)
+        """The HR crop and landmarks of face `index`: its fixed view if the dataset has views, else
+        randomly augmented when the dataset augments, else the plain crop."""
+        if self.views is not None:
+            view = self.views[index]
+        elif self.augment:
+            view = self.random_view(rng or self.rng)
+        else:
+            view = View()
+        return self.crop(index, view)
+
+    def crop(self, index: int, view: View) -> FaceSample:
+        """The HR crop of face `index` seen as `view`, with its landmarks moved (and re-ordered if flipped)."""
         points = self.points[index]
-        matrix = crop_transform(points, self.margin, HR_SIZE, scale, angle, shift, flip)
+        matrix = crop_transform(points, self.margin, HR_SIZE, view.scale, view.angle, view.shift, view.flip)
         hr = cv2.warpAffine(
-            self.images[index], matrix, (HR_SIZE, HR_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+            self.images[index], matrix, (HR_SIZE, HR_SIZE), flags=cv2.INTER_LINEAR, borderMode=BORDERS[self.border]
         )
         landmarks = apply_affine(points, matrix).astype(np.float32)
-        if flip:
+        if view.flip:
             landmarks = landmarks[list(FLIP_PERMUTATION)]
         return FaceSample(hr, landmarks, self.pairs[index][0].stem)
 
@@ -156,7 +199,7 @@ class FaceDataset(torch.utils.data.Dataset):
         face = self.sample(index)
         hr = torch.from_numpy(face.hr).permute(2, 0, 1).float() / 255.0
         landmarks = torch.from_numpy(face.landmarks)
-        visible = ((landmarks >= 0) & (landmarks <= HR_SIZE - 1)).all(dim=1).float()
+        visible = ((landmarks >= 0) & (landmarks <= HR_SIZE - 1)).all(dim=1).float() * self.landmark_weight
         return hr, landmarks, visible
 
 

@@ -21,6 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ABLATIONS, HR_SIZE, LR_SIZE, PRESETS, SR_FACTORS, ModelConfig, TrainConfig, from_dict, model_config, to_dict
 from .data import FaceDataset, find_pairs, lr_inputs
+from .degradations import TRAIN as TRAIN_DEGRADATION
+from .degradations import degrade_batch, sample_params, with_clean_probability
 from .evaluate import evaluate
 from .landmarks import gaussian_heatmaps, pixels_to_cells
 from .network import JASRNet, JASROutput, count_parameters
@@ -57,14 +59,33 @@ def split_pairs(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
     return train, val
 
 
+class TrainingFaces(torch.utils.data.ConcatDataset):
+    """The training folder's faces followed by those of the extra folders, one augmentation stream each."""
+
+    def reseed(self, seed: Any) -> None:
+        for k, part in enumerate(self.datasets):
+            part.rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), k] if k else seed)
+
+
 def _seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
-    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+    info.dataset.reseed(torch.initial_seed() % 2**32)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jasr-train", description="Train JASRNet (joint x8 / x4 / x2 face SR + 68 landmarks).")
-    p.add_argument("--data", required=True, help="training folder of image + .pts pairs (e.g. ../shared/data/faces68/train)")
+    p.add_argument("--data", required=True, help="training folder of image + .pts pairs (e.g. ../shared/data/faces68/train); "
+                                                 "the validation faces are held out from it")
+    p.add_argument("--extra-data", action="append", default=[], metavar="FOLDER",
+                   help="more training faces (image + .pts), e.g. ../shared/data/faces-utk/train; repeatable; "
+                        "never used for validation; crops padded by edge replication")
+    p.add_argument("--extra-landmark-weight", type=float, default=TrainConfig().extra_landmark_weight,
+                   help="heatmap-loss weight of the extra faces' points (machine-made points: < 1; 0 = SR only)")
+    p.add_argument("--data-repeat", type=int, default=1, metavar="N",
+                   help="count each --data training face N times per epoch (weighs human labels against --extra-data)")
+    p.add_argument("--degrade", type=float, default=0.0, metavar="SHARE",
+                   help="share of training faces degraded as CCTV does (blur, noise, JPEG / H.264, kernels, colour "
+                        "casts; jasr_video/model/degradations.py); the rest keep the paper's clean protocol (default 0)")
     p.add_argument("--out", default="runs/jasr", help="run folder: checkpoints (last.pt, best.pt) and log.jsonl")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="model size (default: paper)")
     p.add_argument("--ablation", choices=sorted(ABLATIONS), help="ablation variant of Tables 4-5")
@@ -87,11 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (name or path; their config is used)")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
+    p.add_argument("--rotation", type=float, default=defaults.aug_rotation, help="rotation augmentation, +- degrees")
+    p.add_argument("--rotation-upright", type=float, default=defaults.aug_rotation_upright, metavar="SHARE",
+                   help="share of faces rotated within +-15 deg only, the rest within +---rotation (default 0)")
+    p.add_argument("--aug-scale", type=float, default=defaults.aug_scale, help="random crop scale, +- fraction")
+    p.add_argument("--aug-shift", type=float, default=defaults.aug_shift, help="random crop shift, +- fraction of the side")
     p.add_argument("--margin", type=float, default=defaults.crop_margin, help="crop side / landmark box side")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--limit", type=int, default=0, help="use only the first N faces of --data (0 = all)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0 = no limit)")
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    p.add_argument("--warmup-steps", type=int, default=0, help="raise lr linearly over the first N steps (fine-tunes)")
+    p.add_argument("--val-every-steps", type=int, default=0, help="also validate every N optimiser steps (0 = off)")
     p.add_argument("--log-every", type=int, default=20, help="append the training loss to log.jsonl every N steps")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="save last.pt at most this often (always at the end)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -136,15 +164,22 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                             lr_gamma=args.gamma, time_budget_minutes=args.time_budget, alpha=args.alpha,
                             heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
                             seed=args.seed, lr_size=SR_FACTORS[args.sr_factor],
-                            lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else ())
+                            lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else (),
+                            aug_rotation=args.rotation, aug_rotation_upright=args.rotation_upright,
+                            aug_scale=args.aug_scale, aug_shift=args.aug_shift, degradation=args.degrade,
+                            extra_landmark_weight=args.extra_landmark_weight)
 
     pairs = find_pairs(args.data)
     if args.limit:
         pairs = pairs[: args.limit]
     train_pairs, val_pairs = split_pairs(pairs, tconf.val_fraction, tconf.seed)
-    train_set = FaceDataset(train_pairs, tconf.crop_margin, augment=True, aug_scale=tconf.aug_scale,
-                            aug_rotation=tconf.aug_rotation, aug_shift=tconf.aug_shift, aug_flip=tconf.aug_flip,
-                            seed=tconf.seed)
+    augmentation = dict(augment=True, aug_scale=tconf.aug_scale, aug_rotation=tconf.aug_rotation,
+                        aug_shift=tconf.aug_shift, aug_flip=tconf.aug_flip, aug_rotation_upright=tconf.aug_rotation_upright)
+    parts = [FaceDataset(train_pairs, tconf.crop_margin, seed=tconf.seed, **augmentation)] * max(1, args.data_repeat)
+    for k, folder in enumerate(args.extra_data):
+        parts.append(FaceDataset(find_pairs(folder), tconf.crop_margin, seed=tconf.seed + 1 + k, border="edge",
+                                 landmark_weight=tconf.extra_landmark_weight, **augmentation))
+    train_set = TrainingFaces(parts)
     val_set = FaceDataset(val_pairs, tconf.crop_margin) if val_pairs else None
 
     model = JASRNet(mconf)
@@ -171,9 +206,13 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         meta = resume["meta"]
         epoch, batches_done, step, best = meta["epoch"], meta["batches_done"], meta["step"], meta.get("best")
         elapsed_before = meta.get("train_seconds", 0.0)
-        train_set.rng = np.random.default_rng([tconf.seed, epoch, batches_done])
+        train_set.reseed([tconf.seed, epoch, batches_done])
 
     data_info = {"folder": str(Path(args.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
+    if args.extra_data:
+        data_info["extra"] = [{"folder": str(Path(f).resolve()), "faces": len(d)}
+                              for f, d in zip(args.extra_data, parts[max(1, args.data_repeat):])]
+        data_info["data_repeat"] = max(1, args.data_repeat)
     if init:
         kept = ("epoch", "step", "data", "train_seconds")
         data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in kept}}
@@ -182,7 +221,8 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
     size_low, size_high = tconf.training_lr_sizes()
     console.print(f"JASRNet x{tconf.sr_factor} ({size_low}-{size_high} px faces -> {HR_SIZE} px), "
                   f"{count_parameters(model) / 1e6:.2f} M parameters on {device}; "
-                  f"{len(train_pairs)} training faces, {len(val_pairs)} validation faces")
+                  f"{len(train_set)} training faces, {len(val_pairs)} validation faces"
+                  + (f", {tconf.degradation:.0%} CCTV-degraded" if tconf.degradation else ""))
     started = time.perf_counter()
 
     def metadata(metrics: dict | None = None) -> dict[str, Any]:
@@ -219,6 +259,8 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
 
     batches_per_epoch = max(1, len(train_set) // tconf.batch_size)
     size_rng = np.random.default_rng([tconf.seed, epoch, batches_done, 1])
+    degradation_rng = np.random.default_rng([tconf.seed, epoch, batches_done, 2])
+    degradation = with_clean_probability(TRAIN_DEGRADATION, 1 - tconf.degradation)
     last_save = time.perf_counter()
     stop = False
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -243,8 +285,16 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                         break
                     for group in optimizer.param_groups:
                         group["lr"] = tconf.lr * 0.5 * (1 + math.cos(math.pi * fraction))
+                if args.warmup_steps and step < args.warmup_steps:
+                    for group in optimizer.param_groups:
+                        group["lr"] = (group["lr"] if tconf.time_budget_minutes else tconf.lr) * (step + 1) / args.warmup_steps
                 hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
-                inputs = lr_inputs(hr, size_rng.integers(size_low, size_high + 1, size=hr.shape[0]))
+                sizes = size_rng.integers(size_low, size_high + 1, size=hr.shape[0])
+                if tconf.degradation:
+                    params = [sample_params(degradation_rng, degradation) for _ in range(hr.shape[0])]
+                    inputs, hr, _ = degrade_batch(hr, sizes, params)
+                else:
+                    inputs = lr_inputs(hr, sizes)
                 if device.type == "cuda":
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
@@ -264,6 +314,10 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                 if args.max_steps and step >= args.max_steps:
                     stop = True
                     break
+                if args.val_every_steps and step % args.val_every_steps == 0:
+                    save_last(validate())
+                    last_save = time.perf_counter()
+                    model.train()
                 if time.perf_counter() - last_save > args.checkpoint_minutes * 60:
                     save_last()
                     last_save = time.perf_counter()
