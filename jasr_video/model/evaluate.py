@@ -1,5 +1,16 @@
 """`jasr-eval`: PSNR / SSIM (Y, face box) and NME / AUC / failure rate of JASRNet beside bicubic,
-a JSON report and a PNG sheet of LR / bicubic / SR / HR with predicted vs true landmarks."""
+a JSON report and a PNG sheet of LR / bicubic / SR / HR with predicted vs true landmarks.
+
+Protocols (`--protocol`), all on the same faces, each fixed by a seed:
+
+- `clean`: the paper's — the landmark-box crop at the checkpoint's margin, anti-aliased bicubic to 16x16.
+- `cctv`: each face's crop jittered as a detector box would be (scale 0.95-1.05, centre shift up to 4 % of the
+  side), then degraded by `degradations.CCTV_EVAL` (colour cast, Gaussian or motion blur, a random
+  down-sampling kernel, sensor noise, H.264 at quantiser 26-34), drawn per face index from seed 0. The truth is
+  the jittered crop with its colour cast; bicubic is the same degraded LR face upsampled.
+- `rotated`: each face's crop rotated by a seeded angle of random sign in 15-30 deg and, separately, in 30-45
+  deg (clean LR protocol); PSNR and NME per bucket.
+"""
 from __future__ import annotations
 
 import argparse
@@ -16,12 +27,15 @@ import torch
 
 from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
-from .data import FaceDataset, degrade, face_box, find_pairs, upsample
+from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
+from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_batch, sample_params
 from .landmarks import cells_to_pixels, decode_heatmaps
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
 
 NME_THRESHOLD = 0.08
+PROTOCOLS = ("clean", "cctv", "rotated")
+ROTATION_BUCKETS = ((15.0, 30.0), (30.0, 45.0))  # degrees, |angle| drawn uniformly inside, random sign
 
 
 def _to_image(t: torch.Tensor) -> np.ndarray:
@@ -32,10 +46,12 @@ def _to_image(t: torch.Tensor) -> np.ndarray:
 def evaluate(
     model: JASRNet, dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 16,
     keep: int = 0, input_dtype: torch.dtype = torch.float32, lr_size: int = LR_SIZE,
+    degradation: DegradationConfig | None = None, seed: int = CCTV_EVAL_SEED,
 ) -> dict[str, Any]:
     """Per-face metrics of the model and of bicubic on every face of `dataset` (no augmentation).
 
-    `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`; faces reduced to `lr_size` px.
+    `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`; faces reduced to `lr_size` px,
+    by the paper's protocol, or by `degradation` drawn for face i from numpy's default_rng([seed, i]).
     Returns a summary dict; with keep > 0 also the first `keep` faces' images for a sheet.
     """
     model.eval()
@@ -45,8 +61,14 @@ def evaluate(
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         hr = torch.stack([it[0] for it in items]).to(device)
         truth = torch.stack([it[1] for it in items]).numpy()
-        lr = degrade(hr, lr_size)
-        bicubic = upsample(lr)
+        if degradation is None:
+            lr = degrade(hr, lr_size)
+            bicubic = upsample(lr)
+        else:
+            params = [sample_params(np.random.default_rng([seed, i]), degradation) for i in range(start, start + len(items))]
+            # one face per H.264 frame, so a face's degradation does not depend on the batch
+            done = [degrade_batch(hr[j:j + 1], [lr_size], params[j:j + 1]) for j in range(len(items))]
+            bicubic, hr, lr = (torch.cat([d[k] for d in done]) for k in range(3))
         out = model(bicubic.to(input_dtype))
         out = out._replace(sr=out.sr.float() if out.sr is not None else None,
                            heatmaps=[h.float() for h in out.heatmaps])
@@ -71,6 +93,41 @@ def evaluate(
                     "landmarks": landmarks[j] if landmarks is not None else None,
                 })
     return {"summary": summarise(per_face), "faces": per_face, "kept": kept}
+
+
+def protocol_views(count: int, protocol: str, bucket: tuple[float, float] | None = None, seed: int = 0) -> list[View]:
+    """The fixed crop of each of `count` faces under a protocol: none for clean, detector-box jitter for cctv,
+    a rotation of random sign with |angle| in `bucket` for rotated (drawn from default_rng([seed, i, ...]))."""
+    views = []
+    for i in range(count):
+        if protocol == "cctv":
+            rng = np.random.default_rng([seed, i, 1])
+            views.append(View(scale=float(rng.uniform(0.95, 1.05)), shift=tuple(rng.uniform(-0.04, 0.04, 2).tolist())))
+        elif protocol == "rotated":
+            rng = np.random.default_rng([seed, i, int(bucket[0]), int(bucket[1])])
+            angle = float(rng.uniform(*bucket)) * (1 if rng.random() < 0.5 else -1)
+            views.append(View(angle=angle))
+        else:
+            views.append(View())
+    return views
+
+
+def run_protocol(
+    model: JASRNet, pairs: list, margin: float, protocol: str, device: torch.device | str = "cpu",
+    batch_size: int = 16, keep: int = 0, input_dtype: torch.dtype = torch.float32, lr_size: int = LR_SIZE,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate one protocol: {part name: evaluate()'s result}; one part ("clean", "cctv"), or one per
+    rotation bucket ("rotated 15-30", "rotated 30-45")."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if protocol == "rotated":
+        return {f"rotated {lo:.0f}-{hi:.0f}": evaluate(
+            model, FaceDataset(pairs, margin, views=protocol_views(len(pairs), "rotated", (lo, hi))), device,
+            batch_size, keep, input_dtype, lr_size) for lo, hi in ROTATION_BUCKETS}
+    views = protocol_views(len(pairs), protocol)
+    degradation = CCTV_EVAL if protocol == "cctv" else None
+    return {protocol: evaluate(model, FaceDataset(pairs, margin, views=views), device, batch_size, keep,
+                               input_dtype, lr_size, degradation=degradation)}
 
 
 def summarise(per_face: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="arithmetic to evaluate (default fp32; int8: CPU, weights calibrated by jasr-quantize)")
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                         help="torch, or onnx (ONNX Runtime: fp32, or int8 with the weights' NAME.int8.onnx)")
+    parser.add_argument("--protocol", choices=(*PROTOCOLS, "all"), default="clean",
+                        help="clean (the paper's, default), cctv (jittered crop, blur, noise, H.264; seeded), rotated "
+                             "(faces rotated 15-30 and 30-45 deg), or all three")
     args = parser.parse_args(argv)
     from .inference import make_enhancer, pick_device  # local: keeps module import light
 
@@ -151,24 +211,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     margin = args.margin or checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
-    dataset = FaceDataset(pairs, margin=margin)
     started = time.perf_counter()
-    result = evaluate(model, dataset, device, args.batch_size, keep=args.sheet_faces, input_dtype=dtype)
+    protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
+    results: dict[str, dict[str, Any]] = {}
+    for protocol in protocols:
+        results.update(run_protocol(model, pairs, margin, protocol, device, args.batch_size,
+                                    keep=args.sheet_faces if not results else 0, input_dtype=dtype))
+    first = next(iter(results.values()))
     report = {
         "weights": checkpoint["path"],
         "precision": args.precision,
         "backend": args.backend,
         "data": str(Path(args.data).resolve()),
         "crop_margin": margin,
+        "protocol": args.protocol,
         "seconds": time.perf_counter() - started,
-        "summary": result["summary"],
-        "faces": result["faces"],
+        "summary": first["summary"],
+        "faces": first["faces"],
     }
+    if len(results) > 1 or args.protocol != "clean":
+        report["protocols"] = {name: {"summary": r["summary"], "faces": r["faces"]} for name, r in results.items()}
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=1))
-    if args.sheet and result["kept"]:
-        draw_sheet(result["kept"], args.sheet)
-    print(format_summary(result["summary"]))
+    if args.sheet and first["kept"]:
+        draw_sheet(first["kept"], args.sheet)
+    for name, result in results.items():
+        if len(results) > 1 or args.protocol != "clean":
+            print(f"protocol: {name}")
+        print(format_summary(result["summary"]))
     print(f"report: {args.report}  sheet: {args.sheet}")
     return 0
 
