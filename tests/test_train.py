@@ -8,14 +8,15 @@ import torch
 
 from jasr_video.model.checkpoint import read_checkpoint
 from jasr_video.model.evaluate import main as eval_main
-from jasr_video.model.train import build_parser, train
+from jasr_video.model.train import build_parser, configs_from_args, train
 
 
 def _args(data, out, *extra):
-    return build_parser().parse_args([
+    """(TrainConfig, TrainRun, ModelConfig) of a jasr-train command line."""
+    return configs_from_args(build_parser().parse_args([
         "--data", str(data), "--out", str(out), "--preset", "tiny", "--limit", "24", "--val-fraction", "0.25",
         "--batch-size", "4", "--lr", "2e-3", "--log-every", "1", "--device", "cpu", "--quiet", *extra,
-    ])
+    ]))
 
 
 def _losses(out):
@@ -25,7 +26,7 @@ def _losses(out):
 def test_loss_goes_down_and_training_resumes(tmp_path, faces_train):
     torch.set_num_threads(2)
     out = tmp_path / "run"
-    meta = train(_args(faces_train, out, "--epochs", "10", "--max-steps", "24"))
+    meta = train(*_args(faces_train, out, "--epochs", "10", "--max-steps", "24"))
     assert meta["step"] == 24 and meta["data"]["train_faces"] == 18 and meta["data"]["val_faces"] == 6
     losses = _losses(out)
     assert len(losses) == 24
@@ -34,13 +35,13 @@ def test_loss_goes_down_and_training_resumes(tmp_path, faces_train):
     # A stopped run resumes from last.pt (same step count, config and data), not from scratch.
     saved = read_checkpoint(out / "last.pt")
     assert saved["meta"]["step"] == 24 and saved["model_config"]["width"] == 16
-    meta = train(_args(faces_train, out, "--epochs", "10", "--max-steps", "30"))
+    meta = train(*_args(faces_train, out, "--epochs", "10", "--max-steps", "30"))
     assert meta["step"] == 30 and len(_losses(out)) == 30
 
 
 def test_validation_checkpoint_and_eval_cli(tmp_path, faces_train, faces_test, capsys):
     out = tmp_path / "run"
-    train(_args(faces_train, out, "--epochs", "1"))
+    train(*_args(faces_train, out, "--epochs", "1"))
     best = read_checkpoint(out / "best.pt")
     summary = best["meta"]["metrics"]
     assert summary["faces"] == 6 and "nme_percent" in summary["model"] and "bicubic" in summary
@@ -69,12 +70,43 @@ def test_time_budget_decays_lr_stops_and_validates(tmp_path, faces_train):
     """--time-budget: cosine lr over wall time, a stop when spent, and a validated best.pt; --init starts
     from given weights (their config) rather than from scratch."""
     first = tmp_path / "first"
-    train(_args(faces_train, first, "--epochs", "1", "--max-steps", "3"))
+    train(*_args(faces_train, first, "--epochs", "1", "--max-steps", "3"))
     out = tmp_path / "budget"
-    meta = train(_args(faces_train, out, "--epochs", "1000", "--time-budget", "0.25", "--init", str(first / "last.pt")))
+    meta = train(*_args(faces_train, out, "--epochs", "1000", "--time-budget", "0.25", "--init", str(first / "last.pt")))
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     rates = [r["lr"] for r in records if "lr" in r]
     assert len(rates) >= 3 and rates == sorted(rates, reverse=True) and rates[-1] < 0.5 * 2e-3  # cosine decay
     assert 0.25 * 60 <= meta["train_seconds"] < 0.25 * 60 + 60 and meta["epoch"] < 1000
     assert "val" in records[-1] and (out / "best.pt").exists()
     assert meta["data"]["initialised_from"]["meta"]["step"] == 3
+
+
+def test_extra_data_degradations_and_rotation_through_the_config_api(tmp_path, faces_train):
+    """train(TrainConfig, TrainRun, ModelConfig): an extra folder of machine-labelled faces (lower landmark
+    weight, edge padding), CCTV degradations and +-45 deg rotation; the settings land in the checkpoint."""
+    from conftest import SHARED_DATA, need
+
+    from jasr_video.model.config import TrainConfig, model_config
+    from jasr_video.model.data import FaceDataset, find_pairs
+    from jasr_video.model.train import TrainRun
+
+    utk = need(SHARED_DATA / "faces-utk" / "train")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    import shutil
+
+    for image, pts in find_pairs(utk)[:6]:
+        shutil.copy(image, extra / image.name)
+        shutil.copy(pts, extra / pts.name)
+    weights = FaceDataset(find_pairs(extra), landmark_weight=0.5, border="edge")[0][2]
+    assert set(weights.unique().tolist()) <= {0.0, 0.5} and (weights == 0.5).any()
+
+    config = TrainConfig(epochs=2, batch_size=4, lr=1e-3, val_fraction=0.25, aug_rotation=45, aug_rotation_upright=0.4,
+                         degradation=0.7, extra_landmark_weight=0.5)
+    run = TrainRun(data=str(faces_train), out=str(tmp_path / "run"), extra_data=(str(extra),), limit=8, max_steps=4,
+                   log_every=1, device="cpu", quiet=True)
+    meta = train(config, run, model_config("tiny"))
+    assert meta["step"] == 4 and meta["data"]["extra"][0]["faces"] == 6 and meta["data"]["train_faces"] == 6
+    saved = read_checkpoint(tmp_path / "run" / "last.pt")["meta"]["train_config"]
+    assert saved["degradation"] == 0.7 and saved["aug_rotation"] == 45 and saved["extra_landmark_weight"] == 0.5
+    assert all(np.isfinite(_losses(tmp_path / "run")))

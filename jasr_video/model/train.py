@@ -8,7 +8,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,51 +132,90 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def train(args: argparse.Namespace, console: Console | None = None) -> dict[str, Any]:
-    """Run training as configured by parsed CLI arguments; returns the final metadata."""
+@dataclass(frozen=True)
+class TrainRun:
+    """Where a training run reads and writes and how it runs; the hyper-parameters are a TrainConfig."""
+
+    data: str  # folder of image + .pts pairs; the validation faces are held out from it
+    out: str = "runs/jasr"  # run folder: last.pt, best.pt, log.jsonl
+    extra_data: tuple[str, ...] = ()  # more training folders (never validation), edge-padded crops
+    data_repeat: int = 1  # each `data` training face counted this many times per epoch
+    init: str | None = None  # start from these weights (name or path; their model config is used)
+    limit: int = 0  # first N faces of `data` only (0 = all)
+    max_steps: int = 0  # stop after this many optimiser steps (0 = no limit)
+    warmup_steps: int = 0  # linear lr warm-up
+    val_every: int = 1  # validate every N epochs
+    val_every_steps: int = 0  # and every N steps (0 = off)
+    log_every: int = 20  # training loss to log.jsonl every N steps
+    checkpoint_minutes: float = 5.0  # last.pt at most this often (always at the end)
+    device: str = "auto"
+    amp: bool = False
+    workers: int = 0
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    resume: bool = True  # continue from out/last.pt when it exists
+    quiet: bool = False
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, TrainRun, ModelConfig]:
+    """The parsed `jasr-train` command line as (hyper-parameters, run settings, architecture)."""
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         lr_milestones=tuple(args.milestones) if not args.time_budget else (),
+                         lr_gamma=args.gamma, time_budget_minutes=args.time_budget, alpha=args.alpha,
+                         heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
+                         seed=args.seed, lr_size=SR_FACTORS[args.sr_factor],
+                         lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else (),
+                         aug_rotation=args.rotation, aug_rotation_upright=args.rotation_upright,
+                         aug_scale=args.aug_scale, aug_shift=args.aug_shift, degradation=args.degrade,
+                         extra_landmark_weight=args.extra_landmark_weight)
+    run = TrainRun(data=args.data, out=args.out, extra_data=tuple(args.extra_data), data_repeat=args.data_repeat,
+                   init=args.init, limit=args.limit, max_steps=args.max_steps, warmup_steps=args.warmup_steps,
+                   val_every=args.val_every, val_every_steps=args.val_every_steps, log_every=args.log_every,
+                   checkpoint_minutes=args.checkpoint_minutes, device=args.device, amp=args.amp,
+                   workers=args.workers, threads=args.threads, resume=not args.no_resume, quiet=args.quiet)
+    architecture = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
+                                encoder_blocks=args.encoder_blocks)
+    return config, run, architecture
+
+
+def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None = None,
+          console: Console | None = None) -> dict[str, Any]:
+    """Train JASRNet with hyper-parameters `config` as `run` says; returns the final metadata.
+
+    `architecture`: the network to build (default: preset `paper`); ignored when `run.init` gives weights
+    (their config is used) or when resuming from `run.out`/last.pt (its config and hyper-parameters are
+    used, with `config.epochs`).
+    """
     from .inference import pick_device
 
     console = console or Console(stderr=True)
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
+    device = pick_device(run.device)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
 
-    resume = None if args.no_resume or not last_path.exists() else read_checkpoint(last_path)
+    resume = read_checkpoint(last_path) if run.resume and last_path.exists() else None
     init = None
     if resume:
         mconf = from_dict(ModelConfig, resume["model_config"])
         tconf = from_dict(TrainConfig, resume["meta"]["train_config"])
-        tconf = replace(tconf, epochs=args.epochs)
+        tconf = replace(tconf, epochs=config.epochs)
         console.print(f"resuming {last_path}: epoch {resume['meta']['epoch']}, batch {resume['meta']['batches_done']}")
     else:
-        init = read_checkpoint(args.init) if args.init else None
-        if init:
-            mconf = from_dict(ModelConfig, init["model_config"])
-        else:
-            mconf = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
-                                 encoder_blocks=args.encoder_blocks)
-        tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            lr_milestones=tuple(args.milestones) if not args.time_budget else (),
-                            lr_gamma=args.gamma, time_budget_minutes=args.time_budget, alpha=args.alpha,
-                            heatmap_sigma=args.sigma, crop_margin=args.margin, val_fraction=args.val_fraction,
-                            seed=args.seed, lr_size=SR_FACTORS[args.sr_factor],
-                            lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else (),
-                            aug_rotation=args.rotation, aug_rotation_upright=args.rotation_upright,
-                            aug_scale=args.aug_scale, aug_shift=args.aug_shift, degradation=args.degrade,
-                            extra_landmark_weight=args.extra_landmark_weight)
+        init = read_checkpoint(run.init) if run.init else None
+        mconf = from_dict(ModelConfig, init["model_config"]) if init else (architecture or ModelConfig())
+        tconf = config
+    torch.manual_seed(tconf.seed)
 
-    pairs = find_pairs(args.data)
-    if args.limit:
-        pairs = pairs[: args.limit]
+    pairs = find_pairs(run.data)
+    if run.limit:
+        pairs = pairs[: run.limit]
     train_pairs, val_pairs = split_pairs(pairs, tconf.val_fraction, tconf.seed)
     augmentation = dict(augment=True, aug_scale=tconf.aug_scale, aug_rotation=tconf.aug_rotation,
                         aug_shift=tconf.aug_shift, aug_flip=tconf.aug_flip, aug_rotation_upright=tconf.aug_rotation_upright)
-    parts = [FaceDataset(train_pairs, tconf.crop_margin, seed=tconf.seed, **augmentation)] * max(1, args.data_repeat)
-    for k, folder in enumerate(args.extra_data):
+    parts = [FaceDataset(train_pairs, tconf.crop_margin, seed=tconf.seed, **augmentation)] * max(1, run.data_repeat)
+    for k, folder in enumerate(run.extra_data):
         parts.append(FaceDataset(find_pairs(folder), tconf.crop_margin, seed=tconf.seed + 1 + k, border="edge",
                                  landmark_weight=tconf.extra_landmark_weight, **augmentation))
     train_set = TrainingFaces(parts)
@@ -194,7 +233,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
     amp_dtype = torch.bfloat16
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         amp_dtype = torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=run.amp and amp_dtype == torch.float16)
     epoch, batches_done, step, best = 0, 0, 0, None
     elapsed_before = 0.0
     if resume:
@@ -208,14 +247,14 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
         elapsed_before = meta.get("train_seconds", 0.0)
         train_set.reseed([tconf.seed, epoch, batches_done])
 
-    data_info = {"folder": str(Path(args.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
-    if args.extra_data:
+    data_info = {"folder": str(Path(run.data).resolve()), "train_faces": len(train_pairs), "val_faces": len(val_pairs)}
+    if run.extra_data:
         data_info["extra"] = [{"folder": str(Path(f).resolve()), "faces": len(d)}
-                              for f, d in zip(args.extra_data, parts[max(1, args.data_repeat):])]
-        data_info["data_repeat"] = max(1, args.data_repeat)
+                              for f, d in zip(run.extra_data, parts[max(1, run.data_repeat):])]
+        data_info["data_repeat"] = max(1, run.data_repeat)
     if init:
         kept = ("epoch", "step", "data", "train_seconds")
-        data_info["initialised_from"] = {"weights": str(args.init), "meta": {k: init["meta"].get(k) for k in kept}}
+        data_info["initialised_from"] = {"weights": str(run.init), "meta": {k: init["meta"].get(k) for k in kept}}
     elif resume and "initialised_from" in resume["meta"].get("data", {}):
         data_info["initialised_from"] = resume["meta"]["data"]["initialised_from"]
     size_low, size_high = tconf.training_lr_sizes()
@@ -265,14 +304,14 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
     stop = False
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, disable=args.quiet) as progress:
+                  console=console, disable=run.quiet) as progress:
         task = progress.add_task("train", total=batches_per_epoch, epoch=epoch, loss=0.0)
         while epoch < tconf.epochs and not stop:
             model.train()
             generator = torch.Generator().manual_seed(tconf.seed * 1000 + epoch)
             loader = torch.utils.data.DataLoader(
                 train_set, batch_size=tconf.batch_size, shuffle=True, drop_last=True, generator=generator,
-                num_workers=args.workers, worker_init_fn=_seed_worker if args.workers else None,
+                num_workers=run.workers, worker_init_fn=_seed_worker if run.workers else None,
                 pin_memory=device.type == "cuda", persistent_workers=False,
             )
             progress.update(task, completed=batches_done, epoch=epoch)
@@ -285,9 +324,9 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                         break
                     for group in optimizer.param_groups:
                         group["lr"] = tconf.lr * 0.5 * (1 + math.cos(math.pi * fraction))
-                if args.warmup_steps and step < args.warmup_steps:
+                if run.warmup_steps and step < run.warmup_steps:
                     for group in optimizer.param_groups:
-                        group["lr"] = (group["lr"] if tconf.time_budget_minutes else tconf.lr) * (step + 1) / args.warmup_steps
+                        group["lr"] = (group["lr"] if tconf.time_budget_minutes else tconf.lr) * (step + 1) / run.warmup_steps
                 hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
                 sizes = size_rng.integers(size_low, size_high + 1, size=hr.shape[0])
                 if tconf.degradation:
@@ -297,7 +336,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                     inputs = lr_inputs(hr, sizes)
                 if device.type == "cuda":
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=run.amp):
                     out = model(inputs)
                 loss, terms = jasr_loss(out, hr, landmarks, visible, mconf, tconf.alpha, tconf.heatmap_sigma)
                 optimizer.zero_grad(set_to_none=True)
@@ -308,17 +347,17 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
                 batches_done += 1
                 running.append(terms["total"])
                 progress.update(task, advance=1, loss=float(np.mean(running[-50:])))
-                if step % args.log_every == 0:
+                if step % run.log_every == 0:
                     log({"step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **terms,
                          "seconds": elapsed_before + time.perf_counter() - started})
-                if args.max_steps and step >= args.max_steps:
+                if run.max_steps and step >= run.max_steps:
                     stop = True
                     break
-                if args.val_every_steps and step % args.val_every_steps == 0:
+                if run.val_every_steps and step % run.val_every_steps == 0:
                     save_last(validate())
                     last_save = time.perf_counter()
                     model.train()
-                if time.perf_counter() - last_save > args.checkpoint_minutes * 60:
+                if time.perf_counter() - last_save > run.checkpoint_minutes * 60:
                     save_last()
                     last_save = time.perf_counter()
             if stop:
@@ -327,9 +366,9 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
             batches_done = 0
             scheduler.step()
             metrics = None
-            if epoch % args.val_every == 0 or epoch == tconf.epochs:
+            if epoch % run.val_every == 0 or epoch == tconf.epochs:
                 metrics = validate()
-            if epoch == tconf.epochs or time.perf_counter() - last_save > args.checkpoint_minutes * 60:
+            if epoch == tconf.epochs or time.perf_counter() - last_save > run.checkpoint_minutes * 60:
                 save_last(metrics)
                 last_save = time.perf_counter()
     if stop:
@@ -341,7 +380,7 @@ def train(args: argparse.Namespace, console: Console | None = None) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        meta = train(args)
+        meta = train(*configs_from_args(args))
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"jasr-train: error: {error}", file=sys.stderr)
         return 2
