@@ -4,7 +4,8 @@ cut each to a tight 200 px crop, pad back out with each border mode, compare the
 
     python scripts/padding_check.py   # from the repository root, with ../shared/data
 """
-import cv2, numpy as np, sys
+import cv2
+import numpy as np
 from jasr_video.model.data import find_pairs, read_pts, crop_transform, apply_affine
 pairs = find_pairs("../shared/data/faces68/test")
 modes = {"reflect101": cv2.BORDER_REFLECT101, "reflect": cv2.BORDER_REFLECT, "edge": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
