@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
     p.add_argument("--rotation", type=float, default=defaults.aug_rotation, help="rotation augmentation, +- degrees")
     p.add_argument("--rotation-upright", type=float, default=defaults.aug_rotation_upright, metavar="SHARE",
-                   help="share of faces rotated within +-15 deg only, the rest within +---rotation (default 0)")
+                   help="share of faces rotated within +-15 deg only, the rest within +- --rotation deg (default 0)")
     p.add_argument("--aug-scale", type=float, default=defaults.aug_scale, help="random crop scale, +- fraction")
     p.add_argument("--aug-shift", type=float, default=defaults.aug_shift, help="random crop shift, +- fraction of the side")
     p.add_argument("--margin", type=float, default=defaults.crop_margin, help="crop side / landmark box side")
