@@ -11,10 +11,11 @@ The same streams, options, outputs and :class:`~jasr_video.multistream.StreamRep
 :class:`~jasr_video.multistream.MultiStreamRunner`, spread over a Ray cluster (docs/cluster.md):
 
 - :class:`StreamWorker` (one Ray actor per stream) decodes, detects (MTCNN, near the camera), tracks,
-  crops, smooths and writes that stream's outputs. It sends only the face crops, brought down to the
-  model's 16x16 input (``lr_dtype`` float32: 3,072 bytes per face, the same input as one process; uint8:
-  768 bytes, landmarks within a pixel or so, see docs/cluster.md), to a model replica, and gets back landmarks
-  and confidences (and the 128x128 super-resolved faces only when a video or crops are written).
+  crops, smooths and writes that stream's outputs. It routes each face as one process does (x8 / x4 / x2,
+  ``--sr-factor``) and sends only the LR faces its route feeds the model (x8: 16x16, ``lr_dtype`` float32
+  3,072 bytes per face, the same input as one process; uint8 768 bytes, landmarks within a pixel or so, see
+  docs/cluster.md; x4 / x2: about the face's own size) to a model replica, and gets back landmarks and
+  confidences (and the 128x128 super-resolved faces only when a video or crops are written).
 - :class:`ModelReplica` (``replicas`` actors) runs JASRNet on the crops of many streams, gathering the
   requests that arrive within ``gather`` seconds into one forward.
 
@@ -64,33 +65,41 @@ def _ray():
 
 class ModelReplica:
     """JASRNet for many stream workers: ``enhance`` calls arriving within ``gather`` seconds (or as soon as
-    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``)."""
+    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``).
+    Faces are routed to the x8 / x4 / x2 weights as in one process (:class:`~jasr_video.route.RoutedEnhancer`,
+    ``config.sr_factor``)."""
 
     def __init__(self, config: Any, threads: int | None = None, gather: float = 0.01, expect: int = 1) -> None:
         import torch
 
-        from .enhance import BatchEnhancer
+        from .route import RoutedEnhancer
 
         if threads:
             torch.set_num_threads(threads)
-        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size,
-                                      backend=config.backend)
+        self.enhancer = RoutedEnhancer(config.weights, config.device, config.precision, config.batch_size,
+                                       sr_factor=str(config.sr_factor), backend=config.backend)
         self.gather, self.expect = gather, max(1, expect)
         self._cv = threading.Condition()
         self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)
         self.stats = {"requests": 0, "forwards": 0, "faces": 0}
 
     def info(self) -> dict[str, Any]:
-        return {"crop_margin": self.enhancer.crop_margin, "device": str(self.enhancer.device), "pid": os.getpid()}
+        e = self.enhancer
+        return {"crop_margin": e.crop_margin, "device": str(e.device), "pid": os.getpid(),
+                "routing": {"mode": e.mode, "factors": sorted(e.by_factor), "ranges": dict(e.ranges)}}
 
     def get_stats(self) -> dict[str, int]:
         with self._cv:
             return dict(self.stats)
 
-    def enhance(self, lr: np.ndarray, want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """lr: (N, 16, 16, 3) RGB faces, uint8 or float in [0, 1] -> (sr (N, 128, 128, 3) uint8 or None,
-        landmarks (N, 68, 2), confidence (N, 68))."""
-        sr, lm, conf = self._batcher.submit(lr)
+    def enhance(self, groups: Sequence[tuple[int, np.ndarray]] | np.ndarray,
+                want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """groups: (factor, LR faces (n, m, m, 3) RGB, uint8 or float in [0, 1]) per route, or one array of
+        16x16 faces for x8 -> (sr (N, 128, 128, 3) uint8 or None, landmarks (N, 68, 2), confidence (N, 68)),
+        faces in the order given."""
+        if isinstance(groups, np.ndarray):
+            groups = [(8, groups)]
+        sr, lm, conf = self._batcher.submit(list(groups))
         return (sr if want_sr else None), lm, conf
 
     def _ready(self, pending: list[_Request]) -> bool:
@@ -99,28 +108,32 @@ class ModelReplica:
     def _forward(self, batch: list[_Request]) -> None:
         import torch
 
-        lr = np.concatenate([r.payload.astype(np.float32) / 255.0 if r.payload.dtype == np.uint8 else r.payload
-                             for r in batch])
-        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float()
-        out = self.enhancer(faces)
+        from .route import RoutedCrops
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
+
+        sizes = [sum(len(a) for _, a in r.payload) for r in batch]
+        out = self.enhancer(RoutedCrops.from_lr([(f, tensor(a)) for r in batch for f, a in r.payload if len(a)]))
         k = 0
-        for r in batch:
-            n = len(r.payload)
+        for r, n in zip(batch, sizes):
             r.result = (out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
             k += n
         with self._cv:
             self.stats["requests"] += len(batch)
             self.stats["forwards"] += 1
-            self.stats["faces"] += len(lr)
+            self.stats["faces"] += sum(sizes)
 
 
 class RemoteModel:
     """What a stream's Pipeline sees as its enhancer (and ``.detector``): a local MTCNN, and JASRNet on a
-    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as
-    ``lr_dtype`` (float32 or uint8)."""
+    :class:`ModelReplica`. Faces are routed here as the replica routes them (``route``, from its ``routing``
+    info) and sent as their LR images (x8: 16x16; x4 / x2: about their own size) in ``lr_dtype`` (float32
+    or uint8); faces that keep their native crop take it from here, not over the network."""
 
     def __init__(self, replicas: Sequence[Any], first: int, detector: Any, crop_margin: float, want_sr: bool,
-                 timeout: float = 120.0, lr_dtype: str = "float32") -> None:
+                 timeout: float = 120.0, lr_dtype: str = "float32", routing: dict[str, Any] | None = None) -> None:
         import torch
 
         if lr_dtype not in ("float32", "uint8"):
@@ -128,6 +141,9 @@ class RemoteModel:
         self.lr_dtype = lr_dtype
         self.replicas, self.first = list(replicas), first
         self.detector, self.crop_margin, self.want_sr, self.timeout = detector, crop_margin, want_sr, timeout
+        routing = routing or {"mode": "8", "factors": [8], "ranges": {}}
+        self.mode, self.factors = routing["mode"], tuple(routing["factors"])
+        self.ranges = {int(f): tuple(r) for f, r in routing["ranges"].items()}
         self.device = torch.device("cpu")
         self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 1, "bytes_sent": 0,
                       "bytes_received": 0, "retries": 0}
@@ -138,30 +154,60 @@ class RemoteModel:
     def unregister(self) -> None:
         pass
 
+    def route(self, side: float) -> Any:
+        """The route of a face whose crop side is ``side`` px, as the replica's RoutedEnhancer chooses it."""
+        from .model.routing import choose_route
+
+        return choose_route(side, self.mode, self.factors, self.ranges)
+
+    def _wire(self, lr: Any) -> np.ndarray:
+        """(n, 3, m, m) in [0, 1] -> (n, m, m, 3) float32 or uint8, as sent to the replica."""
+        import torch
+
+        if self.lr_dtype == "uint8":
+            return np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        return np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
+
     def __call__(self, crops: Any) -> Any:
         import torch
 
         from .enhance import EnhancedFaces
         from .model.config import LR_SIZE
         from .model.data import degrade
+        from .route import RoutedCrops
 
-        lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
-        if self.lr_dtype == "uint8":
-            lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        if isinstance(crops, RoutedCrops):
+            by_route: dict[tuple[int, int], list[int]] = {}
+            for i, r in enumerate(crops.routes):
+                by_route.setdefault((r.sr_factor, r.model_input_px), []).append(i)
+            order = [i for index in by_route.values() for i in index]
+            groups = [(factor, self._wire(torch.stack([crops.lr[i] for i in index])))
+                      for (factor, _), index in by_route.items()]
         else:
-            lr8 = np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
-        sr, lm, conf = self._call(lr8)
-        n = len(lr8)
-        if sr is None:  # JSON only: no super-resolved faces cross the network
-            sr = np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+            lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
+            order, groups = list(range(len(lr))), [(8, self._wire(lr))]
+        n = len(order)
+        sent_sr, sent_lm, sent_conf = self._call(groups) if n else (None, np.zeros((0, 68, 2), np.float32),
+                                                                     np.zeros((0, 68), np.float32))
+        lm, conf = np.empty_like(sent_lm), np.empty_like(sent_conf)
+        lm[order], conf[order] = sent_lm, sent_conf
+        if sent_sr is None:  # JSON only: no super-resolved faces cross the network
+            sr = np.zeros((n, 128, 128, 3), np.uint8) if isinstance(crops, RoutedCrops) else \
+                np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+        else:
+            sr = np.empty_like(sent_sr)
+            sr[order] = sent_sr
+        for i, image in enumerate(crops.native if isinstance(crops, RoutedCrops) else ()):
+            if image is not None:
+                sr[i] = image
         self.stats["requests"] += 1
         self.stats["forwards"] += 1
         self.stats["faces"] += n
-        self.stats["bytes_sent"] += lr8.nbytes
-        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if not self.want_sr else sr.nbytes)
+        self.stats["bytes_sent"] += sum(a.nbytes for _, a in groups)
+        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if sent_sr is None else sr.nbytes)
         return EnhancedFaces(sr, lm, conf)
 
-    def _call(self, lr8: np.ndarray):
+    def _call(self, groups: list[tuple[int, np.ndarray]]):
         """Ask a replica; while it is down (being restarted) try the next ones, up to ``timeout`` seconds."""
         ray = _ray()
         deadline = time.monotonic() + self.timeout
@@ -169,7 +215,7 @@ class RemoteModel:
         while True:
             replica = self.replicas[(self.first + attempt) % len(self.replicas)]
             try:
-                return ray.get(replica.enhance.remote(lr8, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
+                return ray.get(replica.enhance.remote(groups, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
                 attempt += 1
                 self.stats["retries"] += 1
@@ -322,7 +368,7 @@ class StreamWorker:
         detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
                                 config.min_score, precision=config.detector_precision)
         self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
-                                 timeout=model_timeout, lr_dtype=lr_dtype)
+                                 timeout=model_timeout, lr_dtype=lr_dtype, routing=info.get("routing"))
         cfg = dataclasses.replace(config, margin=margin, device=dev)
         if resume is not None and cfg.max_frames is not None:
             cfg = dataclasses.replace(cfg, max_frames=max(1, cfg.max_frames - resume.frames))
