@@ -20,12 +20,13 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .types import Detection  # re-exported: it used to live here
 
 # which torchvision facenet_pytorch was imported against: "torchvision" or "stand-in"
 TORCHVISION_USED: str | None = None
@@ -347,20 +348,6 @@ def run_mtcnn(frames: np.ndarray | torch.Tensor, min_face_size: int, pnet: torch
 
 # ---------------------------------------------------------------------------------------------
 # detector
-
-
-@dataclass
-class Detection:
-    """One face: box (x0, y0, x1, y1) in frame pixels, MTCNN probability, 5 MTCNN key points (5, 2)."""
-
-    box: np.ndarray
-    score: float
-    points: np.ndarray = field(default_factory=lambda: np.zeros((5, 2), np.float32))
-
-    @property
-    def size(self) -> float:
-        """Face size in pixels: the longer side of the box."""
-        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
 class FaceDetector:

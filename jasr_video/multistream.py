@@ -32,12 +32,13 @@ from urllib.parse import urlsplit
 from .source import (SourceError, StreamGap, StreamInfo, VideoSource, _is_webcam, _webcam_path, is_live_uri,
                      open_source, open_source_retrying)
 from .redact import protect, redact
+from .types import Detector, FrameResult, Sink
 
 if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay fast for the CLI
     import torch
 
     from .enhance import EnhancedFaces
-    from .pipeline import FrameResult, Pipeline, PipelineConfig
+    from .pipeline import Pipeline, PipelineConfig
 
 log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
@@ -133,11 +134,11 @@ class OutputSpec:
                               else Path(self.crops) / label)
         return paths
 
-    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
+    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Sink]:
         from .sinks import CropSink, JsonlSink, VideoSink
 
         paths = self.paths(label)
-        sinks: list[Any] = []
+        sinks: list[Sink] = []
         try:
             if "out" in paths:
                 sinks.append(VideoSink(paths["out"], info, audio_from=None if info.is_live else uri, crf=self.crf,
@@ -152,7 +153,7 @@ class OutputSpec:
         return sinks
 
 
-def close_sinks(sinks: Sequence[Any], complete: bool, frames: int, errors: list[str] | None = None) -> list[Path]:
+def close_sinks(sinks: Sequence[Sink], complete: bool, frames: int, errors: list[str] | None = None) -> list[Path]:
     """Close every sink (renamed to its final name when `complete`); drop empty partial files.
     A sink that cannot be finalised is logged and its one-line reason appended to `errors`."""
     written = []
@@ -233,7 +234,8 @@ class _Batcher:
 
 
 class _SharedDetector:
-    """The shared FaceDetector for the stream workers; tells the SharedModel who is detecting.
+    """The shared detector (a :class:`~jasr_video.types.Detector`) for the stream workers; tells the SharedModel
+    who is detecting.
 
     On a GPU, frames that several streams ask about at nearly the same time go through one MTCNN call (a GPU
     detects a batch of 16 1080p frames at about half the per-frame cost of 4): a request waits at most
@@ -241,7 +243,7 @@ class _SharedDetector:
     MTCNN runs one frame per call anyway, so there requests simply take turns.
     """
 
-    def __init__(self, model: "SharedModel", detector: Any, gather: float | None = None) -> None:
+    def __init__(self, model: "SharedModel", detector: Detector, gather: float | None = None) -> None:
         self._model, self._detector = model, detector
         self._lock = threading.Lock()
         if gather is None:  # automatic: gather on GPUs only
@@ -288,8 +290,15 @@ class _SharedDetector:
         finally:
             self._model._set_state("detected")
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._detector, name)
+    @property
+    def device(self) -> Any:
+        """The shared detector's device."""
+        return getattr(self._detector, "device", None)
+
+    @property
+    def precision(self) -> Any:
+        """The shared detector's P-net precision."""
+        return getattr(self._detector, "precision", None)
 
 
 class SharedModel:
@@ -302,7 +311,7 @@ class SharedModel:
     ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
     """
 
-    def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0,
+    def __init__(self, enhancer: Any, detector: Detector, grace: float = 0.25, max_wait: float = 10.0,
                  detect_gather: float | None = None) -> None:
         self.enhancer = enhancer
         self._cv = threading.Condition()
@@ -474,7 +483,7 @@ class MultiStreamRunner:
 
         report = self.reports[spec.name]
         self.model.register()
-        sinks: list[Any] = []
+        sinks: list[Sink] = []
         source: VideoSource | None = None
         complete = False
         try:
@@ -520,7 +529,7 @@ class MultiStreamRunner:
                 self._running.pop(spec.name, None)
             self.model.unregister()
 
-    def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Any],
+    def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Sink],
                  report: StreamReport) -> None:
         from .sinks import write_event
 

@@ -25,13 +25,16 @@ import numpy as np
 import torch
 
 from .crop import LR_SIZE, CropGeometry, crop_face
-from .detect import Detection, FaceDetector
+from .detect import FaceDetector
 from .enhance import BatchEnhancer
 from .layout import clip_box
 from .route import RoutedCrops, RoutedEnhancer, cut
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
-from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
-from .track import SortTracker, TrackedFace
+from .source import StreamGap, StreamInfo, VideoSource, open_source
+from .track import SortTracker
+from .types import Detection, Detector, FaceResult, Frame, FrameResult, Smoother, TrackedFace, Tracker
+
+__all__ = ["Pipeline", "PipelineConfig", "FaceResult", "FrameResult", "STAGES", "auto_full_scan_every"]
 
 
 @dataclass
@@ -110,87 +113,6 @@ def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
     return AUTO_FULL_SCAN_EVERY_CPU
 
 
-@dataclass
-class FaceResult:
-    """One tracked face on one frame; coordinates in frame pixels."""
-
-    track_id: int
-    box: np.ndarray  # (x0, y0, x1, y1)
-    score: float  # MTCNN probability (of the last matched detection when predicted)
-    detected: bool  # True: MTCNN box on this frame; False: Kalman-predicted box
-    landmarks_raw: np.ndarray  # (68, 2) JASRNet landmarks mapped to the frame
-    landmarks_smoothed: np.ndarray  # (68, 2) after the per-track Kalman filter
-    landmark_confidence: np.ndarray  # (68,) heatmap peak values in [0, 1]
-    face_px: float  # face size in the frame: longer side of the box
-    sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
-    crop: CropGeometry  # the square crop fed to the model
-    at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
-    track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)
-    sr_factor: int = 8  # the JASRNet that served this face (x8, x4 or x2)
-    model_input_px: int = LR_SIZE  # side of the LR face fed to it (then bicubic to 128x128)
-
-    @property
-    def below_16px(self) -> bool:
-        """True when the face is smaller than the model's 16x16 input (it was upsampled, not reduced)."""
-        return self.face_px < LR_SIZE
-
-    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
-        """The face as JSON: coordinates rounded to ``decimals`` places (0: whole pixels); ``landmarks``:
-        ``both`` (raw and smoothed), ``smoothed``, ``raw`` or ``none`` (leaves the 68 points out)."""
-        if decimals <= 0:
-            r = lambda a: np.rint(np.asarray(a, np.float64)).astype(np.int64).tolist()  # noqa: E731
-        else:
-            r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
-        out: dict[str, Any] = {
-            "track_id": self.track_id,
-            "box": r(self.box),
-            "at_edge": self.at_edge,
-            "score": round(float(self.score), 4),
-            "track_score": round(float(self.track_score), 4),
-            "detected": self.detected,
-        }
-        if landmarks in ("both", "raw"):
-            out["landmarks_raw"] = r(self.landmarks_raw)
-        if landmarks in ("both", "smoothed"):
-            out["landmarks_smoothed"] = r(self.landmarks_smoothed)
-        if landmarks != "none":
-            out["landmark_confidence"] = np.round(self.landmark_confidence.astype(np.float64), 3 if decimals >= 2 else 2).tolist()
-        c = max(decimals, 0)
-        out.update({
-            "face_px": round(float(self.face_px), 1),
-            "below_16px": self.below_16px,
-            "crop": {"cx": round(self.crop.cx, c), "cy": round(self.crop.cy, c), "side": round(self.crop.side, c)},
-            "sr_factor": self.sr_factor,
-            "model_input_px": self.model_input_px,
-        })
-        return out
-
-
-@dataclass
-class FrameResult:
-    """Everything the pipeline knows about one frame."""
-
-    index: int  # frame number in the source (0-based)
-    pts: float | None  # presentation time, seconds
-    image: np.ndarray  # H x W x 3 uint8 RGB, the decoded frame
-    faces: list[FaceResult]
-    detected: bool = True  # MTCNN ran on this frame (False: tracks predicted)
-    stream: str = ""
-    lost_tracks: list[int] = field(default_factory=list)  # track ids deleted on this frame
-    scan: str = "full"  # where MTCNN looked: "full" frame, "regions" around the tracks, "none" (predicted)
-    hidden_faces: list[FaceResult] = field(default_factory=list)  # left out by output filters (insets avoid them too)
-
-    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
-        """The frame as JSON (``decimals``, ``landmarks``: see :meth:`FaceResult.to_json`)."""
-        return {
-            "frame": self.index,
-            "pts": None if self.pts is None else round(float(self.pts), 6),
-            "detected": self.detected,
-            "scan": self.scan,
-            "faces": [f.to_json(decimals, landmarks) for f in self.faces],
-        }
-
-
 STAGES = ("decode", "detect", "track", "crop", "enhance", "smooth")  # timed in stats as "<stage>_s"
 
 
@@ -198,7 +120,7 @@ class Pipeline:
     """Detect, track, super-resolve and align faces in a video; see the module docstring."""
 
     def __init__(self, config: PipelineConfig | None = None, enhancer: BatchEnhancer | None = None,
-                 detector: FaceDetector | None = None) -> None:
+                 detector: Detector | None = None) -> None:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
@@ -208,7 +130,7 @@ class Pipeline:
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
         self.frame_batch = cfg.frame_batch or (16 if self.enhancer.device.type == "cuda" else 4)
-        self.detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
+        self.detector: Detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
                                                  det_device, cfg.min_score, precision=cfg.detector_precision)
         self.full_scan_every = auto_full_scan_every(cfg, det_device)
         self._stop = threading.Event()
@@ -232,9 +154,9 @@ class Pipeline:
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
-        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
+        self.tracker: Tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
                                    cfg.gate)
-        self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
+        self.smoother: Smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
 
     # -- main loop ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import layout
 from .layout import DrawStyle
-from .pipeline import FaceResult, FrameResult
+from .types import EventSink, FaceResult, FrameResult, Sink  # FaceResult: re-exported
 from .redact import protect
 from .source import StreamInfo
 
@@ -307,10 +307,11 @@ class CropSink:
         return self.folder
 
 
-def write_event(sinks: Sequence[Any], event: dict[str, Any]) -> None:
-    """An event line ({"event": ...}) to every sink that writes events (JSON Lines)."""
+def write_event(sinks: Sequence[Sink], event: dict[str, Any]) -> None:
+    """An event line ({"event": ...}) to every sink that writes events (:class:`~jasr_video.types.EventSink`:
+    JSON Lines)."""
     for sink in sinks:
-        if hasattr(sink, "write_event"):
+        if isinstance(sink, EventSink):
             sink.write_event(event)
 
 

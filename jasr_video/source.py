@@ -43,21 +43,13 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .redact import protect, redact, remember
+from .types import Frame  # re-exported: it used to live here
 
 log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "rtp", "srt")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _OPEN_GRACE = 2.0  # seconds on top of open_timeout before an open thread is abandoned
-
-
-@dataclass
-class Frame:
-    index: int
-    pts: float | None
-    image: np.ndarray  # H x W x 3 uint8 RGB
-    stream: str
-    captured: float  # time.monotonic() when decoded
 
 
 @dataclass

@@ -18,12 +18,13 @@ Additions for small faces in real footage (each measured in docs/benchmarks.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
+
+from .types import TrackedFace  # re-exported: it used to live here
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,20 +107,6 @@ class KalmanBoxTracker:
     @property
     def box(self) -> np.ndarray:
         return _x_to_box(self.kf.x)
-
-
-@dataclass
-class TrackedFace:
-    """A reported track on one frame."""
-
-    track_id: int
-    box: np.ndarray  # (x0, y0, x1, y1): the detection on detection frames, else the Kalman prediction
-    score: float  # MTCNN probability of the last matched detection
-    detected: bool  # matched to a detection on this very frame (False: Kalman prediction)
-    detection_index: int | None  # index into this frame's detections, when detected
-    new: bool  # first frame this track is reported
-    filtered: np.ndarray | None = None  # the Kalman filter's box after this frame (steadier than the detection)
-    track_score: float = 0.0  # highest detection probability of the track so far (it started the track)
 
 
 class SortTracker:
