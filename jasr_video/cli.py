@@ -16,24 +16,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_PRECISIONS, DEVICES, LIVE_FRAME_BATCH, PRECISIONS,
+                     SR_FACTORS, PipelineConfig, live_frame_batch)
+from .outputs import OutputSpec, UserError, check_outputs, check_outputs_writable  # noqa: F401 (re-exported)
 from .redact import RedactFilter, redact
+from .smooth import SMOOTHERS
 
 if TYPE_CHECKING:
     from .multistream import StreamSpec
-    from .pipeline import Pipeline, PipelineConfig
+    from .pipeline import Pipeline
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-
-
-class UserError(Exception):
-    """A problem the user can fix; str() is the one line shown."""
 
 
 def _thresholds(text: str) -> tuple[float, float, float]:
@@ -107,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
                      "box (clipped to the frame), at_edge, score, 68 raw and smoothed landmarks, landmark_confidence, face_px, "
                      "below_16px, sr_factor, model_input_px (see --json-decimals, --json-landmarks)")
+    out.add_argument("--csv", metavar="CSV", help="one row per face per frame: frame, pts, track_id, box (x0, y0, x1, "
+                     "y1), score, track_score, detected, at_edge, face_px, below_16px, sr_factor, model_input_px and "
+                     "the mean landmark confidence")
     out.add_argument("--save-crops", metavar="DIR", help="write each face's 128x128 super-resolved crop as "
                      "DIR/track_NNNN/frame_NNNNNN.png")
     out.add_argument("--even-size", action="store_true", help="for odd frame sizes (e.g. 641x479) pad the video by one "
@@ -135,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better/bigger (default: 20)")
     out.add_argument("--sink-thread", choices=("auto", "on", "off"), default="auto",
                      help="annotate and encode in a thread of their own, overlapping detection (auto: on when "
-                     "the model runs on CUDA, 1.5x end to end on an H100; off on CPU, where it measured no reliable gain)")
+                     "the model runs on CUDA, off on CPU, where torch's threads already use the cores; "
+                     "figures in docs/benchmarks.md)")
     keep = p.add_argument_group(
         "output filters", "which faces the outputs keep (detection and tracking still see every face); faces left "
         "out are not drawn, not written to JSON / crops and not counted per person")
@@ -148,59 +151,67 @@ def build_parser() -> argparse.ArgumentParser:
     keep.add_argument("--min-track-frames", type=_positive, default=1, metavar="N", help="leave out people seen on "
                       "fewer than N frames; per-frame outputs are written without delay, so they show a person from "
                       "the N-th frame on (the first N-1 are left out), --tracks / --report apply it exactly (default: 1)")
+    d = PipelineConfig()  # every pipeline option's default comes from the config
     model = p.add_argument_group("model")
-    model.add_argument("--weights", default="jasr-cpu", help="shipped weights name (looked up in the package's models/ "
+    model.add_argument("--weights", default=d.weights, help="shipped weights name (looked up in the package's models/ "
                        "only) or a checkpoint path (anything with a folder part or a .pt suffix, e.g. ./my.pt); read "
-                       "as tensors only (torch weights_only) (default: jasr-cpu)")
-    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                       help="where MTCNN and JASRNet run; auto picks cuda when available (default: auto)")
-    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto",
-                       help="JASRNet precision (default auto: fp16 on CUDA; on CPU int8 where the CPU has int8 dot "
+                       f"as tensors only (torch weights_only) (default: {d.weights})")
+    model.add_argument("--device", choices=DEVICES, default=d.device,
+                       help=f"where MTCNN and JASRNet run; auto picks cuda when available (default: {d.device})")
+    model.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                       help=f"JASRNet precision (default {d.precision}: fp16 on CUDA; on CPU int8 where the CPU has int8 dot "
                             "products (VNNI/AMX) and the weights carry an int8 calibration, as the shipped ones do, "
                             "else bf16 on CPUs with native bf16, else fp32)")
-    model.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+    model.add_argument("--backend", choices=BACKENDS, default=d.backend,
                        help="JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 or int8; needs the extra jasr-video[onnx]; "
-                            "--weights may then also be an .onnx file from jasr-export --onnx) (default: torch)")
-    model.add_argument("--sr-factor", choices=("auto", "8", "4", "2"), default="auto",
+                            f"--weights may then also be an .onnx file from jasr-export --onnx) (default: {d.backend})")
+    model.add_argument("--sr-factor", choices=SR_FACTORS, default=d.sr_factor,
                        help="which JASRNet serves each face: auto routes by face size (small faces x8 at 16x16, larger "
                             "ones x4 / x2 at their own size, the largest keep their native crop), so no face loses "
                             "real pixels; 8 sends every face at 16x16 to x8; 4 / 2 send every face to that model "
-                            "(default: auto)")
-    model.add_argument("--batch-size", type=_positive, default=32, help="faces per JASRNet forward pass (default: 32)")
-    model.add_argument("--frame-batch", type=_non_negative, default=0, help="frames gathered per step, so detection and "
-                       "enhancement batch across frames; adds that many frames of latency (default 0: 16 on CUDA, 4 on "
-                       "CPU; live inputs 1)")
+                            f"(default: {d.sr_factor})")
+    model.add_argument("--batch-size", type=_positive, default=d.batch_size,
+                       help=f"faces per JASRNet forward pass (default: {d.batch_size})")
+    model.add_argument("--frame-batch", type=_non_negative, default=d.frame_batch, help="frames gathered per step, so "
+                       "detection and enhancement batch across frames; adds that many frames of latency (default "
+                       f"{d.frame_batch}: 16 on CUDA, 4 on CPU; live inputs {LIVE_FRAME_BATCH})")
     model.add_argument("--threads", type=_positive, help="CPU threads for torch (default: torch's choice)")
     det = p.add_argument_group("detection and tracking")
-    det.add_argument("--detect-every", type=_positive, default=1, metavar="N", help="run MTCNN on every N-th frame; "
-                     "boxes in between come from the tracker's Kalman prediction (default: 1)")
-    det.add_argument("--full-scan-every", type=_non_negative, default=None, metavar="K",
+    det.add_argument("--detect-every", type=_positive, default=d.detect_every, metavar="N", help="run MTCNN on every "
+                     f"N-th frame; boxes in between come from the tracker's Kalman prediction (default: {d.detect_every})")
+    det.add_argument("--full-scan-every", type=_non_negative, default=d.full_scan_every, metavar="K",
                      help="MTCNN on the full frame every K-th frame only, and on the frames between on regions "
-                     "around the tracks' predicted boxes (a region frame costs ~1/10 of a full scan; new faces "
-                     "appear at the next full scan); 0 or 1: full frame every time (default: 5 on CPU, 1 on CUDA "
+                     "around the tracks' predicted boxes (much cheaper than a full scan; new faces appear at the next "
+                     f"full scan); 0 or 1: full frame every time (default: {AUTO_FULL_SCAN_EVERY_CPU} on CPU, 1 on CUDA "
                      "or with --detect-every)")
-    det.add_argument("--min-face-size", type=_positive, default=12, metavar="PX", help="smallest face MTCNN looks for, "
-                     "in pixels; faces are found from 12 px in clean video, from 16-24 px in strongly compressed "
-                     "video; larger is faster (default: 12)")
-    det.add_argument("--thresholds", type=_thresholds, default=(0.6, 0.7, 0.7), metavar="P,R,O",
-                     help="MTCNN P-, R- and O-net score thresholds (default: 0.6,0.7,0.7)")
-    det.add_argument("--detector-precision", choices=("fp32", "fp16", "bf16"), default="fp32",
-                     help="MTCNN P-net precision (R-/O-net stay fp32); bf16/fp16 measured no faster on a 2-core CPU "
-                     "or an H100 (default: fp32)")
-    det.add_argument("--min-score", type=float, default=0.7, help="drop detections below this probability; those below "
-                     "--new-track-score only continue a track (default: 0.7)")
-    det.add_argument("--new-track-score", type=float, default=0.9, help="probability a detection needs to start a new "
-                     "track (default: 0.9)")
-    det.add_argument("--coast", type=_non_negative, default=5, metavar="N", help="frames a missed face is still reported "
-                     "at its predicted box, with detected: false (default: 5)")
-    det.add_argument("--max-age", type=_positive, default=25, help="frames a track keeps its id without a detection "
-                     "(default: 25)")
-    det.add_argument("--min-hits", type=_positive, default=2, help="detections before a track is shown (default: 2)")
-    det.add_argument("--no-smooth", action="store_true", help="do not Kalman-smooth landmarks (smoothed = raw)")
-    det.add_argument("--smooth-noise", type=float, default=None, metavar="R", help="landmark measurement noise as a "
-                     "fraction of face size; larger smooths more but lags more (default: 0.05, lag ~0.9 frame)")
-    det.add_argument("--smooth-process", type=float, default=None, metavar="Q", help="landmark acceleration noise as a "
-                     "fraction of face size; smaller smooths more but lags more (default: 0.003)")
+    det.add_argument("--min-face-size", type=_positive, default=d.min_face_size, metavar="PX", help="smallest face MTCNN "
+                     "looks for, in pixels; larger is faster; the sizes found in clean and compressed video are in "
+                     f"docs/benchmarks.md (default: {d.min_face_size})")
+    det.add_argument("--thresholds", type=_thresholds, default=d.thresholds, metavar="P,R,O",
+                     help=f"MTCNN P-, R- and O-net score thresholds (default: {','.join(map(str, d.thresholds))})")
+    det.add_argument("--detector-precision", choices=DETECTOR_PRECISIONS, default=d.detector_precision,
+                     help=f"MTCNN P-net precision (R-/O-net stay fp32) (default: {d.detector_precision})")
+    det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this probability; "
+                     f"those below --new-track-score only continue a track (default: {d.min_score})")
+    det.add_argument("--new-track-score", type=float, default=d.new_track_score, help="probability a detection needs "
+                     f"to start a new track (default: {d.new_track_score})")
+    det.add_argument("--coast", type=_non_negative, default=d.coast, metavar="N", help="frames a missed face is still "
+                     f"reported at its predicted box, with detected: false (default: {d.coast})")
+    det.add_argument("--max-age", type=_positive, default=d.max_age, help="frames a track keeps its id without a "
+                     f"detection (default: {d.max_age})")
+    det.add_argument("--min-hits", type=_positive, default=d.min_hits,
+                     help=f"detections before a track is shown (default: {d.min_hits})")
+    det.add_argument("--no-smooth", action="store_true", help="do not smooth landmarks (smoothed = raw)")
+    det.add_argument("--smoother", choices=tuple(SMOOTHERS), default=d.smoother,
+                     help="how landmarks are smoothed per track: kalman (constant-velocity Kalman filter, see "
+                     "--smooth-noise / --smooth-process) or one-euro (One Euro filter: adaptive low-pass, less lag "
+                     f"on fast motion) (default: {d.smoother})")
+    det.add_argument("--smooth-noise", type=float, default=d.measurement_noise, metavar="R", help="kalman: landmark "
+                     f"measurement noise as a fraction of face size; larger smooths more but lags more (default: "
+                     f"{d.measurement_noise})")
+    det.add_argument("--smooth-process", type=float, default=d.process_noise, metavar="Q", help="kalman: landmark "
+                     "acceleration noise as a fraction of face size; smaller smooths more but lags more (default: "
+                     f"{d.process_noise})")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N frames")
     run.add_argument("--live", action="store_true", help="latest-frame mode: drop frames when processing is slower than "
@@ -259,66 +270,17 @@ def _check_output_options(args: argparse.Namespace) -> None:
         raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    if args.out and Path(args.out).suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
-        raise UserError(f"--out {args.out}: unsupported extension (use .mp4, .mov or .mkv)")
-    for opt, value in (("--out", args.out), ("--json", args.json)):
-        if value:
-            parent = Path(value).resolve().parent
-            if not parent.is_dir():
-                raise UserError(f"{opt} {value}: folder {parent} does not exist (create it first)")
-            if "://" not in args.input and Path(value).resolve() == Path(args.input).resolve():
-                raise UserError(f"{opt} {value} would overwrite the input (choose another name)")
-    outputs = {"--out": args.out, "--json": args.json, "--save-crops": args.save_crops, "--tracks": args.tracks,
-               "--report": args.report}
-    check_outputs_writable(outputs, [args.input])
+def output_spec(args: argparse.Namespace) -> OutputSpec:
+    """The per-frame outputs the options ask for (one place for the CLI, several streams and --ray)."""
+    return OutputSpec(out=args.out, json=args.json, crops=args.save_crops, csv=args.csv, crf=args.crf,
+                      even_size=args.even_size, inset=not args.no_inset, style=args.style,
+                      json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
 
 
-def _write_probe(folder: Path) -> str | None:
-    """Create and delete a file in `folder`: None when that works, else the reason (works for root too)."""
-    probe = folder / f".jasr-video-write-test-{os.getpid()}"
-    try:
-        with open(probe, "x"):
-            pass
-        probe.unlink()
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    return None
-
-
-FOLDER_OUTPUTS = ("--save-crops", "--tracks", "--report")  # outputs that are folders (created when missing)
-
-
-def check_outputs_writable(outputs: dict[str, str | None], inputs: Sequence[str]) -> None:
-    """Every output (option -> path) is distinct from the others and the inputs, is not an existing folder (files)
-    and can be created: a UserError (one line) otherwise. Run before the model loads."""
-    seen: dict[Path, str] = {}
-    sources = {Path(u[7:] if u.startswith("file://") else u).resolve(): u for u in inputs if "://" not in u
-               or u.startswith("file://")}
-    for opt, value in outputs.items():
-        if not value:
-            continue
-        path = Path(value).resolve()
-        if path in sources:
-            raise UserError(f"{opt} {value} would overwrite the input (choose another name)")
-        if path in seen:
-            raise UserError(f"{opt} {value} and {seen[path]} name the same file or folder (give each output "
-                            f"its own name)")
-        seen[path] = opt
-        if opt in FOLDER_OUTPUTS:
-            folder = path
-            while not folder.exists() and folder != folder.parent:
-                folder = folder.parent  # the crops folder is created: its nearest existing ancestor must be writable
-            if not folder.is_dir():
-                raise UserError(f"{opt} {value}: {folder} is a file, not a folder (give a folder path)")
-        else:
-            if path.is_dir():
-                raise UserError(f"{opt} {value} is a folder (give a file name, e.g. {Path(value) / 'out'}"
-                                f"{'.mp4' if opt == '--out' else '.jsonl'})")
-            folder = path.parent
-        reason = _write_probe(folder)
-        if reason is not None:
-            raise UserError(f"{opt} {value}: cannot write in {folder} ({reason}; choose a writable folder)")
+def _check_outputs(args: argparse.Namespace, inputs: Sequence[str], specs: Sequence["StreamSpec"] | None = None) -> None:
+    """Every output check (jasr_video.outputs.check_outputs): one input (``specs`` None) or one per stream."""
+    check_outputs(output_spec(args), inputs, None if specs is None else [s.name for s in specs],
+                  folders={"--tracks": args.tracks, "--report": args.report})
 
 
 def _open(args: argparse.Namespace):
@@ -430,7 +392,7 @@ def _demo_input(args: argparse.Namespace) -> str:
 def _main(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     args.input = inputs[0]
-    if not (args.out or args.json or args.save_crops or args.tracks or args.report):
+    if not (args.out or args.json or args.save_crops or args.csv or args.tracks or args.report):
         raise UserError(
             f"no output asked for, nothing would be written; add --out VIDEO and/or --json JSONL, e.g. {_suggest(args)}"
         )
@@ -442,7 +404,7 @@ def _main(args: argparse.Namespace) -> int:
     if len(inputs) > 1:
         return _run_streams(args, inputs)
     _stream_outputs(args)
-    _check_outputs(args)
+    _check_outputs(args, [args.input])
     source = _open(args)  # before loading models: bad input fails fast
     try:
         code = _run(args, source)
@@ -454,35 +416,28 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _stream_outputs(args: argparse.Namespace) -> None:
-    """One input: a {stream} placeholder or a folder in --out / --json / --save-crops names its outputs."""
-    from .multistream import STREAM, OutputSpec, stream_label
+    """One input: a {stream} placeholder or a folder in --out / --json / --csv / --save-crops names its outputs."""
+    from .multistream import STREAM, stream_label
 
-    spec = OutputSpec(out=args.out, json=args.json)
-    paths = spec.paths(stream_label(args.input))
-    args.out = str(paths["out"]) if "out" in paths else None
-    args.json = str(paths["json"]) if "json" in paths else None
+    paths = OutputSpec(out=args.out, json=args.json, csv=args.csv).paths(stream_label(args.input))
+    args.out, args.json, args.csv = (str(paths[k]) if k in paths else None for k in ("out", "json", "csv"))
     if args.save_crops and STREAM in args.save_crops:
         args.save_crops = args.save_crops.replace(STREAM, stream_label(args.input))
 
 
-def _config(args: argparse.Namespace, live: bool) -> "PipelineConfig":
-    from .pipeline import PipelineConfig
-
+def _config(args: argparse.Namespace, live: bool) -> PipelineConfig:
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
         backend=args.backend, sr_factor=args.sr_factor,
         detector_precision=args.detector_precision,
-        frame_batch=1 if live and args.frame_batch == 0 else args.frame_batch,
+        frame_batch=live_frame_batch(args.frame_batch) if live else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
         thresholds=tuple(args.thresholds),
         min_score=args.min_score, new_track_score=args.new_track_score, coast=args.coast, max_age=args.max_age,
-        min_hits=args.min_hits, smooth=not args.no_smooth,
+        min_hits=args.min_hits, smooth=not args.no_smooth, smoother=args.smoother,
+        measurement_noise=args.smooth_noise, process_noise=args.smooth_process,
         max_frames=args.max_frames,
     )
-    if args.smooth_noise is not None:
-        cfg.measurement_noise = args.smooth_noise
-    if args.smooth_process is not None:
-        cfg.process_noise = args.smooth_process
     try:
         cfg.validate()
     except ValueError as exc:
@@ -508,7 +463,8 @@ def _run(args: argparse.Namespace, source) -> int:
 
     from .gallery import TrackGallery
     from .report import RunLog, write_report
-    from .sinks import BackgroundWriter, CropSink, JsonlSink, VideoSink, write_event
+    from .outputs import SINKS, build_sinks
+    from .sinks import BackgroundWriter, write_event
     from .source import StreamGap
 
     console = Console(stderr=True, quiet=args.quiet)
@@ -563,13 +519,8 @@ def _run(args: argparse.Namespace, source) -> int:
     gallery = run_log = None
     problems: list[str] = []  # lines that make the exit non-zero: an input that ended early, an output not finalised
     try:
-        if args.out:
-            sinks.append(VideoSink(args.out, info, audio_from=args.input, crf=args.crf, even_size=args.even_size,
-                                   style=args.style))
-        if args.json:
-            sinks.append(JsonlSink(args.json, decimals=args.json_decimals, landmarks=args.json_landmarks))
-        if args.save_crops:
-            sinks.append(CropSink(args.save_crops))
+        spec = output_spec(args)  # one input: its paths are the outputs themselves (see _stream_outputs)
+        sinks.extend(build_sinks(spec, {k: Path(getattr(spec, k)) for k in SINKS if getattr(spec, k)}, info, args.input))
         if args.tracks or args.report:
             gallery = TrackGallery(args.tracks or Path(args.report) / "tracks", output_filter=args.filter)
             sinks.append(gallery)
@@ -655,64 +606,21 @@ def _run(args: argparse.Namespace, source) -> int:
     return EXIT_USAGE if problems else EXIT_OK
 
 
-def _check_stream_outputs(args: argparse.Namespace, inputs: list[str], specs: list["StreamSpec"]) -> None:
-    """Several inputs: every output must name one file per stream; files must exist; nothing is overwritten."""
-    from .multistream import STREAM, OutputSpec, is_folder
-    from .source import is_live_uri
-
-    for opt, value in (("--out", args.out), ("--json", args.json)):
-        if not value:
-            continue
-        if STREAM not in value and not is_folder(value):
-            raise UserError(f"{opt} {value}: {len(inputs)} inputs cannot share one output file; put {STREAM} in "
-                            f"the name (e.g. {opt} out/{STREAM}{Path(value).suffix}) or give a folder (e.g. {opt} out/)")
-        if STREAM not in value and not Path(value).is_dir():
-            raise UserError(f"{opt} {value}: folder does not exist (create it first)")
-    for uri in inputs:
-        if not is_live_uri(uri):
-            path = Path(uri[7:] if uri.startswith("file://") else uri)
-            if not path.is_file():
-                raise UserError(f"input file not found: {uri} (check the path)")
-            if path.stat().st_size == 0:
-                raise UserError(f"input file is empty: {uri} (give a video file)")
-    spec = OutputSpec(out=args.out, json=args.json, crops=args.save_crops)
-    seen: dict[Path, str] = {}
-    inputs_resolved = {Path(u).resolve() for u in inputs if "://" not in u}
-    for s in specs:
-        paths = spec.paths(s.name)
-        for kind, path in paths.items():
-            opt = {"out": "--out", "json": "--json", "crops": "--save-crops"}[kind]
-            if kind == "out" and path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
-                raise UserError(f"--out {path}: unsupported extension (use .mp4, .mov or .mkv)")
-            if kind != "crops" and not path.resolve().parent.is_dir():
-                raise UserError(f"{opt} {path}: folder {path.resolve().parent} does not exist (create it first)")
-            if path.resolve() in inputs_resolved:
-                raise UserError(f"{opt} {path} would overwrite an input (choose another name)")
-            if path.resolve() in seen:
-                raise UserError(f"{opt} {path}: streams {seen[path.resolve()]} and {s.name} would write the same file "
-                                f"(put {STREAM} in the name)")
-            seen[path.resolve()] = s.name
-        check_outputs_writable({{"out": "--out", "json": "--json", "crops": "--save-crops"}[k]: str(v)
-                                for k, v in paths.items()}, inputs)
-
-
 def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
     """Several inputs in one process, one shared model (see jasr_video.multistream)."""
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .multistream import MultiStreamRunner, OutputSpec, SharedModel, stream_specs
+    from .multistream import MultiStreamRunner, SharedModel, stream_specs
 
     specs = stream_specs(inputs)
-    _check_stream_outputs(args, inputs, specs)
+    _check_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)
     if args.threads:
         torch.set_num_threads(args.threads)
     pipeline = _load(args, _config(args, live=False))  # MTCNN + JASRNet, loaded once for every stream
-    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
-                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
-                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    outputs = output_spec(args)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed} frames"),
                TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("faces {task.fields[faces]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.quiet) as progress:
@@ -727,7 +635,7 @@ def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
 
         runner = MultiStreamRunner(
             pipeline.config, specs, outputs, source_options=_source_options(args), wait_for_start=_wait_for_start(args),
-            live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+            live_frame_batch=live_frame_batch(args.frame_batch),
             model=SharedModel(pipeline.enhancer, pipeline.detector), on_result=on_result)
         stop = {"signal": None}
 

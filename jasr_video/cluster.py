@@ -42,6 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .config import LIVE_FRAME_BATCH, live_frame_batch
 from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
 from .source import SourceError, StreamInfo, redact
 
@@ -372,7 +373,7 @@ class RayRunner:
 
     def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
-                 live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
+                 live_frame_batch: int | None = LIVE_FRAME_BATCH, replicas: int = 1, address: str | None = None,
                  num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
                  replica_gpus: float = 0.0, worker_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
                  model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
@@ -545,16 +546,16 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
         _check_reachable(args.ray, cli.UserError)
     specs = stream_specs(inputs)
-    cli._check_stream_outputs(args, inputs, specs)
+    if args.csv:
+        raise cli.UserError("--csv does not run with --ray (use --json, whose lines hold the same fields)")
+    cli._check_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)
     config = cli._config(args, live=False)
-    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
-                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
-                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    outputs = cli.output_spec(args)
     address = None if args.ray == "local" else args.ray
     runner = RayRunner(config, specs, outputs, source_options=cli._source_options(args),
                        wait_for_start=cli._wait_for_start(args),
-                       live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+                       live_frame_batch=live_frame_batch(args.frame_batch),
                        replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
                        worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
                        threads=args.threads or 1)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import DETECTOR_PRECISIONS
 from .types import Detection  # re-exported: it used to live here
 
 # which torchvision facenet_pytorch was imported against: "torchvision" or "stand-in"
@@ -379,8 +380,8 @@ class FaceDetector:
         ).eval()
         from .model.inference import resolve_precision
 
-        if precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError("precision must be auto, fp32, bf16 or fp16")
+        if precision not in ("auto", *DETECTOR_PRECISIONS):
+            raise ValueError(f"precision must be auto, {', '.join(DETECTOR_PRECISIONS)}")
         self.fast = fast
         # R-/O-net crops: one grid_sample per frame (CUDA), else OpenCV per crop; settable on CPU (tests)
         self.sampled_crops = self.device.type != "cpu"

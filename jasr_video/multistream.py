@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import threading
 import time
@@ -29,8 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from .source import (SourceError, StreamGap, StreamInfo, VideoSource, _is_webcam, _webcam_path, is_live_uri,
+from .source import (SourceError, StreamGap, VideoSource, _is_webcam, _webcam_path, is_live_uri,
                      open_source, open_source_retrying)
+from .config import LIVE_FRAME_BATCH
+from .outputs import STREAM, OutputSpec, close_sinks, is_folder, output_path  # noqa: F401 (re-exported)
 from .redact import protect, redact
 from .types import Detector, FrameResult, Sink
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay
 
 log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
-STREAM = "{stream}"  # placeholder in output paths, replaced by the stream's label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,20 +77,6 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
     return labels
 
 
-def is_folder(path: str) -> bool:
-    """An output given as a folder: ends with a slash or is an existing directory."""
-    return path.endswith(("/", os.sep)) or Path(path).is_dir()
-
-
-def output_path(template: str, label: str, default_name: str) -> Path:
-    """``{stream}`` replaced by the label; a folder gets ``default_name`` (which may hold {stream}) inside it."""
-    if STREAM in template:
-        return Path(template.replace(STREAM, label))
-    if is_folder(template):
-        return Path(template) / default_name.replace(STREAM, label)
-    return Path(template)
-
-
 def read_streams_file(path: str | Path) -> list[str]:
     """Inputs listed one per line; blank lines and lines starting with # are skipped."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -107,70 +93,6 @@ class StreamSpec:
 
 def stream_specs(uris: Sequence[str]) -> list[StreamSpec]:
     return [StreamSpec(name, uri) for name, uri in zip(unique_labels(uris), uris)]
-
-
-@dataclass
-class OutputSpec:
-    """Per-stream outputs: each a path holding ``{stream}`` or a folder (None: not written)."""
-
-    out: str | None = None  # annotated video; a folder gets {stream}_annotated.mp4
-    json: str | None = None  # JSON Lines; a folder gets {stream}.jsonl
-    crops: str | None = None  # super-resolved crops; {stream} replaced, else a {stream} subfolder
-    crf: int = 20
-    even_size: bool = False
-    inset: bool = True
-    style: Any = None  # a jasr_video.layout.DrawStyle (overrides inset)
-    json_decimals: int = 2
-    json_landmarks: str = "both"
-
-    def paths(self, label: str) -> dict[str, Path]:
-        paths = {}
-        if self.out:
-            paths["out"] = output_path(self.out, label, f"{STREAM}_annotated.mp4")
-        if self.json:
-            paths["json"] = output_path(self.json, label, f"{STREAM}.jsonl")
-        if self.crops:
-            paths["crops"] = (Path(self.crops.replace(STREAM, label)) if STREAM in self.crops
-                              else Path(self.crops) / label)
-        return paths
-
-    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Sink]:
-        from .sinks import CropSink, JsonlSink, VideoSink
-
-        paths = self.paths(label)
-        sinks: list[Sink] = []
-        try:
-            if "out" in paths:
-                sinks.append(VideoSink(paths["out"], info, audio_from=None if info.is_live else uri, crf=self.crf,
-                                       even_size=self.even_size, inset=self.inset, style=self.style))
-            if "json" in paths:
-                sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks))
-            if "crops" in paths:
-                sinks.append(CropSink(paths["crops"]))
-        except BaseException:
-            close_sinks(sinks, complete=False, frames=0)
-            raise
-        return sinks
-
-
-def close_sinks(sinks: Sequence[Sink], complete: bool, frames: int, errors: list[str] | None = None) -> list[Path]:
-    """Close every sink (renamed to its final name when `complete`); drop empty partial files.
-    A sink that cannot be finalised is logged and its one-line reason appended to `errors`."""
-    written = []
-    for sink in sinks:
-        try:
-            path = Path(sink.close(complete=complete and frames > 0))
-        except Exception as exc:  # noqa: BLE001 - one sink failing must not keep the others open
-            line = f"could not finalise {getattr(sink, 'path', sink)}: {exc}"
-            log.error("%s", line)
-            if errors is not None:
-                errors.append(redact(line))
-            continue
-        if frames == 0 and path.name.endswith(".partial"):
-            path.unlink(missing_ok=True)
-        else:
-            written.append(path)
-    return written
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,13 +342,14 @@ class MultiStreamRunner:
 
     source_options go to open_source (open_timeout, live, reconnect, max_reconnects, ...).
     wait_for_start: retry live inputs that are down at startup (reconnect back-off).
-    live_frame_batch: frame_batch used for live inputs (1 keeps latency low).
+    live_frame_batch: frame_batch used for live inputs (``LIVE_FRAME_BATCH``, 1, keeps latency low; the CLI passes
+    :func:`jasr_video.config.live_frame_batch` of its --frame-batch).
     on_result(name, result): called from the stream's worker thread for every frame.
     """
 
     def __init__(self, config: PipelineConfig, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
-                 live_frame_batch: int | None = 1, model: SharedModel | None = None,
+                 live_frame_batch: int | None = LIVE_FRAME_BATCH, model: SharedModel | None = None,
                  on_result: Callable[[str, FrameResult], None] | None = None) -> None:
         names = [s.name for s in streams]
         if len(set(names)) != len(names):

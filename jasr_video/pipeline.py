@@ -17,95 +17,29 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .config import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig, config_dict  # noqa: F401 (config_dict re-exported)
 from .crop import LR_SIZE, CropGeometry, crop_face
 from .detect import FaceDetector
 from .enhance import BatchEnhancer
 from .layout import clip_box
 from .route import RoutedCrops, RoutedEnhancer, cut
-from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
+from .smooth import make_smoother
 from .source import StreamGap, StreamInfo, VideoSource, open_source
 from .track import SortTracker
 from .types import Detection, Detector, FaceResult, Frame, FrameResult, Smoother, TrackedFace, Tracker
 
-__all__ = ["Pipeline", "PipelineConfig", "FaceResult", "FrameResult", "STAGES", "auto_full_scan_every"]
-
-
-@dataclass
-class PipelineConfig:
-    """Every knob of the pipeline (the CLI options map 1:1 onto these)."""
-
-    weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
-    device: str = "auto"  # auto, cpu or cuda (model and detector)
-    precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
-    backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
-    detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
-    batch_size: int = 32  # faces per JASRNet forward
-    sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
-    frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
-    detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
-    # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
-    # time; None: auto (CPU: every 5th frame, CUDA: every frame; every frame with detect_every > 1)
-    full_scan_every: int | None = None
-    min_face_size: int = 12  # smallest face MTCNN searches for, px
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
-    pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
-    new_track_score: float = 0.9  # detections below this probability only continue tracks (ByteTrack); 0: all start
-    coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
-    gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
-    max_age: int = 25  # frames a track survives unmatched
-    min_hits: int = 2  # matched detections before a track is reported
-    iou_threshold: float = 0.3  # IoU needed to match a detection to a track
-    smooth: bool = True  # Kalman-smooth landmarks per track
-    stable_crops: bool = True  # crop around the tracker's filtered box (less crop jitter) instead of the raw detection
-    measurement_noise: float = MEASUREMENT_NOISE  # landmark noise std / face size
-    process_noise: float = PROCESS_NOISE  # landmark acceleration std / face size
-    margin: float | None = None  # crop margin; None: the weights' training crop margin
-    max_frames: int | None = None  # stop after this many frames
-    source_options: dict[str, Any] = field(default_factory=dict)  # passed to open_source
-
-    def validate(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
-        if self.full_scan_every is not None and self.full_scan_every < 0:
-            raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
-        if (self.full_scan_every or 0) > 1 and self.detect_every > 1:
-            raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
-        if self.batch_size < 1 or self.frame_batch < 0:
-            raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
-            raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
-        if self.backend not in ("torch", "onnx"):
-            raise ValueError("backend must be torch or onnx")
-        if self.backend == "onnx" and self.precision not in ("auto", "fp32", "int8"):
-            raise ValueError("the onnx backend runs fp32 or int8: use precision auto, fp32 or int8, or backend torch")
-        if str(self.sr_factor) not in ("auto", "8", "4", "2"):
-            raise ValueError("sr_factor must be auto, 8, 4 or 2")
-        if self.detector_precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError("detector_precision must be fp32, fp16 or bf16")
-        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
-            raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
-        if self.coast < 0 or self.gate < 0:
-            raise ValueError("coast and gate must be >= 0 (0: off)")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError("max_frames must be >= 1")
-
-
-AUTO_FULL_SCAN_EVERY_CPU = 5
-
 
 def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
     """`config.full_scan_every`, with None (auto) resolved: on CPU a full-frame scan every 5th frame and regions
-    around the tracks between (2-core CPU, 1080p clip: ~2.2x the frames/s of a full scan on every frame, new
-    faces found up to 4 frames later; docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is
-    cheap there); every frame when ``detect_every`` > 1 (the two do not combine)."""
+    around the tracks between (new faces are found up to 4 frames later; speed and recall against a scan on
+    every frame: docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is cheap there); every frame
+    when ``detect_every`` > 1 (the two do not combine)."""
     if config.full_scan_every is not None:
         return config.full_scan_every
     if config.detect_every > 1 or device.type != "cpu":
@@ -156,7 +90,7 @@ class Pipeline:
             self.stats["track_ids"].clear()
         self.tracker: Tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
                                    cfg.gate)
-        self.smoother: Smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
+        self.smoother: Smoother = make_smoother(cfg)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -315,7 +249,3 @@ class Pipeline:
         if self.source is not None:
             s["source"] = {k: v for k, v in getattr(self.source, "stats", {}).items() if not isinstance(v, (list, dict))}
         return s
-
-
-def config_dict(config: PipelineConfig) -> dict[str, Any]:
-    return asdict(config)

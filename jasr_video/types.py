@@ -5,7 +5,7 @@
 
 A stage is any object with the methods of its Protocol (no base class to inherit): :class:`Detector`
 (:class:`jasr_video.detect.FaceDetector`), :class:`Tracker` (:class:`jasr_video.track.SortTracker`),
-:class:`Smoother` (:data:`jasr_video.smooth.SMOOTHERS`), :class:`Sink` (:data:`jasr_video.sinks.SINKS`).
+:class:`Smoother` (:data:`jasr_video.smooth.SMOOTHERS`), :class:`Sink` (:data:`jasr_video.outputs.SINKS`).
 :class:`jasr_video.pipeline.Pipeline` and :class:`jasr_video.multistream.MultiStreamRunner` depend only on
 these. This module imports neither torch nor the model, so sinks and tools can use the types cheaply.
 """

@@ -41,7 +41,7 @@ def test_old_import_paths_still_work():
 def test_every_stage_implements_its_protocol():
     from jasr_video.detect import FaceDetector
     from jasr_video.smooth import SMOOTHERS
-    from jasr_video.sinks import SINKS
+    from jasr_video.outputs import SINKS
     from jasr_video.track import SortTracker
     from jasr_video.types import Detector, Sink, Smoother, Tracker
 
