@@ -27,6 +27,9 @@ Tracks start afresh after the gap, as after a live reconnect. The annotated vide
 restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
 goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
 other replicas) up to ``model_timeout`` seconds.
+
+Length: the two Ray actors, the runner that places and restarts them, its CLI entry and its benchmark stay
+together so that nothing outside this module imports Ray.
 """
 from __future__ import annotations
 
@@ -525,29 +528,29 @@ def _check_reachable(address: str, error: type[Exception], timeout: float = 5.0)
 def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
 
-    cli: the calling jasr_video.cli module (under ``python -m`` it is ``__main__``, whose UserError it catches)."""
+    cli: unused (kept for callers that pass the calling jasr_video.cli module)."""
     import signal
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
-    if cli is None:
-        from . import cli
+    from . import cli_run as cli  # the CLI's option handling (jasr_video.cli itself is the caller)
+    from .outputs import UserError
     from .multistream import stream_specs
 
     try:
         _ray()
     except ImportError as exc:
-        raise cli.UserError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
-        raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
+        raise UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
                             "or write --ray auto / --ray HOST:6379)")
     if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
-        _check_reachable(args.ray, cli.UserError)
+        _check_reachable(args.ray, UserError)
     specs = stream_specs(inputs)
     if args.csv:
-        raise cli.UserError("--csv does not run with --ray (use --json, whose lines hold the same fields)")
+        raise UserError("--csv does not run with --ray (use --json, whose lines hold the same fields)")
     cli._check_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)
     config = cli._config(args, live=False)
@@ -571,7 +574,7 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     try:
         runner.start()
     except ConnectionError as exc:
-        raise cli.UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
+        raise UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
                             "start one with `ray start --head` or give its address)") from None
     # after ray.init, which installs handlers of its own: Ctrl-C / SIGTERM stop the streams and finalise outputs
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -29,6 +29,8 @@ class PipelineConfig:
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # PRECISIONS; JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     backend: str = "torch"  # BACKENDS; JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
+    detector: str = "mtcnn"  # a name in jasr_video.detect.DETECTORS
+    tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16

@@ -34,7 +34,7 @@ class CsvSink:
     def write(self, result: FrameResult) -> None:
         pts = "" if result.pts is None else round(float(result.pts), 6)
         for face in result.faces:
-            box = [round(float(v), self.decimals) for v in np.asarray(face.box, np.float64)]
+            box = np.round(np.asarray(face.box, np.float64), self.decimals).tolist()  # as in the JSON Lines
             self.writer.writerow((result.index, pts, face.track_id, *box, round(float(face.score), 4),
                                   round(float(face.track_score), 4), int(face.detected), int(face.at_edge),
                                   round(float(face.face_px), 1), int(face.below_16px), face.sr_factor,

@@ -25,13 +25,13 @@ import torch
 
 from .config import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig, config_dict  # noqa: F401 (config_dict re-exported)
 from .crop import LR_SIZE, CropGeometry, crop_face
-from .detect import FaceDetector
+from .detect import make_detector
 from .enhance import BatchEnhancer
 from .layout import clip_box
 from .route import RoutedCrops, RoutedEnhancer, cut
 from .smooth import make_smoother
 from .source import StreamGap, StreamInfo, VideoSource, open_source
-from .track import SortTracker
+from .track import make_tracker
 from .types import Detection, Detector, FaceResult, Frame, FrameResult, Smoother, TrackedFace, Tracker
 
 
@@ -62,10 +62,9 @@ class Pipeline:
                                                    sr_factor=str(cfg.sr_factor), backend=cfg.backend)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
-        # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
+        # GPUs gain from detecting many frames per MTCNN call (docs/benchmarks.md)
         self.frame_batch = cfg.frame_batch or (16 if self.enhancer.device.type == "cuda" else 4)
-        self.detector: Detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
-                                                 det_device, cfg.min_score, precision=cfg.detector_precision)
+        self.detector: Detector = detector or make_detector(cfg, det_device)
         self.full_scan_every = auto_full_scan_every(cfg, det_device)
         self._stop = threading.Event()
         self.info: StreamInfo | None = None
@@ -88,8 +87,7 @@ class Pipeline:
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
-        self.tracker: Tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
-                                   cfg.gate)
+        self.tracker: Tracker = make_tracker(cfg)
         self.smoother: Smoother = make_smoother(cfg)
 
     # -- main loop ----------------------------------------------------------------------------

@@ -25,6 +25,10 @@ Guarantees:
 Errors at open time raise :class:`SourceError` whose ``str()`` is one line naming the problem
 and the fix. A stream that ends with an error (reconnect off or exhausted) ends the iteration;
 the reason is in ``source.error`` and ``stats["error"]``.
+
+Length: one job (a source that never hangs and survives outages) whose timeouts, reconnects, latest-frame
+mode, timestamps and damaged-data handling share the decode thread's state; split, they would need that
+state passed between modules.
 """
 
 from __future__ import annotations

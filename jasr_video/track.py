@@ -18,7 +18,7 @@ Additions for small faces in real footage (each measured in docs/benchmarks.md):
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
@@ -246,3 +246,23 @@ class SortTracker:
     @property
     def active_ids(self) -> list[int]:
         return [t.id for t in self.tracks]
+
+    @classmethod
+    def from_config(cls, config: Any) -> "SortTracker":
+        """The tracker a :class:`~jasr_video.pipeline.PipelineConfig` asks for."""
+        return cls(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score, config.coast,
+                   config.gate)
+
+
+# name -> tracker class (``PipelineConfig.tracker``): a new tracker is one class with ``update``,
+# ``predicted_boxes`` and ``lost`` (jasr_video.types.Tracker) and ``from_config(config)``, and one entry here.
+TRACKERS: dict[str, type] = {"sort": SortTracker}
+
+
+def make_tracker(config: Any) -> "SortTracker":
+    """The tracker named by ``config.tracker`` (a :class:`~jasr_video.pipeline.PipelineConfig`)."""
+    try:
+        cls = TRACKERS[config.tracker]
+    except KeyError:
+        raise ValueError(f"tracker must be one of {', '.join(TRACKERS)}, not {config.tracker!r}") from None
+    return cls.from_config(config)

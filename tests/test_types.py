@@ -56,3 +56,69 @@ def test_every_stage_implements_its_protocol():
         assert has(cls, Smoother), cls
     for entry in SINKS.values():
         assert has(entry.cls, Sink), entry
+
+
+def _imports(path: Path, package: str, top_level_only: bool) -> set[str]:
+    """jasr_video modules imported by the module at `path` (relative and absolute imports)."""
+    import ast
+
+    def children(node: ast.AST) -> list[ast.AST]:  # never into `if TYPE_CHECKING:` blocks
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            return []
+        return [node] + ([] if top_level_only and not isinstance(node, ast.Module) else
+                         [n for child in ast.iter_child_nodes(node) for n in children(child)])
+
+    nodes = children(ast.parse(path.read_text(encoding="utf-8")))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = f"{base}.{node.module}" if node.module else base
+                names = [f"{mod}.{a.name}" for a in node.names] if not node.module else []
+                found |= {mod, *names}
+            elif node.module and node.module.startswith("jasr_video"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("jasr_video")}
+    return found
+
+
+def _graph(top_level_only: bool) -> dict[str, set[str]]:
+    root = REPO / "jasr_video"
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = ".".join(parts[:-1])
+        modules[name] = (path, package)
+    return {name: {m for m in _imports(path, package, top_level_only) if m in modules and m != name}
+            for name, (path, package) in modules.items()}
+
+
+def test_no_import_cycle_and_the_model_imports_no_video_code():
+    graph = _graph(top_level_only=True)
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [node, nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    every = _graph(top_level_only=False)  # function-level imports too
+    for name, deps in every.items():
+        if name.startswith("jasr_video.model"):
+            assert all(d.startswith("jasr_video.model") for d in deps), (name, deps)
+        if not name.startswith("jasr_video.tools") and name not in ("jasr_video.bench", "jasr_video.soak",
+                                                                    "jasr_video.tinybench"):
+            assert not any(d.startswith("jasr_video.tools") for d in deps), (name, deps)  # the library uses no tool
+    video = {name: deps for name, deps in every.items() if not name.startswith("jasr_video.model")}
+    both_ways = sorted((a, b) for a in video for b in video[a] if a < b and a in video.get(b, ()))
+    assert not both_ways  # not even through imports inside functions

@@ -27,6 +27,8 @@ track, crop, enhance, smooth from :meth:`Pipeline.stage_seconds`; annotate, enco
 faces per output frame, recall of the baseline's MTCNN faces (IoU >= 0.5; also per face size), peak memory, and for variants
 with the same detections the SR / landmark deviation from ``default``. It also prints JASRNet faces/s
 (model only, :mod:`jasr_video.model.bench`). Benchmarks print figures; they are not tests.
+
+Length: one benchmark (its runs, measures and report) in one file, a tool outside the library.
 """
 from __future__ import annotations
 

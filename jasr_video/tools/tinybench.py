@@ -22,6 +22,8 @@ support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig`
 ``fast:min=10,score=0.7,t=0.5/0.6/0.6`` (min face px, min score, P-/R-/O-net thresholds; unset: the default). ``track`` runs the pipeline's detection and
 tracking (:func:`follow`: full scan on the first frame of each run, regions around the tracks after, as the
 CPU default) over the run of frames before each sample and scores the boxes it reports on the sample.
+
+Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
 """
 from __future__ import annotations
 
