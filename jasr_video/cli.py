@@ -26,6 +26,7 @@ from .cli_run import (_check_output_options, _check_outputs, _config, _load, _op
 from .outputs import UserError, check_outputs_writable  # noqa: F401 (re-exported: used by jasr_video.cluster, tests)
 from .redact import RedactFilter, redact
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="jasr-video: %(message)s")

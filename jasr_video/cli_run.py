@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .multistream import StreamSpec
     from .pipeline import Pipeline
 
+
 def _check_output_options(args: argparse.Namespace) -> None:
     """--draw, --inset and the output filters; the style and filter are kept on args."""
     from .filters import OutputFilter

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from .redact import redact
 
+
 def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
                   problems: Sequence[str] = ()) -> list[tuple[str, str]]:
     """The run summary in plain words, as (label, text) rows (printed, and the report's first table)."""
