@@ -15,7 +15,9 @@ events, the summary) has passwords and tokens of input URLs redacted (:mod:`jasr
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -33,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # every log line (also other libraries') is redacted
         handler.addFilter(RedactFilter())
     try:
-        return _main(args)
+        code = _main(args)
+        if code in (EXIT_SIGINT, EXIT_SIGTERM):  # stopped, outputs finalised: a further Ctrl-C / SIGTERM while the
+            atexit.register(_ignore_stop_signals)  # interpreter exits (torch's finalizers) would print a traceback
+        return code
     except UserError as exc:
         print(f"jasr-video: error: {redact(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -50,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jasr-video: internal error: {type(exc).__name__}: {redact(line)} (rerun with --debug for details)",
               file=sys.stderr)
         return EXIT_ERROR
+
+
+def _ignore_stop_signals() -> None:
+    """At interpreter exit after a stop (atexit runs it before torch's own exit handlers, registered earlier)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
