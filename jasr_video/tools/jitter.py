@@ -134,14 +134,15 @@ def resmooth(tracks: dict[int, Trajectory], measurement_noise: float, process_no
     return out
 
 
-def resmooth_with(tracks: dict[int, Trajectory], name: str) -> dict[int, Trajectory]:
-    """Re-run the recorded raw trajectories through the smoother registered as `name` (its defaults)."""
+def resmooth_with(tracks: dict[int, Trajectory], name: str, **options: float) -> dict[int, Trajectory]:
+    """Re-run the recorded raw trajectories through the smoother registered as `name` (``options``: keyword
+    arguments of its class, PipelineConfig.smoother_options; none: its defaults)."""
     from ..pipeline import PipelineConfig
     from ..smooth import make_smoother
 
     out = {}
     for tid, t in tracks.items():
-        sm = make_smoother(PipelineConfig(smoother=name))
+        sm = make_smoother(PipelineConfig(smoother=name, smoother_options=dict(options)))
         out[tid] = Trajectory(list(t.frames), list(t.raw), [sm.update(tid, p, s, f) for f, p, s in
                                                              zip(t.frames, t.raw, t.size)], list(t.size))
     return out
@@ -170,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     parser.add_argument("--weights", default=None, help="JASRNet weights (default: shipped)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--sweep", action="store_true", help="also try other noise settings on the same raw landmarks")
+    parser.add_argument("--sweep", action="store_true", help="also try other settings on the same raw landmarks "
+                        "(kalman: noise; one-euro: min_cutoff and beta)")
     parser.add_argument("--detect-every", type=int, default=1, help="run MTCNN every N-th frame")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--smoother", choices=tuple(SMOOTHERS), default=None,
@@ -200,7 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["smoother"] = args.smoother or "kalman"
     if result["smoother"] == "kalman":
         result["measurement_noise"], result["process_noise"] = MEASUREMENT_NOISE, PROCESS_NOISE
-    if args.sweep:
+    if args.sweep and result["smoother"] == "one-euro":
+        result["sweep"] = []
+        for mc in (0.02, 0.05, 0.1):
+            for beta in (0.5, 2.0, 5.0):
+                s = summarize(resmooth_with(tracks, "one-euro", min_cutoff=mc, beta=beta).values())
+                result["sweep"].append({"min_cutoff": mc, "beta": beta, **{key: s[key] for key in (
+                    "jitter_smoothed", "accel_jitter_smoothed", "lag_frames_lsq")}})
+    elif args.sweep:
         result["sweep"] = []
         for k in (1.0, 3.0, 6.0):
             for r in (0.02, 0.03, 0.05, 0.08):
@@ -218,8 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"accel jitter raw/smoothed: {result['accel_jitter_raw']:.4f} / {result['accel_jitter_smoothed']:.4f}")
         print(f"lag: {result['lag_frames_lsq']:.2f} frames (least squares), {result['lag_frames_xcorr']:.2f} (cross-correlation)")
     for row in result.get("sweep", []):
-        print(f"  shape x{row['k']:<4} r={row['r']:<5} q={row['q']:<6} jitter={row['jitter_smoothed']:.4f} "
-              f"accel={row['accel_jitter_smoothed']:.4f} lag={row['lag_frames_lsq']:.2f}")
+        setting = (f"min_cutoff={row['min_cutoff']:<5} beta={row['beta']:<4}" if "beta" in row else
+                   f"shape x{row['k']:<4} r={row['r']:<5} q={row['q']:<6}")
+        print(f"  {setting} jitter={row['jitter_smoothed']:.4f} accel={row['accel_jitter_smoothed']:.4f} "
+              f"lag={row['lag_frames_lsq']:.2f}")
     return 0
 
 
