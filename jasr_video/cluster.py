@@ -239,20 +239,17 @@ class _WorkerOutputs(OutputSpec):
     def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
         if self.resume is None:
             return super().make_sinks(label, info, uri)
-        from .sinks import CropSink, JsonlSink, VideoSink, partial_path, write_event
+        from .outputs import build_sinks
+        from .sinks import partial_path, write_event
 
         paths = self.paths(label)
-        sinks: list[Any] = []
-        if "out" in paths:
+        if "out" in paths:  # an MP4 cut by a crash does not play: kept aside, the video goes on in a new file
             old = partial_path(paths["out"])
             if old.exists():
                 os.replace(old, paths["out"].with_name(f"{paths['out'].name}.restart{self.restarts}.partial"))
-            sinks.append(VideoSink(paths["out"], info, audio_from=None, crf=self.crf, even_size=self.even_size,
-                                   inset=self.inset, style=self.style))
-        if "json" in paths:
-            sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks, append=True))
-        if "crops" in paths:
-            sinks.append(CropSink(paths["crops"]))
+        # JSON Lines (and CSV) go on with their .partial files; no audio after a restart
+        spec = OutputSpec(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(OutputSpec)}, "append": True})
+        sinks = build_sinks(spec, paths, info, None)
         r = self.resume
         write_event(sinks, {"event": "stream_gap", "stream": label, "start_pts": r.last_pts,
                             "duration": round(max(0.0, time.time() - r.written_at), 3) if r.written_at else 0.0,

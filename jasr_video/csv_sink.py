@@ -20,15 +20,18 @@ CSV_COLUMNS = ("frame", "pts", "track_id", "x0", "y0", "x1", "y1", "score", "tra
 
 class CsvSink:
     """Faces as CSV rows (:data:`CSV_COLUMNS`): the box in frame pixels rounded to ``decimals`` places, the
-    probabilities, flags and route as in the JSON Lines, and the mean of the 68 landmark confidences."""
+    probabilities, flags and route as in the JSON Lines, and the mean of the 68 landmark confidences.
+    ``append``: go on with an existing ``.partial`` file (its rows kept, no second header)."""
 
-    def __init__(self, path: str | Path, decimals: int = 2) -> None:
+    def __init__(self, path: str | Path, decimals: int = 2, append: bool = False) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + ".partial")
         self.decimals = max(decimals, 0)
-        self.file = open(self.tmp, "w", encoding="utf-8", newline="")
+        fresh = not (append and self.tmp.exists() and self.tmp.stat().st_size > 0)
+        self.file = open(self.tmp, "w" if fresh else "a", encoding="utf-8", newline="")
         self.writer = csv.writer(self.file)
-        self.writer.writerow(CSV_COLUMNS)
+        if fresh:
+            self.writer.writerow(CSV_COLUMNS)
         self.rows = 0
 
     def write(self, result: FrameResult) -> None:

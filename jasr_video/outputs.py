@@ -51,10 +51,10 @@ SINKS: dict[str, SinkEntry] = {
     "out": SinkEntry(VideoSink, "--out", f"{STREAM}_annotated.mp4", lambda path, info, uri, spec: VideoSink(
         path, info, audio_from=uri, crf=spec.crf, even_size=spec.even_size, inset=spec.inset, style=spec.style)),
     "json": SinkEntry(JsonlSink, "--json", f"{STREAM}.jsonl", lambda path, info, uri, spec: JsonlSink(
-        path, decimals=spec.json_decimals, landmarks=spec.json_landmarks)),
+        path, decimals=spec.json_decimals, landmarks=spec.json_landmarks, append=spec.append)),
     "crops": SinkEntry(CropSink, "--save-crops", STREAM, lambda path, info, uri, spec: CropSink(path), folder=True),
     "csv": SinkEntry(CsvSink, "--csv", f"{STREAM}.csv", lambda path, info, uri, spec: CsvSink(
-        path, decimals=spec.json_decimals)),
+        path, decimals=spec.json_decimals, append=spec.append)),
 }
 
 
@@ -86,6 +86,7 @@ class OutputSpec:
     style: Any = None  # a jasr_video.layout.DrawStyle (overrides inset)
     json_decimals: int = 2
     json_landmarks: str = "both"
+    append: bool = False  # JSON Lines and CSV go on with an existing .partial file (a restarted Ray stream worker)
 
     def paths(self, label: str) -> dict[str, Path]:
         """The outputs of the stream `label`, by sink name."""

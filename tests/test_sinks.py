@@ -115,3 +115,20 @@ def test_csv_sink_rows_and_registry_build(tmp_path):
     assert float(rows[0]["landmark_confidence"]) == 1.0
     lines = paths["json"].read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[1])["faces"][1]["track_id"] == 2
+
+
+def test_csv_sink_appends_after_a_restart(tmp_path):
+    """OutputSpec(append=True) (a restarted Ray stream worker): the CSV goes on in its .partial, one header."""
+    import csv
+
+    from jasr_video.outputs import OutputSpec, build_sinks
+
+    paths = {"csv": tmp_path / "s.csv"}
+    first = build_sinks(OutputSpec(csv=str(paths["csv"])), paths, info(64, 48), None)[0]
+    first.write(frame(0, 64, 48))
+    first.file.close()  # a crash: the .partial stays
+    again = build_sinks(OutputSpec(csv=str(paths["csv"]), append=True), paths, info(64, 48), None)[0]
+    again.write(frame(1, 64, 48))
+    again.close()
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert [r["frame"] for r in rows] == ["0", "1"]
