@@ -28,6 +28,10 @@ Tracks start afresh after the gap, as after a live reconnect. The annotated vide
 restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
 goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
 other replicas) up to ``model_timeout`` seconds.
+
+Length: the two Ray actors, the runner that places and restarts them and its CLI entry stay together so that
+nothing outside this module imports Ray (its benchmark, :mod:`jasr_video.tools.cluster_bench`, goes through
+it too).
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .config import LIVE_FRAME_BATCH, live_frame_batch
 from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
 from .source import SourceError, StreamInfo, redact
 
@@ -280,20 +285,17 @@ class _WorkerOutputs(OutputSpec):
     def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
         if self.resume is None:
             return super().make_sinks(label, info, uri)
-        from .sinks import CropSink, JsonlSink, VideoSink, partial_path, write_event
+        from .outputs import build_sinks
+        from .sinks import partial_path, write_event
 
         paths = self.paths(label)
-        sinks: list[Any] = []
-        if "out" in paths:
+        if "out" in paths:  # an MP4 cut by a crash does not play: kept aside, the video goes on in a new file
             old = partial_path(paths["out"])
             if old.exists():
                 os.replace(old, paths["out"].with_name(f"{paths['out'].name}.restart{self.restarts}.partial"))
-            sinks.append(VideoSink(paths["out"], info, audio_from=None, crf=self.crf, even_size=self.even_size,
-                                   inset=self.inset, style=self.style))
-        if "json" in paths:
-            sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks, append=True))
-        if "crops" in paths:
-            sinks.append(CropSink(paths["crops"]))
+        # JSON Lines (and CSV) go on with their .partial files; no audio after a restart
+        spec = OutputSpec(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(OutputSpec)}, "append": True})
+        sinks = build_sinks(spec, paths, info, None)
         r = self.resume
         write_event(sinks, {"event": "stream_gap", "stream": label, "start_pts": r.last_pts,
                             "duration": round(max(0.0, time.time() - r.written_at), 3) if r.written_at else 0.0,
@@ -418,7 +420,7 @@ class RayRunner:
 
     def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
-                 live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
+                 live_frame_batch: int | None = LIVE_FRAME_BATCH, replicas: int = 1, address: str | None = None,
                  num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
                  replica_gpus: float = 0.0, worker_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
                  model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
@@ -570,37 +572,37 @@ def _check_reachable(address: str, error: type[Exception], timeout: float = 5.0)
 def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
 
-    cli: the calling jasr_video.cli module (under ``python -m`` it is ``__main__``, whose UserError it catches)."""
+    cli: unused (kept for callers that pass the calling jasr_video.cli module)."""
     import signal
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
-    if cli is None:
-        from . import cli
+    from . import cli_run as cli  # the CLI's option handling (jasr_video.cli itself is the caller)
+    from .outputs import UserError
     from .multistream import stream_specs
 
     try:
         _ray()
     except ImportError as exc:
-        raise cli.UserError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
-        raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
+        raise UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
                             "or write --ray auto / --ray HOST:6379)")
     if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
-        _check_reachable(args.ray, cli.UserError)
+        _check_reachable(args.ray, UserError)
     specs = stream_specs(inputs)
-    cli._check_stream_outputs(args, inputs, specs)
+    if args.csv:
+        raise UserError("--csv does not run with --ray (use --json, whose lines hold the same fields)")
+    cli._check_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)
     config = cli._config(args, live=False)
-    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
-                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
-                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    outputs = cli.output_spec(args)
     address = None if args.ray == "local" else args.ray
     runner = RayRunner(config, specs, outputs, source_options=cli._source_options(args),
                        wait_for_start=cli._wait_for_start(args),
-                       live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+                       live_frame_batch=live_frame_batch(args.frame_batch),
                        replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
                        worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
                        threads=args.threads or 1)
@@ -616,7 +618,7 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     try:
         runner.start()
     except ConnectionError as exc:
-        raise cli.UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
+        raise UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
                             "start one with `ray start --head` or give its address)") from None
     # after ray.init, which installs handlers of its own: Ctrl-C / SIGTERM stop the streams and finalise outputs
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -647,104 +649,3 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     if stop["signal"] == signal.SIGTERM:
         return cli.EXIT_SIGTERM
     return cli.EXIT_USAGE if any(r.status == "failed" for r in reports) else cli.EXIT_OK
-
-
-# ---------------------------------------------------------------------------------------------
-# benchmark: python -m jasr_video.cluster CLIP --streams 2 --replicas 1,2
-
-
-def _bench_one_process(config: Any, specs: list[StreamSpec], folder: Path) -> dict[str, Any]:
-    from .pipeline import Pipeline
-
-    template = Pipeline(config)  # model loading is not timed
-    from .multistream import SharedModel
-
-    runner = MultiStreamRunner(config, specs, OutputSpec(json=f"{folder}/"),
-                               model=SharedModel(template.enhancer, template.detector))
-    t0 = time.perf_counter()
-    reports = runner.run()
-    seconds = time.perf_counter() - t0
-    return {"frames": sum(r.frames for r in reports), "seconds": seconds, "status": [r.status for r in reports]}
-
-
-def _bench_ray(config: Any, specs: list[StreamSpec], folder: Path, replicas: int, cpus: int) -> dict[str, Any]:
-    ray = _ray()
-    runner = RayRunner(config, specs, OutputSpec(json=f"{folder}/"), replicas=replicas,
-                       worker_cpus=cpus / (2 * len(specs)), replica_cpus=cpus / (2 * replicas))
-    runner.start()
-    ray.get([w.pid.remote() for w in runner.workers.values()] + [r.info.remote() for r in runner.replicas])
-    t0 = time.perf_counter()  # actors started and models loaded: not timed
-    reports = runner.run()
-    seconds = time.perf_counter() - t0
-    frames = sum(r.frames for r in reports)
-    return {"frames": frames, "seconds": seconds, "status": [r.status for r in reports],
-            "bytes_sent_per_frame": runner.model_stats.get("bytes_sent", 0) / max(frames, 1),
-            "bytes_received_per_frame": runner.model_stats.get("bytes_received", 0) / max(frames, 1),
-            "faces_per_frame": runner.model_stats.get("faces", 0) / max(frames, 1)}
-
-
-def bench_main(argv: Sequence[str] | None = None) -> int:
-    """Frames/s of S streams on Ray (1..N replicas) vs one process (MultiStreamRunner), JSON output."""
-    import argparse
-    import tempfile
-
-    from .pipeline import PipelineConfig
-    from .source import open_source
-
-    p = argparse.ArgumentParser(prog="python -m jasr_video.cluster",
-                                description="benchmark: streams on a local Ray instance vs one process (JSON output)")
-    p.add_argument("clip", help="video file; every stream reads it")
-    p.add_argument("--streams", type=int, default=2, help="streams (default: 2)")
-    p.add_argument("--replicas", default="1,2", help="comma list of model replica counts (default: 1,2)")
-    p.add_argument("--frames", type=int, default=10, help="frames per stream (default: 10)")
-    p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray instance")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    config = PipelineConfig(device="cpu", max_frames=args.frames)
-    specs = [StreamSpec(f"s{i}", args.clip) for i in range(args.streams)]
-    src = open_source(args.clip)
-    width, height = src.info.width, src.info.height
-    src.close()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "one").mkdir()
-        base = _bench_one_process(config, specs, Path(tmp) / "one")
-        rows.append({"mode": "one process (MultiStreamRunner), torch threads 1", "replicas": 0, **base})
-        if args.cpus > 1:  # the same with torch using every core
-            torch.set_num_threads(args.cpus)
-            (Path(tmp) / "one-all").mkdir()
-            rows.append({"mode": f"one process (MultiStreamRunner), torch threads {args.cpus}", "replicas": 0,
-                         **_bench_one_process(config, specs, Path(tmp) / "one-all")})
-            torch.set_num_threads(1)
-        ray = _ray()
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        try:
-            for n in [int(x) for x in args.replicas.split(",")]:
-                folder = Path(tmp) / f"ray{n}"
-                folder.mkdir()
-                rows.append({"mode": f"Ray, {args.streams} stream actors", "replicas": n,
-                             **_bench_ray(config, specs, folder, n, args.cpus)})
-        finally:
-            ray.shutdown()
-    base_fps = rows[0]["frames"] / rows[0]["seconds"] or float("nan")
-    print(f"{args.streams} streams x {args.frames} frames of {args.clip} ({width}x{height}); JSON output; "
-          f"torch threads 1 per Ray actor; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
-    print("| mode | replicas | frames/s (all streams) | vs first row | bytes sent / frame | bytes back / frame |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        fps = row["frames"] / row["seconds"]
-        row["fps"], row["ratio"] = fps, fps / base_fps
-        sent = f"{row['bytes_sent_per_frame']:,.0f}" if "bytes_sent_per_frame" in row else "-"
-        back = f"{row['bytes_received_per_frame']:,.0f}" if "bytes_received_per_frame" in row else "-"
-        print(f"| {row['mode']} | {row['replicas'] or '-'} | {fps:.2f} | {row['ratio']:.2f}x | {sent} | {back} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"clip": args.clip, "width": width, "height": height,
-                                               "streams": args.streams, "frames": args.frames, "rows": rows}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_main())
