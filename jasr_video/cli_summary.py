@@ -62,10 +62,11 @@ def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum,
     return rows
 
 
-def _streams_summary(console, runner, reports, elapsed: float) -> None:
+def streams_table(console, title: str, reports) -> None:
+    """One row per stream (status, frames, faces, tracks, gaps), then what each stream wrote."""
     from rich.table import Table
 
-    table = Table(title=f"jasr-video: {len(reports)} streams, {elapsed:.1f}s")
+    table = Table(title=title)
     for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
         table.add_column(col)
     for r in reports:
@@ -74,6 +75,10 @@ def _streams_summary(console, runner, reports, elapsed: float) -> None:
     for r in reports:
         if r.outputs:
             console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+
+
+def _streams_summary(console, runner, reports, elapsed: float) -> None:
+    streams_table(console, f"jasr-video: {len(reports)} streams, {elapsed:.1f}s", reports)
     m = runner.model.stats
     console.print(f"model: one JASRNet shared by {len(reports)} streams; {m['faces']} faces in {m['forwards']} "
                   f"forwards for {m['requests']} requests (up to {m['max_streams']} streams per forward)")

@@ -49,7 +49,7 @@ import numpy as np
 
 from .config import LIVE_FRAME_BATCH, live_frame_batch
 from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
-from .source import SourceError, StreamInfo, redact
+from .source import StreamInfo, redact
 
 log = logging.getLogger(__name__)
 
@@ -577,7 +577,7 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     import sys
 
     from rich.console import Console
-    from rich.table import Table
+    from .cli_summary import streams_table
 
     from . import cli_run as cli  # the CLI's option handling (jasr_video.cli itself is the caller)
     from .outputs import UserError
@@ -627,16 +627,8 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    table = Table(title=f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
-                        f"{time.monotonic() - started:.1f}s")
-    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
-        table.add_column(col)
-    for r in reports:
-        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
-    console.print(table)
-    for r in reports:
-        if r.outputs:
-            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+    streams_table(console, f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
+                           f"{time.monotonic() - started:.1f}s", reports)
     m = runner.model_stats
     if m.get("faces"):
         console.print(f"model: {m.get('faces', 0)} faces sent to the replicas, {m.get('bytes_sent', 0) / 1e3:.1f} kB "
