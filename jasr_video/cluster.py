@@ -11,10 +11,11 @@ The same streams, options, outputs and :class:`~jasr_video.multistream.StreamRep
 :class:`~jasr_video.multistream.MultiStreamRunner`, spread over a Ray cluster (docs/cluster.md):
 
 - :class:`StreamWorker` (one Ray actor per stream) decodes, detects (MTCNN, near the camera), tracks,
-  crops, smooths and writes that stream's outputs. It sends only the face crops, brought down to the
-  model's 16x16 input (``lr_dtype`` float32: 3,072 bytes per face, the same input as one process; uint8:
-  768 bytes, landmarks within a pixel or so, see docs/cluster.md), to a model replica, and gets back landmarks
-  and confidences (and the 128x128 super-resolved faces only when a video or crops are written).
+  crops, smooths and writes that stream's outputs. It routes each face as one process does (x8 / x4 / x2,
+  ``--sr-factor``) and sends only the LR faces its route feeds the model (x8: 16x16, ``lr_dtype`` float32
+  3,072 bytes per face, the same input as one process; uint8 768 bytes, landmarks within a pixel or so, see
+  docs/cluster.md; x4 / x2: about the face's own size) to a model replica, and gets back landmarks and
+  confidences (and the 128x128 super-resolved faces only when a video or crops are written).
 - :class:`ModelReplica` (``replicas`` actors) runs JASRNet on the crops of many streams, gathering the
   requests that arrive within ``gather`` seconds into one forward.
 
@@ -27,6 +28,10 @@ Tracks start afresh after the gap, as after a live reconnect. The annotated vide
 restart is left as ``NAME.restartN.partial`` (an MP4 cut by a crash is not playable; MKV is) and the video
 goes on in ``NAME`` from the restart. While a replica restarts, stream workers wait for it (and try the
 other replicas) up to ``model_timeout`` seconds.
+
+Length: the two Ray actors, the runner that places and restarts them and its CLI entry stay together so that
+nothing outside this module imports Ray (its benchmark, :mod:`jasr_video.tools.cluster_bench`, goes through
+it too).
 """
 from __future__ import annotations
 
@@ -42,8 +47,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .config import LIVE_FRAME_BATCH, live_frame_batch
 from .multistream import MultiStreamRunner, OutputSpec, StreamReport, StreamSpec, _Batcher, _Request
-from .source import SourceError, StreamInfo, redact
+from .source import StreamInfo, redact
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +70,41 @@ def _ray():
 
 class ModelReplica:
     """JASRNet for many stream workers: ``enhance`` calls arriving within ``gather`` seconds (or as soon as
-    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``)."""
+    ``expect`` are waiting) go through one forward. Run as a threaded Ray actor (``max_concurrency``).
+    Faces are routed to the x8 / x4 / x2 weights as in one process (:class:`~jasr_video.route.RoutedEnhancer`,
+    ``config.sr_factor``)."""
 
     def __init__(self, config: Any, threads: int | None = None, gather: float = 0.01, expect: int = 1) -> None:
         import torch
 
-        from .enhance import BatchEnhancer
+        from .route import RoutedEnhancer
 
         if threads:
             torch.set_num_threads(threads)
-        self.enhancer = BatchEnhancer(config.weights, config.device, config.precision, config.batch_size,
-                                      backend=config.backend)
+        self.enhancer = RoutedEnhancer(config.weights, config.device, config.precision, config.batch_size,
+                                       sr_factor=str(config.sr_factor), backend=config.backend)
         self.gather, self.expect = gather, max(1, expect)
         self._cv = threading.Condition()
         self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)
         self.stats = {"requests": 0, "forwards": 0, "faces": 0}
 
     def info(self) -> dict[str, Any]:
-        return {"crop_margin": self.enhancer.crop_margin, "device": str(self.enhancer.device), "pid": os.getpid()}
+        e = self.enhancer
+        return {"crop_margin": e.crop_margin, "device": str(e.device), "pid": os.getpid(),
+                "routing": {"mode": e.mode, "factors": sorted(e.by_factor), "ranges": dict(e.ranges)}}
 
     def get_stats(self) -> dict[str, int]:
         with self._cv:
             return dict(self.stats)
 
-    def enhance(self, lr: np.ndarray, want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """lr: (N, 16, 16, 3) RGB faces, uint8 or float in [0, 1] -> (sr (N, 128, 128, 3) uint8 or None,
-        landmarks (N, 68, 2), confidence (N, 68))."""
-        sr, lm, conf = self._batcher.submit(lr)
+    def enhance(self, groups: Sequence[tuple[int, np.ndarray]] | np.ndarray,
+                want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """groups: (factor, LR faces (n, m, m, 3) RGB, uint8 or float in [0, 1]) per route, or one array of
+        16x16 faces for x8 -> (sr (N, 128, 128, 3) uint8 or None, landmarks (N, 68, 2), confidence (N, 68)),
+        faces in the order given."""
+        if isinstance(groups, np.ndarray):
+            groups = [(8, groups)]
+        sr, lm, conf = self._batcher.submit(list(groups))
         return (sr if want_sr else None), lm, conf
 
     def _ready(self, pending: list[_Request]) -> bool:
@@ -99,28 +113,32 @@ class ModelReplica:
     def _forward(self, batch: list[_Request]) -> None:
         import torch
 
-        lr = np.concatenate([r.payload.astype(np.float32) / 255.0 if r.payload.dtype == np.uint8 else r.payload
-                             for r in batch])
-        faces = torch.from_numpy(lr).permute(0, 3, 1, 2).float()
-        out = self.enhancer(faces)
+        from .route import RoutedCrops
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
+
+        sizes = [sum(len(a) for _, a in r.payload) for r in batch]
+        out = self.enhancer(RoutedCrops.from_lr([(f, tensor(a)) for r in batch for f, a in r.payload if len(a)]))
         k = 0
-        for r in batch:
-            n = len(r.payload)
+        for r, n in zip(batch, sizes):
             r.result = (out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
             k += n
         with self._cv:
             self.stats["requests"] += len(batch)
             self.stats["forwards"] += 1
-            self.stats["faces"] += len(lr)
+            self.stats["faces"] += sum(sizes)
 
 
 class RemoteModel:
     """What a stream's Pipeline sees as its enhancer (and ``.detector``): a local MTCNN, and JASRNet on a
-    :class:`ModelReplica`. Crops are brought down to 16x16 here (the model's own degradation) and sent as
-    ``lr_dtype`` (float32 or uint8)."""
+    :class:`ModelReplica`. Faces are routed here as the replica routes them (``route``, from its ``routing``
+    info) and sent as their LR images (x8: 16x16; x4 / x2: about their own size) in ``lr_dtype`` (float32
+    or uint8); faces that keep their native crop take it from here, not over the network."""
 
     def __init__(self, replicas: Sequence[Any], first: int, detector: Any, crop_margin: float, want_sr: bool,
-                 timeout: float = 120.0, lr_dtype: str = "float32") -> None:
+                 timeout: float = 120.0, lr_dtype: str = "float32", routing: dict[str, Any] | None = None) -> None:
         import torch
 
         if lr_dtype not in ("float32", "uint8"):
@@ -128,6 +146,9 @@ class RemoteModel:
         self.lr_dtype = lr_dtype
         self.replicas, self.first = list(replicas), first
         self.detector, self.crop_margin, self.want_sr, self.timeout = detector, crop_margin, want_sr, timeout
+        routing = routing or {"mode": "8", "factors": [8], "ranges": {}}
+        self.mode, self.factors = routing["mode"], tuple(routing["factors"])
+        self.ranges = {int(f): tuple(r) for f, r in routing["ranges"].items()}
         self.device = torch.device("cpu")
         self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 1, "bytes_sent": 0,
                       "bytes_received": 0, "retries": 0}
@@ -138,30 +159,60 @@ class RemoteModel:
     def unregister(self) -> None:
         pass
 
+    def route(self, side: float) -> Any:
+        """The route of a face whose crop side is ``side`` px, as the replica's RoutedEnhancer chooses it."""
+        from .model.routing import choose_route
+
+        return choose_route(side, self.mode, self.factors, self.ranges)
+
+    def _wire(self, lr: Any) -> np.ndarray:
+        """(n, 3, m, m) in [0, 1] -> (n, m, m, 3) float32 or uint8, as sent to the replica."""
+        import torch
+
+        if self.lr_dtype == "uint8":
+            return np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        return np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
+
     def __call__(self, crops: Any) -> Any:
         import torch
 
         from .enhance import EnhancedFaces
         from .model.config import LR_SIZE
         from .model.data import degrade
+        from .route import RoutedCrops
 
-        lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
-        if self.lr_dtype == "uint8":
-            lr8 = np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        if isinstance(crops, RoutedCrops):
+            by_route: dict[tuple[int, int], list[int]] = {}
+            for i, r in enumerate(crops.routes):
+                by_route.setdefault((r.sr_factor, r.model_input_px), []).append(i)
+            order = [i for index in by_route.values() for i in index]
+            groups = [(factor, self._wire(torch.stack([crops.lr[i] for i in index])))
+                      for (factor, _), index in by_route.items()]
         else:
-            lr8 = np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
-        sr, lm, conf = self._call(lr8)
-        n = len(lr8)
-        if sr is None:  # JSON only: no super-resolved faces cross the network
-            sr = np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+            lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
+            order, groups = list(range(len(lr))), [(8, self._wire(lr))]
+        n = len(order)
+        sent_sr, sent_lm, sent_conf = self._call(groups) if n else (None, np.zeros((0, 68, 2), np.float32),
+                                                                     np.zeros((0, 68), np.float32))
+        lm, conf = np.empty_like(sent_lm), np.empty_like(sent_conf)
+        lm[order], conf[order] = sent_lm, sent_conf
+        if sent_sr is None:  # JSON only: no super-resolved faces cross the network
+            sr = np.zeros((n, 128, 128, 3), np.uint8) if isinstance(crops, RoutedCrops) else \
+                np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
+        else:
+            sr = np.empty_like(sent_sr)
+            sr[order] = sent_sr
+        for i, image in enumerate(crops.native if isinstance(crops, RoutedCrops) else ()):
+            if image is not None:
+                sr[i] = image
         self.stats["requests"] += 1
         self.stats["forwards"] += 1
         self.stats["faces"] += n
-        self.stats["bytes_sent"] += lr8.nbytes
-        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if not self.want_sr else sr.nbytes)
+        self.stats["bytes_sent"] += sum(a.nbytes for _, a in groups)
+        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if sent_sr is None else sr.nbytes)
         return EnhancedFaces(sr, lm, conf)
 
-    def _call(self, lr8: np.ndarray):
+    def _call(self, groups: list[tuple[int, np.ndarray]]):
         """Ask a replica; while it is down (being restarted) try the next ones, up to ``timeout`` seconds."""
         ray = _ray()
         deadline = time.monotonic() + self.timeout
@@ -169,7 +220,7 @@ class RemoteModel:
         while True:
             replica = self.replicas[(self.first + attempt) % len(self.replicas)]
             try:
-                return ray.get(replica.enhance.remote(lr8, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
+                return ray.get(replica.enhance.remote(groups, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
                 attempt += 1
                 self.stats["retries"] += 1
@@ -234,20 +285,17 @@ class _WorkerOutputs(OutputSpec):
     def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
         if self.resume is None:
             return super().make_sinks(label, info, uri)
-        from .sinks import CropSink, JsonlSink, VideoSink, partial_path, write_event
+        from .outputs import build_sinks
+        from .sinks import partial_path, write_event
 
         paths = self.paths(label)
-        sinks: list[Any] = []
-        if "out" in paths:
+        if "out" in paths:  # an MP4 cut by a crash does not play: kept aside, the video goes on in a new file
             old = partial_path(paths["out"])
             if old.exists():
                 os.replace(old, paths["out"].with_name(f"{paths['out'].name}.restart{self.restarts}.partial"))
-            sinks.append(VideoSink(paths["out"], info, audio_from=None, crf=self.crf, even_size=self.even_size,
-                                   inset=self.inset, style=self.style))
-        if "json" in paths:
-            sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks, append=True))
-        if "crops" in paths:
-            sinks.append(CropSink(paths["crops"]))
+        # JSON Lines (and CSV) go on with their .partial files; no audio after a restart
+        spec = OutputSpec(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(OutputSpec)}, "append": True})
+        sinks = build_sinks(spec, paths, info, None)
         r = self.resume
         write_event(sinks, {"event": "stream_gap", "stream": label, "start_pts": r.last_pts,
                             "duration": round(max(0.0, time.time() - r.written_at), 3) if r.written_at else 0.0,
@@ -322,7 +370,7 @@ class StreamWorker:
         detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
                                 config.min_score, precision=config.detector_precision)
         self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
-                                 timeout=model_timeout, lr_dtype=lr_dtype)
+                                 timeout=model_timeout, lr_dtype=lr_dtype, routing=info.get("routing"))
         cfg = dataclasses.replace(config, margin=margin, device=dev)
         if resume is not None and cfg.max_frames is not None:
             cfg = dataclasses.replace(cfg, max_frames=max(1, cfg.max_frames - resume.frames))
@@ -372,7 +420,7 @@ class RayRunner:
 
     def __init__(self, config: Any, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
-                 live_frame_batch: int | None = 1, replicas: int = 1, address: str | None = None,
+                 live_frame_batch: int | None = LIVE_FRAME_BATCH, replicas: int = 1, address: str | None = None,
                  num_cpus: int | None = None, worker_cpus: float = 0.5, replica_cpus: float = 1.0,
                  replica_gpus: float = 0.0, worker_gpus: float = 0.0, threads: int | None = 1, max_restarts: int = -1,
                  model_timeout: float = 120.0, gather: float = 0.01, lr_dtype: str = "float32") -> None:
@@ -524,37 +572,37 @@ def _check_reachable(address: str, error: type[Exception], timeout: float = 5.0)
 def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
 
-    cli: the calling jasr_video.cli module (under ``python -m`` it is ``__main__``, whose UserError it catches)."""
+    cli: unused (kept for callers that pass the calling jasr_video.cli module)."""
     import signal
     import sys
 
     from rich.console import Console
-    from rich.table import Table
+    from .cli_summary import streams_table
 
-    if cli is None:
-        from . import cli
+    from . import cli_run as cli  # the CLI's option handling (jasr_video.cli itself is the caller)
+    from .outputs import UserError
     from .multistream import stream_specs
 
     try:
         _ray()
     except ImportError as exc:
-        raise cli.UserError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if args.ray != "local" and (Path(args.ray).exists() or args.ray.split("://")[0] in ("rtsp", "rtsps", "http", "https", "file")):
-        raise cli.UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
+        raise UserError(f"--ray {args.ray}: that is an input, not a Ray address (put --ray after the inputs, "
                             "or write --ray auto / --ray HOST:6379)")
     if args.ray not in ("local", "auto") and not args.ray.startswith("ray://"):
-        _check_reachable(args.ray, cli.UserError)
+        _check_reachable(args.ray, UserError)
     specs = stream_specs(inputs)
-    cli._check_stream_outputs(args, inputs, specs)
+    if args.csv:
+        raise UserError("--csv does not run with --ray (use --json, whose lines hold the same fields)")
+    cli._check_outputs(args, inputs, specs)
     console = Console(stderr=True, quiet=args.quiet)
     config = cli._config(args, live=False)
-    outputs = OutputSpec(out=args.out, json=args.json, crops=args.save_crops, crf=args.crf,
-                         even_size=args.even_size, inset=not args.no_inset, style=args.style,
-                         json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
+    outputs = cli.output_spec(args)
     address = None if args.ray == "local" else args.ray
     runner = RayRunner(config, specs, outputs, source_options=cli._source_options(args),
                        wait_for_start=cli._wait_for_start(args),
-                       live_frame_batch=1 if args.frame_batch == 0 else args.frame_batch,
+                       live_frame_batch=live_frame_batch(args.frame_batch),
                        replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
                        worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
                        threads=args.threads or 1)
@@ -570,7 +618,7 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     try:
         runner.start()
     except ConnectionError as exc:
-        raise cli.UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
+        raise UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
                             "start one with `ray start --head` or give its address)") from None
     # after ray.init, which installs handlers of its own: Ctrl-C / SIGTERM stop the streams and finalise outputs
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -579,16 +627,8 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    table = Table(title=f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
-                        f"{time.monotonic() - started:.1f}s")
-    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
-        table.add_column(col)
-    for r in reports:
-        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
-    console.print(table)
-    for r in reports:
-        if r.outputs:
-            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+    streams_table(console, f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
+                           f"{time.monotonic() - started:.1f}s", reports)
     m = runner.model_stats
     if m.get("faces"):
         console.print(f"model: {m.get('faces', 0)} faces sent to the replicas, {m.get('bytes_sent', 0) / 1e3:.1f} kB "
@@ -601,104 +641,3 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     if stop["signal"] == signal.SIGTERM:
         return cli.EXIT_SIGTERM
     return cli.EXIT_USAGE if any(r.status == "failed" for r in reports) else cli.EXIT_OK
-
-
-# ---------------------------------------------------------------------------------------------
-# benchmark: python -m jasr_video.cluster CLIP --streams 2 --replicas 1,2
-
-
-def _bench_one_process(config: Any, specs: list[StreamSpec], folder: Path) -> dict[str, Any]:
-    from .pipeline import Pipeline
-
-    template = Pipeline(config)  # model loading is not timed
-    from .multistream import SharedModel
-
-    runner = MultiStreamRunner(config, specs, OutputSpec(json=f"{folder}/"),
-                               model=SharedModel(template.enhancer, template.detector))
-    t0 = time.perf_counter()
-    reports = runner.run()
-    seconds = time.perf_counter() - t0
-    return {"frames": sum(r.frames for r in reports), "seconds": seconds, "status": [r.status for r in reports]}
-
-
-def _bench_ray(config: Any, specs: list[StreamSpec], folder: Path, replicas: int, cpus: int) -> dict[str, Any]:
-    ray = _ray()
-    runner = RayRunner(config, specs, OutputSpec(json=f"{folder}/"), replicas=replicas,
-                       worker_cpus=cpus / (2 * len(specs)), replica_cpus=cpus / (2 * replicas))
-    runner.start()
-    ray.get([w.pid.remote() for w in runner.workers.values()] + [r.info.remote() for r in runner.replicas])
-    t0 = time.perf_counter()  # actors started and models loaded: not timed
-    reports = runner.run()
-    seconds = time.perf_counter() - t0
-    frames = sum(r.frames for r in reports)
-    return {"frames": frames, "seconds": seconds, "status": [r.status for r in reports],
-            "bytes_sent_per_frame": runner.model_stats.get("bytes_sent", 0) / max(frames, 1),
-            "bytes_received_per_frame": runner.model_stats.get("bytes_received", 0) / max(frames, 1),
-            "faces_per_frame": runner.model_stats.get("faces", 0) / max(frames, 1)}
-
-
-def bench_main(argv: Sequence[str] | None = None) -> int:
-    """Frames/s of S streams on Ray (1..N replicas) vs one process (MultiStreamRunner), JSON output."""
-    import argparse
-    import tempfile
-
-    from .pipeline import PipelineConfig
-    from .source import open_source
-
-    p = argparse.ArgumentParser(prog="python -m jasr_video.cluster",
-                                description="benchmark: streams on a local Ray instance vs one process (JSON output)")
-    p.add_argument("clip", help="video file; every stream reads it")
-    p.add_argument("--streams", type=int, default=2, help="streams (default: 2)")
-    p.add_argument("--replicas", default="1,2", help="comma list of model replica counts (default: 1,2)")
-    p.add_argument("--frames", type=int, default=10, help="frames per stream (default: 10)")
-    p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray instance")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    config = PipelineConfig(device="cpu", max_frames=args.frames)
-    specs = [StreamSpec(f"s{i}", args.clip) for i in range(args.streams)]
-    src = open_source(args.clip)
-    width, height = src.info.width, src.info.height
-    src.close()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "one").mkdir()
-        base = _bench_one_process(config, specs, Path(tmp) / "one")
-        rows.append({"mode": "one process (MultiStreamRunner), torch threads 1", "replicas": 0, **base})
-        if args.cpus > 1:  # the same with torch using every core
-            torch.set_num_threads(args.cpus)
-            (Path(tmp) / "one-all").mkdir()
-            rows.append({"mode": f"one process (MultiStreamRunner), torch threads {args.cpus}", "replicas": 0,
-                         **_bench_one_process(config, specs, Path(tmp) / "one-all")})
-            torch.set_num_threads(1)
-        ray = _ray()
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        try:
-            for n in [int(x) for x in args.replicas.split(",")]:
-                folder = Path(tmp) / f"ray{n}"
-                folder.mkdir()
-                rows.append({"mode": f"Ray, {args.streams} stream actors", "replicas": n,
-                             **_bench_ray(config, specs, folder, n, args.cpus)})
-        finally:
-            ray.shutdown()
-    base_fps = rows[0]["frames"] / rows[0]["seconds"] or float("nan")
-    print(f"{args.streams} streams x {args.frames} frames of {args.clip} ({width}x{height}); JSON output; "
-          f"torch threads 1 per Ray actor; {args.cpus} Ray CPUs; a full frame is {width * height * 3:,} bytes")
-    print("| mode | replicas | frames/s (all streams) | vs first row | bytes sent / frame | bytes back / frame |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        fps = row["frames"] / row["seconds"]
-        row["fps"], row["ratio"] = fps, fps / base_fps
-        sent = f"{row['bytes_sent_per_frame']:,.0f}" if "bytes_sent_per_frame" in row else "-"
-        back = f"{row['bytes_received_per_frame']:,.0f}" if "bytes_received_per_frame" in row else "-"
-        print(f"| {row['mode']} | {row['replicas'] or '-'} | {fps:.2f} | {row['ratio']:.2f}x | {sent} | {back} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"clip": args.clip, "width": width, "height": height,
-                                               "streams": args.streams, "frames": args.frames, "rows": rows}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_main())

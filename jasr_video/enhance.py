@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import DEFAULT_WEIGHTS, FaceEnhancer
+from .model import DEFAULT_WEIGHTS, FaceEnhancer, TrainConfig
 from .model.inference import make_enhancer
 
 
@@ -45,7 +45,7 @@ class BatchEnhancer:
     @property
     def crop_margin(self) -> float:
         meta = self.enhancer.checkpoint.get("meta", {}) if isinstance(self.enhancer.checkpoint, dict) else {}
-        return float(meta.get("train_config", {}).get("crop_margin", 1.4))
+        return float(meta.get("train_config", {}).get("crop_margin", TrainConfig.crop_margin))
 
     def __call__(self, crops: torch.Tensor, prepared: bool = False) -> EnhancedFaces:
         """``prepared``: the crops already are the network's 128x128 inputs (:mod:`jasr_video.route`)."""

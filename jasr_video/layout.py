@@ -273,10 +273,15 @@ def plan(result: Any, style: DrawStyle | None = None) -> Layout:
     return layout
 
 
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour per track id (golden-ratio hue steps)."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 180)
+    hsv = np.uint8([[[hue, 220, 255]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
+
+
 def render(result: Any, layout: Layout) -> np.ndarray:
     """Draw a layout on a copy of the frame (RGB uint8)."""
-    from .sinks import track_color
-
     img = np.ascontiguousarray(result.image.copy())
     h, w = img.shape[:2]
     for it in layout.items:

@@ -8,7 +8,7 @@
 
 Each stream has its own source (decode thread and bounded queue, :mod:`jasr_video.source`), its own
 :class:`~jasr_video.pipeline.Pipeline` (tracker, landmark smoother) and its own sinks. MTCNN and
-JASRNet are loaded once and shared through :class:`SharedModel`: detection runs one call at a time,
+JASRNet are loaded once and shared through :class:`~jasr_video.shared_model.SharedModel`: detection runs one call at a time,
 and face crops waiting for enhancement are gathered from all streams into one batched forward.
 
 A stream that cannot be opened, drops for good (reconnect off or ``max_reconnects`` used up) or fails
@@ -20,28 +20,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from .source import (SourceError, StreamGap, StreamInfo, VideoSource, _is_webcam, _webcam_path, is_live_uri,
-                     open_source, open_source_retrying)
+from .config import LIVE_FRAME_BATCH
+from .outputs import STREAM, OutputSpec, close_sinks, is_folder, output_path  # noqa: F401 (re-exported)
 from .redact import protect, redact
+from .shared_model import SharedModel, _Batcher, _Request, _SharedDetector  # noqa: F401 (re-exported)
+from .source import (SourceError, StreamGap, VideoSource, _is_webcam, _webcam_path, is_live_uri,
+                     open_source, open_source_retrying)
+from .types import FrameResult, Sink
 
 if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay fast for the CLI
-    import torch
-
-    from .enhance import EnhancedFaces
-    from .pipeline import FrameResult, Pipeline, PipelineConfig
+    from .pipeline import Pipeline, PipelineConfig
 
 log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
-STREAM = "{stream}"  # placeholder in output paths, replaced by the stream's label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,20 +74,6 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
     return labels
 
 
-def is_folder(path: str) -> bool:
-    """An output given as a folder: ends with a slash or is an existing directory."""
-    return path.endswith(("/", os.sep)) or Path(path).is_dir()
-
-
-def output_path(template: str, label: str, default_name: str) -> Path:
-    """``{stream}`` replaced by the label; a folder gets ``default_name`` (which may hold {stream}) inside it."""
-    if STREAM in template:
-        return Path(template.replace(STREAM, label))
-    if is_folder(template):
-        return Path(template) / default_name.replace(STREAM, label)
-    return Path(template)
-
-
 def read_streams_file(path: str | Path) -> list[str]:
     """Inputs listed one per line; blank lines and lines starting with # are skipped."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -106,285 +90,6 @@ class StreamSpec:
 
 def stream_specs(uris: Sequence[str]) -> list[StreamSpec]:
     return [StreamSpec(name, uri) for name, uri in zip(unique_labels(uris), uris)]
-
-
-@dataclass
-class OutputSpec:
-    """Per-stream outputs: each a path holding ``{stream}`` or a folder (None: not written)."""
-
-    out: str | None = None  # annotated video; a folder gets {stream}_annotated.mp4
-    json: str | None = None  # JSON Lines; a folder gets {stream}.jsonl
-    crops: str | None = None  # super-resolved crops; {stream} replaced, else a {stream} subfolder
-    crf: int = 20
-    even_size: bool = False
-    inset: bool = True
-    style: Any = None  # a jasr_video.layout.DrawStyle (overrides inset)
-    json_decimals: int = 2
-    json_landmarks: str = "both"
-
-    def paths(self, label: str) -> dict[str, Path]:
-        paths = {}
-        if self.out:
-            paths["out"] = output_path(self.out, label, f"{STREAM}_annotated.mp4")
-        if self.json:
-            paths["json"] = output_path(self.json, label, f"{STREAM}.jsonl")
-        if self.crops:
-            paths["crops"] = (Path(self.crops.replace(STREAM, label)) if STREAM in self.crops
-                              else Path(self.crops) / label)
-        return paths
-
-    def make_sinks(self, label: str, info: StreamInfo, uri: str) -> list[Any]:
-        from .sinks import CropSink, JsonlSink, VideoSink
-
-        paths = self.paths(label)
-        sinks: list[Any] = []
-        try:
-            if "out" in paths:
-                sinks.append(VideoSink(paths["out"], info, audio_from=None if info.is_live else uri, crf=self.crf,
-                                       even_size=self.even_size, inset=self.inset, style=self.style))
-            if "json" in paths:
-                sinks.append(JsonlSink(paths["json"], decimals=self.json_decimals, landmarks=self.json_landmarks))
-            if "crops" in paths:
-                sinks.append(CropSink(paths["crops"]))
-        except BaseException:
-            close_sinks(sinks, complete=False, frames=0)
-            raise
-        return sinks
-
-
-def close_sinks(sinks: Sequence[Any], complete: bool, frames: int, errors: list[str] | None = None) -> list[Path]:
-    """Close every sink (renamed to its final name when `complete`); drop empty partial files.
-    A sink that cannot be finalised is logged and its one-line reason appended to `errors`."""
-    written = []
-    for sink in sinks:
-        try:
-            path = Path(sink.close(complete=complete and frames > 0))
-        except Exception as exc:  # noqa: BLE001 - one sink failing must not keep the others open
-            line = f"could not finalise {getattr(sink, 'path', sink)}: {exc}"
-            log.error("%s", line)
-            if errors is not None:
-                errors.append(redact(line))
-            continue
-        if frames == 0 and path.name.endswith(".partial"):
-            path.unlink(missing_ok=True)
-        else:
-            written.append(path)
-    return written
-
-
-# ---------------------------------------------------------------------------------------------
-# the shared model
-
-
-@dataclass
-class _Request:
-    payload: Any  # face crops (enhancement) or frames (detection)
-    thread: int
-    since: float
-    result: Any = None
-    error: BaseException | None = None
-    done: bool = False
-
-
-class _Batcher:
-    """Requests from several threads, run together.
-
-    ``submit`` queues a request and waits. When no batch is running and ``ready(pending)`` says go, the
-    waiting thread that sees it takes every pending request and runs them in one ``run(batch)`` call (which
-    sets each request's ``result``), then wakes the others; an error in ``run`` reaches every request of
-    that batch. ``cv`` is the condition the caller's other state lives under; ``poll``: seconds between checks.
-    """
-
-    def __init__(self, cv: threading.Condition, run: Callable[[list[_Request]], None],
-                 ready: Callable[[list[_Request]], bool], poll: float) -> None:
-        self._cv, self._run, self._ready, self._poll = cv, run, ready, poll
-        self._pending: list[_Request] = []
-        self._running = False
-
-    def submit(self, payload: Any, on_queued: Callable[[_Request], None] | None = None) -> Any:
-        """Run `payload` in the next batch and return its result (`on_queued` is called under ``cv``)."""
-        req = _Request(payload, threading.get_ident(), time.monotonic())
-        batch: list[_Request] = []
-        with self._cv:
-            self._pending.append(req)
-            if on_queued is not None:
-                on_queued(req)
-            self._cv.notify_all()
-            while not req.done:
-                if not self._running and self._pending and self._ready(self._pending):
-                    batch, self._pending, self._running = self._pending, [], True
-                    break
-                self._cv.wait(self._poll)
-        if batch:
-            try:
-                self._run(batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to every request of the batch
-                for r in batch:
-                    r.error = exc
-            finally:
-                with self._cv:
-                    for r in batch:
-                        r.done = True
-                    self._running = False
-                    self._cv.notify_all()
-        if req.error is not None:
-            raise req.error
-        return req.result
-
-
-class _SharedDetector:
-    """The shared FaceDetector for the stream workers; tells the SharedModel who is detecting.
-
-    On a GPU, frames that several streams ask about at nearly the same time go through one MTCNN call (a GPU
-    detects a batch of 16 1080p frames at about half the per-frame cost of 4): a request waits at most
-    ``gather`` seconds for the other running streams' requests (None: 0.02 s on CUDA, 0 elsewhere). On CPU,
-    MTCNN runs one frame per call anyway, so there requests simply take turns.
-    """
-
-    def __init__(self, model: "SharedModel", detector: Any, gather: float | None = None) -> None:
-        self._model, self._detector = model, detector
-        self._lock = threading.Lock()
-        if gather is None:  # automatic: gather on GPUs only
-            device = getattr(detector, "device", None)
-            gather = 0.02 if device is not None and device.type == "cuda" else 0.0
-        self.gather = gather
-        self._batcher = _Batcher(model._cv, self._detect_batch, self._ready, 0.005)
-        self.stats = {"requests": 0, "calls": 0}
-
-    def detect(self, frames: Sequence[Any]) -> list:
-        self._model._set_state("detecting")
-        try:
-            if not self.gather:
-                with self._lock:
-                    self.stats["requests"] += 1
-                    self.stats["calls"] += 1
-                    return self._detector.detect(frames)
-            return self._batcher.submit(frames)
-        finally:
-            self._model._set_state("detected")
-
-    def _ready(self, pending: list[_Request]) -> bool:
-        """Every running stream has asked, or the oldest request has waited ``gather`` seconds."""
-        waited = time.monotonic() - min(r.since for r in pending)
-        return waited >= self.gather or len(pending) >= len(self._model._state)
-
-    def _detect_batch(self, batch: list[_Request]) -> None:
-        try:
-            with self._lock:
-                found = self._detector.detect([f for r in batch for f in r.payload])
-            k = 0
-            for r in batch:
-                r.result, k = found[k:k + len(r.payload)], k + len(r.payload)
-        finally:
-            self.stats["requests"] += len(batch)
-            self.stats["calls"] += 1
-
-    def detect_regions(self, frame: Any, boxes: Any) -> list:
-        """FaceDetector.detect_regions under the same lock (``full_scan_every``)."""
-        self._model._set_state("detecting")
-        try:
-            with self._lock:
-                return self._detector.detect_regions(frame, boxes)
-        finally:
-            self._model._set_state("detected")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._detector, name)
-
-
-class SharedModel:
-    """One detector and one JASRNet (a BatchEnhancer) shared by the stream workers.
-
-    Used as a Pipeline's ``enhancer`` (``model``) and ``detector`` (``model.detector``). An enhancement
-    request waits while another stream is detecting, or finished detecting less than ``grace`` seconds
-    ago (it is about to ask too), so the faces of all streams go through one forward; ``max_wait``
-    bounds the wait. ``detect_gather``: see :class:`_SharedDetector` (frames of several streams in one MTCNN call).
-    ``stats``: requests, forwards, faces, max_streams (most streams in one forward).
-    """
-
-    def __init__(self, enhancer: Any, detector: Any, grace: float = 0.25, max_wait: float = 10.0,
-                 detect_gather: float | None = None) -> None:
-        self.enhancer = enhancer
-        self._cv = threading.Condition()
-        self._state: dict[int, tuple[str, float]] = {}  # thread -> (idle|detecting|detected|waiting, since)
-        self.detector = _SharedDetector(self, detector, detect_gather)
-        self.grace, self.max_wait = grace, max_wait
-        self._batcher = _Batcher(self._cv, self._forward, self._should_run, 0.02)
-        self.stats = {"requests": 0, "forwards": 0, "faces": 0, "max_streams": 0}
-
-    @property
-    def device(self) -> "torch.device":
-        return self.enhancer.device
-
-    @property
-    def crop_margin(self) -> float:
-        return self.enhancer.crop_margin
-
-    def route(self, side: float) -> Any:
-        """The shared enhancer's route for a face of this crop side (x8 when it does not route)."""
-        from .model.routing import choose_route
-
-        return self.enhancer.route(side) if hasattr(self.enhancer, "route") else choose_route(side, "8")
-
-    def register(self) -> None:
-        """Call from a stream worker thread before it starts."""
-        self._set_state("idle")
-
-    def unregister(self) -> None:
-        """Call from a stream worker thread when it ends (others stop waiting for it)."""
-        with self._cv:
-            self._state.pop(threading.get_ident(), None)
-            self._cv.notify_all()
-
-    def _set_state(self, state: str) -> None:
-        with self._cv:
-            self._state[threading.get_ident()] = (state, time.monotonic())
-            self._cv.notify_all()
-
-    def _should_run(self, pending: list[_Request]) -> bool:
-        """Run the pending requests now, or wait for a stream that is about to add faces?"""
-        now = time.monotonic()
-        if now - min(r.since for r in pending) >= self.max_wait:
-            return True
-        asking = {r.thread for r in pending}
-        for thread, (state, since) in self._state.items():
-            if thread in asking:
-                continue
-            if state == "detecting" or (state == "detected" and now - since < self.grace):
-                return False
-        return True
-
-    def __call__(self, crops: Any) -> EnhancedFaces:
-        """Enhance crops (N, 3, S, S) in [0, 1] or RoutedCrops; batched with other streams' crops."""
-        me = threading.get_ident()
-        try:
-            return self._batcher.submit(crops, on_queued=lambda r: self._state.__setitem__(me, ("waiting", r.since)))
-        finally:
-            with self._cv:
-                self._state[me] = ("idle", time.monotonic())
-
-    def _forward(self, batch: list[_Request]) -> None:
-        import torch
-
-        from .enhance import EnhancedFaces
-        from .route import RoutedCrops
-
-        try:
-            payloads = [r.payload for r in batch]
-            crops = (payloads[0] if len(batch) == 1 else RoutedCrops.concat(payloads)
-                     if isinstance(payloads[0], RoutedCrops) else torch.cat(payloads))
-            out = self.enhancer(crops)
-            k = 0
-            for r in batch:
-                n = len(r.payload)
-                r.result = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
-                k += n
-        finally:
-            with self._cv:
-                self.stats["requests"] += len(batch)
-                self.stats["forwards"] += 1
-                self.stats["faces"] += sum(len(r.payload) for r in batch)
-                self.stats["max_streams"] = max(self.stats["max_streams"], len({r.thread for r in batch}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,13 +116,14 @@ class MultiStreamRunner:
 
     source_options go to open_source (open_timeout, live, reconnect, max_reconnects, ...).
     wait_for_start: retry live inputs that are down at startup (reconnect back-off).
-    live_frame_batch: frame_batch used for live inputs (1 keeps latency low).
+    live_frame_batch: frame_batch used for live inputs (``LIVE_FRAME_BATCH``, 1, keeps latency low; the CLI passes
+    :func:`jasr_video.config.live_frame_batch` of its --frame-batch).
     on_result(name, result): called from the stream's worker thread for every frame.
     """
 
     def __init__(self, config: PipelineConfig, streams: Sequence[StreamSpec], outputs: OutputSpec | None = None,
                  source_options: dict[str, Any] | None = None, wait_for_start: bool = False,
-                 live_frame_batch: int | None = 1, model: SharedModel | None = None,
+                 live_frame_batch: int | None = LIVE_FRAME_BATCH, model: SharedModel | None = None,
                  on_result: Callable[[str, FrameResult], None] | None = None) -> None:
         names = [s.name for s in streams]
         if len(set(names)) != len(names):
@@ -474,7 +180,7 @@ class MultiStreamRunner:
 
         report = self.reports[spec.name]
         self.model.register()
-        sinks: list[Any] = []
+        sinks: list[Sink] = []
         source: VideoSource | None = None
         complete = False
         try:
@@ -520,7 +226,7 @@ class MultiStreamRunner:
                 self._running.pop(spec.name, None)
             self.model.unregister()
 
-    def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Any],
+    def _process(self, name: str, pipeline: Pipeline, source: VideoSource, sinks: Sequence[Sink],
                  report: StreamReport) -> None:
         from .sinks import write_event
 

@@ -17,178 +17,34 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .config import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig, config_dict  # noqa: F401 (config_dict re-exported)
 from .crop import LR_SIZE, CropGeometry, crop_face
-from .detect import Detection, FaceDetector
+from .detect import make_detector
 from .enhance import BatchEnhancer
 from .layout import clip_box
 from .route import RoutedCrops, RoutedEnhancer, cut
-from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, LandmarkSmoother
-from .source import Frame, StreamGap, StreamInfo, VideoSource, open_source
-from .track import SortTracker, TrackedFace
-
-
-@dataclass
-class PipelineConfig:
-    """Every knob of the pipeline (the CLI options map 1:1 onto these)."""
-
-    weights: str = "jasr-cpu"  # shipped weights name or a checkpoint path
-    device: str = "auto"  # auto, cpu or cuda (model and detector)
-    precision: str = "auto"  # JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
-    backend: str = "torch"  # JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
-    detector_precision: str = "fp32"  # MTCNN's P-net (R-/O-net stay fp32): fp32, bf16 or fp16 (no faster, measured)
-    batch_size: int = 32  # faces per JASRNet forward
-    sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
-    frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
-    detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
-    # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
-    # time; None: auto (CPU: every 5th frame, CUDA: every frame; every frame with detect_every > 1)
-    full_scan_every: int | None = None
-    min_face_size: int = 12  # smallest face MTCNN searches for, px
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
-    pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
-    new_track_score: float = 0.9  # detections below this probability only continue tracks (ByteTrack); 0: all start
-    coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
-    gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
-    max_age: int = 25  # frames a track survives unmatched
-    min_hits: int = 2  # matched detections before a track is reported
-    iou_threshold: float = 0.3  # IoU needed to match a detection to a track
-    smooth: bool = True  # Kalman-smooth landmarks per track
-    stable_crops: bool = True  # crop around the tracker's filtered box (less crop jitter) instead of the raw detection
-    measurement_noise: float = MEASUREMENT_NOISE  # landmark noise std / face size
-    process_noise: float = PROCESS_NOISE  # landmark acceleration std / face size
-    margin: float | None = None  # crop margin; None: the weights' training crop margin
-    max_frames: int | None = None  # stop after this many frames
-    source_options: dict[str, Any] = field(default_factory=dict)  # passed to open_source
-
-    def validate(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
-        if self.full_scan_every is not None and self.full_scan_every < 0:
-            raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
-        if (self.full_scan_every or 0) > 1 and self.detect_every > 1:
-            raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
-        if self.batch_size < 1 or self.frame_batch < 0:
-            raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
-            raise ValueError("precision must be auto, fp32, fp16, bf16 or int8")
-        if self.backend not in ("torch", "onnx"):
-            raise ValueError("backend must be torch or onnx")
-        if self.backend == "onnx" and self.precision not in ("auto", "fp32", "int8"):
-            raise ValueError("the onnx backend runs fp32 or int8: use precision auto, fp32 or int8, or backend torch")
-        if str(self.sr_factor) not in ("auto", "8", "4", "2"):
-            raise ValueError("sr_factor must be auto, 8, 4 or 2")
-        if self.detector_precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError("detector_precision must be fp32, fp16 or bf16")
-        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
-            raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
-        if self.coast < 0 or self.gate < 0:
-            raise ValueError("coast and gate must be >= 0 (0: off)")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError("max_frames must be >= 1")
-
-
-AUTO_FULL_SCAN_EVERY_CPU = 5
+from .smooth import make_smoother
+from .source import StreamGap, StreamInfo, VideoSource, open_source
+from .track import make_tracker
+from .types import Detection, Detector, FaceResult, Frame, FrameResult, Smoother, TrackedFace, Tracker
 
 
 def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
     """`config.full_scan_every`, with None (auto) resolved: on CPU a full-frame scan every 5th frame and regions
-    around the tracks between (2-core CPU, 1080p clip: ~2.2x the frames/s of a full scan on every frame, new
-    faces found up to 4 frames later; docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is
-    cheap there); every frame when ``detect_every`` > 1 (the two do not combine)."""
+    around the tracks between (new faces are found up to 4 frames later; speed and recall against a scan on
+    every frame: docs/benchmarks.md), on CUDA every frame (batched full-frame MTCNN is cheap there); every frame
+    when ``detect_every`` > 1 (the two do not combine)."""
     if config.full_scan_every is not None:
         return config.full_scan_every
     if config.detect_every > 1 or device.type != "cpu":
         return 1
     return AUTO_FULL_SCAN_EVERY_CPU
-
-
-@dataclass
-class FaceResult:
-    """One tracked face on one frame; coordinates in frame pixels."""
-
-    track_id: int
-    box: np.ndarray  # (x0, y0, x1, y1)
-    score: float  # MTCNN probability (of the last matched detection when predicted)
-    detected: bool  # True: MTCNN box on this frame; False: Kalman-predicted box
-    landmarks_raw: np.ndarray  # (68, 2) JASRNet landmarks mapped to the frame
-    landmarks_smoothed: np.ndarray  # (68, 2) after the per-track Kalman filter
-    landmark_confidence: np.ndarray  # (68,) heatmap peak values in [0, 1]
-    face_px: float  # face size in the frame: longer side of the box
-    sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
-    crop: CropGeometry  # the square crop fed to the model
-    at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
-    track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)
-    sr_factor: int = 8  # the JASRNet that served this face (x8, x4 or x2)
-    model_input_px: int = LR_SIZE  # side of the LR face fed to it (then bicubic to 128x128)
-
-    @property
-    def below_16px(self) -> bool:
-        """True when the face is smaller than the model's 16x16 input (it was upsampled, not reduced)."""
-        return self.face_px < LR_SIZE
-
-    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
-        """The face as JSON: coordinates rounded to ``decimals`` places (0: whole pixels); ``landmarks``:
-        ``both`` (raw and smoothed), ``smoothed``, ``raw`` or ``none`` (leaves the 68 points out)."""
-        if decimals <= 0:
-            r = lambda a: np.rint(np.asarray(a, np.float64)).astype(np.int64).tolist()  # noqa: E731
-        else:
-            r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
-        out: dict[str, Any] = {
-            "track_id": self.track_id,
-            "box": r(self.box),
-            "at_edge": self.at_edge,
-            "score": round(float(self.score), 4),
-            "track_score": round(float(self.track_score), 4),
-            "detected": self.detected,
-        }
-        if landmarks in ("both", "raw"):
-            out["landmarks_raw"] = r(self.landmarks_raw)
-        if landmarks in ("both", "smoothed"):
-            out["landmarks_smoothed"] = r(self.landmarks_smoothed)
-        if landmarks != "none":
-            out["landmark_confidence"] = np.round(self.landmark_confidence.astype(np.float64), 3 if decimals >= 2 else 2).tolist()
-        c = max(decimals, 0)
-        out.update({
-            "face_px": round(float(self.face_px), 1),
-            "below_16px": self.below_16px,
-            "crop": {"cx": round(self.crop.cx, c), "cy": round(self.crop.cy, c), "side": round(self.crop.side, c)},
-            "sr_factor": self.sr_factor,
-            "model_input_px": self.model_input_px,
-        })
-        return out
-
-
-@dataclass
-class FrameResult:
-    """Everything the pipeline knows about one frame."""
-
-    index: int  # frame number in the source (0-based)
-    pts: float | None  # presentation time, seconds
-    image: np.ndarray  # H x W x 3 uint8 RGB, the decoded frame
-    faces: list[FaceResult]
-    detected: bool = True  # MTCNN ran on this frame (False: tracks predicted)
-    stream: str = ""
-    lost_tracks: list[int] = field(default_factory=list)  # track ids deleted on this frame
-    scan: str = "full"  # where MTCNN looked: "full" frame, "regions" around the tracks, "none" (predicted)
-    hidden_faces: list[FaceResult] = field(default_factory=list)  # left out by output filters (insets avoid them too)
-
-    def to_json(self, decimals: int = 2, landmarks: str = "both") -> dict[str, Any]:
-        """The frame as JSON (``decimals``, ``landmarks``: see :meth:`FaceResult.to_json`)."""
-        return {
-            "frame": self.index,
-            "pts": None if self.pts is None else round(float(self.pts), 6),
-            "detected": self.detected,
-            "scan": self.scan,
-            "faces": [f.to_json(decimals, landmarks) for f in self.faces],
-        }
 
 
 STAGES = ("decode", "detect", "track", "crop", "enhance", "smooth")  # timed in stats as "<stage>_s"
@@ -198,7 +54,7 @@ class Pipeline:
     """Detect, track, super-resolve and align faces in a video; see the module docstring."""
 
     def __init__(self, config: PipelineConfig | None = None, enhancer: BatchEnhancer | None = None,
-                 detector: FaceDetector | None = None) -> None:
+                 detector: Detector | None = None) -> None:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
@@ -206,10 +62,9 @@ class Pipeline:
                                                    sr_factor=str(cfg.sr_factor), backend=cfg.backend)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
-        # GPUs gain from detecting many frames per MTCNN call (H100: 13 vs 28 ms per 1080p frame at 16 vs 4)
+        # GPUs gain from detecting many frames per MTCNN call (docs/benchmarks.md)
         self.frame_batch = cfg.frame_batch or (16 if self.enhancer.device.type == "cuda" else 4)
-        self.detector = detector or FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor,
-                                                 det_device, cfg.min_score, precision=cfg.detector_precision)
+        self.detector: Detector = detector or make_detector(cfg, det_device)
         self.full_scan_every = auto_full_scan_every(cfg, det_device)
         self._stop = threading.Event()
         self.info: StreamInfo | None = None
@@ -232,9 +87,8 @@ class Pipeline:
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
-        self.tracker = SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold, cfg.new_track_score, cfg.coast,
-                                   cfg.gate)
-        self.smoother = LandmarkSmoother(cfg.measurement_noise, cfg.process_noise)
+        self.tracker: Tracker = make_tracker(cfg)
+        self.smoother: Smoother = make_smoother(cfg)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -393,7 +247,3 @@ class Pipeline:
         if self.source is not None:
             s["source"] = {k: v for k, v in getattr(self.source, "stats", {}).items() if not isinstance(v, (list, dict))}
         return s
-
-
-def config_dict(config: PipelineConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .sinks import track_color
+from .layout import track_color
 
 
 class RunLog:

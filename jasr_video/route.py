@@ -18,7 +18,9 @@ import torch
 from .crop import CropGeometry, crop_face
 from .enhance import BatchEnhancer, EnhancedFaces
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
-from .model.routing import DEFAULT_RANGES, MODES, Route, choose_route, network_inputs
+from .model.config import HR_SIZE
+from .model.data import upsample
+from .model.routing import DEFAULT_RANGES, MODES, Route, choose_route, lr_faces
 
 
 def sibling_weights(weights: str | Path, factor: int) -> str | None:
@@ -43,11 +45,13 @@ def _factor_and_range(enhancer: FaceEnhancer) -> tuple[int, tuple[int, int]]:
 @dataclass
 class RoutedCrops:
     """N faces ready for a RoutedEnhancer: network inputs (N, 3, 128, 128) in [0, 1], each face's route,
-    and the native 128x128 crop (uint8 RGB) of the faces whose route keeps it."""
+    the native 128x128 crop (uint8 RGB) of the faces whose route keeps it, and each face's LR image
+    (3, model_input_px, model_input_px) in [0, 1] before the bicubic upsampling (what a remote model is sent)."""
 
     inputs: torch.Tensor
     routes: list[Route]
     native: list[np.ndarray | None]
+    lr: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -57,19 +61,32 @@ class RoutedCrops:
         """crops[i]: square uint8 RGB face cut at routes[i].crop_px (see :func:`cut`)."""
         routes = list(routes)
         inputs = torch.empty(len(routes), 3, 128, 128)
+        lr: list[torch.Tensor] = [torch.empty(0)] * len(routes)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(routes):
             groups.setdefault((r.crop_px, r.model_input_px), []).append(i)
         for (_, model_px), index in groups.items():  # one interpolation per (crop size, input size)
             faces = torch.from_numpy(np.stack([crops[i] for i in index])).permute(0, 3, 1, 2).float().div_(255.0)
-            inputs[index] = network_inputs(faces, model_px)
+            small = lr_faces(faces, model_px)
+            inputs[index] = upsample(small, HR_SIZE)
+            for j, i in enumerate(index):
+                lr[i] = small[j]
         native = [np.asarray(c) if r.keep_native else None for c, r in zip(crops, routes)]
-        return cls(inputs, routes, native)
+        return cls(inputs, routes, native, lr)
 
     @classmethod
     def concat(cls, parts: Sequence["RoutedCrops"]) -> "RoutedCrops":
+        lr = None if any(p.lr is None for p in parts) else [t for p in parts for t in p.lr]
         return cls(torch.cat([p.inputs for p in parts]), [r for p in parts for r in p.routes],
-                   [n for p in parts for n in p.native])
+                   [n for p in parts for n in p.native], lr)
+
+    @classmethod
+    def from_lr(cls, groups: Sequence[tuple[int, torch.Tensor]]) -> "RoutedCrops":
+        """Faces given as LR images, in groups of (factor, (n, 3, m, m) in [0, 1]); no native crops."""
+        inputs = [upsample(small.float(), HR_SIZE) for _, small in groups]
+        routes = [Route(factor, int(small.shape[-1]), int(small.shape[-1])) for factor, small in groups
+                  for _ in range(len(small))]
+        return cls(torch.cat(inputs) if inputs else torch.zeros(0, 3, HR_SIZE, HR_SIZE), routes, [None] * len(routes))
 
 
 def cut(image: np.ndarray, geometry: CropGeometry, route: Route) -> np.ndarray:

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from . import layout
-from .layout import DrawStyle
-from .pipeline import FaceResult, FrameResult
+from .layout import DrawStyle, track_color  # noqa: F401 (track_color re-exported)
+from .types import EventSink, FaceResult, FrameResult, Sink  # FaceResult: re-exported
 from .redact import protect
 from .source import StreamInfo
 
@@ -42,13 +42,6 @@ PARTIAL = ".partial"
 
 def partial_path(path: Path) -> Path:
     return path.with_name(path.name + PARTIAL)
-
-
-def track_color(track_id: int) -> tuple[int, int, int]:
-    """A stable, distinct RGB colour per track id (golden-ratio hue steps)."""
-    hue = int((track_id * 0.618033988749895 % 1.0) * 180)
-    hsv = np.uint8([[[hue, 220, 255]]])
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
 
 
 def annotate(result: FrameResult, inset: bool | str = True, raw_landmarks: bool = False,
@@ -307,18 +300,19 @@ class CropSink:
         return self.folder
 
 
-def write_event(sinks: Sequence[Any], event: dict[str, Any]) -> None:
-    """An event line ({"event": ...}) to every sink that writes events (JSON Lines)."""
+def write_event(sinks: Sequence[Sink], event: dict[str, Any]) -> None:
+    """An event line ({"event": ...}) to every sink that writes events (:class:`~jasr_video.types.EventSink`:
+    JSON Lines)."""
     for sink in sinks:
-        if hasattr(sink, "write_event"):
+        if isinstance(sink, EventSink):
             sink.write_event(event)
 
 
 class BackgroundWriter:
     """Runs sinks' ``write`` in one worker thread behind a bounded queue, so annotation and H.264 encoding
     overlap detection and enhancement (the pipeline's FrameResults are not reused, so handing them over is safe).
-    On an H100 this took the 1080p clip from 20.9 to 31.8 fps end to end (docs/benchmarks.md); on a 2-core
-    CPU the worker competes with torch's threads and the gain is within noise.
+    It pays on GPUs, where the host is otherwise idle during the model's work; on a CPU with few cores the worker
+    competes with torch's threads (figures in docs/benchmarks.md).
 
     ``write`` blocks when ``queue_size`` frames are waiting; ``write_event`` queues a JSON Lines event in
     order with the frames; an error in a sink is raised by the next ``write``, by ``finish`` or by ``close``.

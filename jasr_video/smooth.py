@@ -1,31 +1,35 @@
-"""Per-track landmark smoothing (filterpy Kalman, constant velocity) and jitter / lag measurement.
+"""Per-track landmark smoothing: a smoother per name in :data:`SMOOTHERS` (``PipelineConfig.smoother``,
+``jasr-video --smoother``), each a :class:`~jasr_video.types.Smoother`.
 
-Each of the 136 landmark coordinates of a track follows the same constant-velocity model with the
-same noise, so they share one covariance: a filterpy ``KalmanFilter`` (state: position, velocity)
-keeps the covariance and gain, and the gain is applied to all 136 coordinates at once. Measurement
-and process noise are proportional to the face size (a 20 px face gets 4x less pixel noise than an
-80 px one). A track that is lost, or unseen for more than ``max_gap`` frames, starts afresh.
+``kalman`` (default, :class:`LandmarkSmoother`): each of the 136 landmark coordinates of a track follows the
+same constant-velocity model with the same noise, so they share one covariance: a filterpy ``KalmanFilter``
+(state: position, velocity) keeps the covariance and gain, and the gain is applied to all 136 coordinates at
+once. Measurement and process noise are proportional to the face size (a 20 px face gets 4x less pixel noise
+than an 80 px one).
 
-    python -m jasr_video.smooth --measure VIDEO [--max-frames N] [--scale S]
+``one-euro`` (:class:`OneEuroSmoother`): the One Euro filter (Casiez, Roussel and Vogel, CHI 2012), an
+adaptive low-pass filter per coordinate whose cut-off rises with the speed, so slow motion is smoothed hard
+and fast motion passes with little lag.
 
-measures raw vs smoothed jitter and the smoothing lag on a real clip.
+With either, a track that is lost, or unseen for more than ``max_gap`` frames, starts afresh. Jitter and lag
+are measured by ``python -m jasr_video.tools.jitter`` (docs/pipeline.md, "Smoothing").
 """
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from filterpy.kalman import KalmanFilter
 
-# Defaults chosen by `python -m jasr_video.smooth --measure ../shared/data/video/royal_opera_house_1080p25.mp4
-# --sweep --threads 1` (full clip, 11 tracks): frame-to-frame jitter must go down, not only the shake about the
-# motion, with the lag under one frame. r=0.05, q=0.003: jitter -10 %, second-difference jitter -45 %, lag 0.93
-# frames. (r=0.03, q=0.01 lagged 0.38 frames but left frame-to-frame jitter 3 % higher than raw; r=0.08,
-# q=0.003 removes -15 % / -53 % at a full frame of lag.) People walk on this clip: that motion must be kept.
+if TYPE_CHECKING:  # filterpy (and scipy behind it) load when a Kalman smoother is made, not on import
+    from filterpy.kalman import KalmanFilter
+
+    from .types import Smoother
+
+# Defaults chosen by `python -m jasr_video.tools.jitter --measure ../shared/data/video/royal_opera_house_1080p25.mp4
+# --sweep --threads 1` (docs/pipeline.md, "Smoothing"): frame-to-frame jitter must go down, not only the shake
+# about the motion, with the lag under one frame. People walk on that clip: that motion must be kept.
 MEASUREMENT_NOISE = 0.05  # landmark measurement std, as a fraction of face size
 PROCESS_NOISE = 0.003  # acceleration std per frame, as a fraction of face size
 SHAPE_FACTOR = 3.0  # the shape (landmarks about their centroid) gets this x more measurement noise
@@ -35,11 +39,13 @@ SHAPE_FACTOR = 3.0  # the shape (landmarks about their centroid) gets this x mor
 class _Group:
     """Coordinates sharing one constant-velocity model: filterpy keeps covariance and gain, x is (2, n)."""
 
-    kf: KalmanFilter
+    kf: "KalmanFilter"
     x: np.ndarray  # row 0 positions, row 1 velocities
 
 
 def _group(values: np.ndarray, r: float, v0: float) -> _Group:
+    from filterpy.kalman import KalmanFilter
+
     kf = KalmanFilter(dim_x=2, dim_z=1)
     kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
     kf.H = np.array([[1.0, 0.0]])
@@ -48,6 +54,8 @@ def _group(values: np.ndarray, r: float, v0: float) -> _Group:
 
 
 def _step(g: _Group, z: np.ndarray, r: float, q: float, steps: int) -> np.ndarray:
+    from filterpy.common import Q_discrete_white_noise
+
     kf = g.kf
     kf.R = np.array([[r ** 2]])
     kf.Q = Q_discrete_white_noise(dim=2, dt=1.0, var=q ** 2)
@@ -69,7 +77,7 @@ class _TrackState:
 
 
 class LandmarkSmoother:
-    """Kalman smoothing of each track's 68 landmarks; call :meth:`update` once per frame per track.
+    """Kalman smoothing of each track's 68 landmarks (``kalman``); call :meth:`update` once per frame per track.
 
     The landmarks are split into where the face is (their centroid) and its shape (each point minus the
     centroid). Both follow a constant-velocity model with noise proportional to the face size; the
@@ -106,191 +114,75 @@ class LandmarkSmoother:
         """Forget a track (call when the tracker drops it)."""
         self.tracks.pop(track_id, None)
 
-
-# ---------------------------------------------------------------------------------------------
-# measurement
+    @classmethod
+    def from_config(cls, config: Any) -> "LandmarkSmoother":
+        """The smoother a :class:`~jasr_video.pipeline.PipelineConfig` asks for (``measurement_noise``,
+        ``process_noise``, then ``smoother_options``)."""
+        return cls(config.measurement_noise, config.process_noise, **config.smoother_options)
 
 
 @dataclass
-class Trajectory:
-    """One track's landmarks over consecutive frames."""
-
-    frames: list[int] = field(default_factory=list)
-    raw: list[np.ndarray] = field(default_factory=list)  # (K, 2) each
-    smoothed: list[np.ndarray] = field(default_factory=list)
-    size: list[float] = field(default_factory=list)
+class _EuroState:
+    x: np.ndarray  # filtered landmarks (K, 2), frame pixels
+    dx: np.ndarray  # filtered velocity (K, 2), pixels per frame
+    last_frame: int
 
 
-def jitter(points: Sequence[np.ndarray], sizes: Sequence[float], frames: Sequence[int] | None = None) -> tuple[float, int]:
-    """Mean frame-to-frame landmark motion / face size over consecutive frames; returns (mean, pairs)."""
-    total, n = 0.0, 0
-    for i in range(1, len(points)):
-        if frames is not None and frames[i] - frames[i - 1] != 1:
-            continue
-        d = np.linalg.norm(np.asarray(points[i]) - np.asarray(points[i - 1]), axis=-1).mean()
-        total += float(d) / max((sizes[i] + sizes[i - 1]) / 2, 1.0)
-        n += 1
-    return (total / n if n else float("nan")), n
+def _alpha(cutoff: np.ndarray | float, frames: float) -> np.ndarray | float:
+    """Smoothing factor of a first-order low-pass with this cut-off (cycles per frame) over `frames` frames."""
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / frames)
 
 
-def acceleration_jitter(points: Sequence[np.ndarray], sizes: Sequence[float], frames: Sequence[int] | None = None) -> float:
-    """Mean |p[t] - 2 p[t-1] + p[t-2]| / face size: the shake left after removing steady motion."""
-    vals = []
-    for i in range(2, len(points)):
-        if frames is not None and frames[i] - frames[i - 2] != 2:
-            continue
-        a = np.asarray(points[i]) - 2 * np.asarray(points[i - 1]) + np.asarray(points[i - 2])
-        vals.append(float(np.linalg.norm(a, axis=-1).mean()) / max(sizes[i - 1], 1.0))
-    return float(np.mean(vals)) if vals else float("nan")
+class OneEuroSmoother:
+    """One Euro filter (Casiez, Roussel and Vogel, CHI 2012) on each landmark coordinate (``one-euro``).
 
-
-def lag_frames(raw: Sequence[np.ndarray], smoothed: Sequence[np.ndarray]) -> tuple[float, float]:
-    """Lag of the smoothed landmarks behind the raw ones, in frames: (least-squares, cross-correlation).
-
-    Least squares: smoothed(t) ~ raw(t - tau) ~ raw(t) - tau * v(t) with v the (central-difference)
-    velocity of the raw landmark centroid; solved for tau over the trajectory. Cross-correlation: the
-    integer shift in [0, 5] that best aligns smoothed with raw centroid velocity.
+    Per coordinate: the speed is low-pass filtered at ``d_cutoff``; the position is low-pass filtered at
+    ``min_cutoff + beta * |speed| / face size``. Cut-offs are in cycles per frame (0.5 is the frame rate's
+    Nyquist limit); the speed is taken in face sizes per frame, so ``beta`` does not depend on the face size.
+    The first frame of a track passes unchanged.
     """
-    c_raw = np.array([np.asarray(p).mean(axis=0) for p in raw])
-    c_s = np.array([np.asarray(p).mean(axis=0) for p in smoothed])
-    if len(c_raw) < 5:
-        return float("nan"), float("nan")
-    v = np.gradient(c_raw, axis=0)
-    err = c_s - c_raw
-    denom = float((v * v).sum())
-    tau = float(-(err * v).sum() / denom) if denom > 0 else float("nan")
-    vr, vs = np.diff(c_raw, axis=0), np.diff(c_s, axis=0)
-    best, best_k = -np.inf, 0
-    for k in range(0, min(6, len(vr) - 2)):
-        a, b = vr[: len(vr) - k], vs[k:]
-        score = float((a * b).sum()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
-        if score > best:
-            best, best_k = score, k
-    return tau, float(best_k)
+
+    def __init__(self, min_cutoff: float = 0.1, beta: float = 5.0, d_cutoff: float = 0.2, max_gap: int = 2) -> None:
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
+        self.min_cutoff, self.beta, self.d_cutoff, self.max_gap = min_cutoff, beta, d_cutoff, max_gap
+        self.tracks: dict[int, _EuroState] = {}
+
+    def update(self, track_id: int, landmarks: np.ndarray, face_size: float, frame: int) -> np.ndarray:
+        """Filter one track's raw landmarks (K, 2) in frame pixels on frame `frame`; returns smoothed (K, 2)."""
+        points = np.asarray(landmarks, np.float64)
+        state = self.tracks.get(track_id)
+        if state is None or not (0 < frame - state.last_frame <= self.max_gap):
+            self.tracks[track_id] = _EuroState(points.copy(), np.zeros_like(points), frame)
+            return points.copy()
+        frames = float(frame - state.last_frame)
+        speed = (points - state.x) / frames
+        state.dx = state.dx + _alpha(self.d_cutoff, frames) * (speed - state.dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(state.dx) / max(float(face_size), 1.0)
+        state.x = state.x + _alpha(cutoff, frames) * (points - state.x)
+        state.last_frame = frame
+        return state.x.copy()
+
+    def reset(self, track_id: int) -> None:
+        """Forget a track (call when the tracker drops it)."""
+        self.tracks.pop(track_id, None)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "OneEuroSmoother":
+        """The smoother a :class:`~jasr_video.pipeline.PipelineConfig` asks for (``smoother_options``)."""
+        return cls(**config.smoother_options)
 
 
-def summarize(trajectories: Iterable[Trajectory], min_length: int = 5) -> dict:
-    """Jitter raw vs smoothed and lag, averaged over tracks with at least `min_length` frames."""
-    rows = []
-    for t in trajectories:
-        if len(t.frames) < min_length:
-            continue
-        jr, n = jitter(t.raw, t.size, t.frames)
-        js, _ = jitter(t.smoothed, t.size, t.frames)
-        ar = acceleration_jitter(t.raw, t.size, t.frames)
-        as_ = acceleration_jitter(t.smoothed, t.size, t.frames)
-        lag_ls, lag_xc = lag_frames(t.raw, t.smoothed)
-        rows.append((jr, js, ar, as_, lag_ls, lag_xc, n))
-    if not rows:
-        return {"tracks": 0}
-    a = np.array(rows, dtype=np.float64)
-    w = a[:, 6]
-    avg = lambda col: float(np.nansum(a[:, col] * w) / w[~np.isnan(a[:, col])].sum())  # noqa: E731
-    return {
-        "tracks": len(rows),
-        "frame_pairs": int(w.sum()),
-        "jitter_raw": avg(0),
-        "jitter_smoothed": avg(1),
-        "jitter_reduction": 1 - avg(1) / avg(0),
-        "accel_jitter_raw": avg(2),
-        "accel_jitter_smoothed": avg(3),
-        "lag_frames_lsq": avg(4),
-        "lag_frames_xcorr": avg(5),
-    }
+# name -> smoother class: ``PipelineConfig.smoother`` / ``jasr-video --smoother``. A new smoother is one class with
+# ``update``, ``reset`` and ``from_config`` (see jasr_video.types.Smoother) and one entry here.
+SMOOTHERS: dict[str, type] = {"kalman": LandmarkSmoother, "one-euro": OneEuroSmoother}
 
 
-def collect(results: Iterable) -> dict[int, Trajectory]:
-    """Per-track trajectories from pipeline FrameResults (faces with raw and smoothed landmarks)."""
-    tracks: dict[int, Trajectory] = {}
-    for result in results:
-        for face in result.faces:
-            t = tracks.setdefault(face.track_id, Trajectory())
-            t.frames.append(result.index)
-            t.raw.append(face.landmarks_raw)
-            t.smoothed.append(face.landmarks_smoothed)
-            t.size.append(face.face_px)
-    return tracks
-
-
-def resmooth(tracks: dict[int, Trajectory], measurement_noise: float, process_noise: float,
-             shape_factor: float = SHAPE_FACTOR) -> dict[int, Trajectory]:
-    """Re-run the smoother with other noise settings on recorded raw trajectories (for a sweep)."""
-    out = {}
-    for tid, t in tracks.items():
-        sm = LandmarkSmoother(measurement_noise, process_noise, shape_factor=shape_factor)
-        new = Trajectory(list(t.frames), list(t.raw), [], list(t.size))
-        for f, p, s in zip(t.frames, t.raw, t.size):
-            new.smoothed.append(sm.update(tid, p, s, f))
-        out[tid] = new
-    return out
-
-
-def read_jsonl(path: str) -> dict[int, Trajectory]:
-    """Per-track trajectories from a `jasr-video --json` file."""
-    tracks: dict[int, Trajectory] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            for face in row.get("faces", []):
-                t = tracks.setdefault(face["track_id"], Trajectory())
-                t.frames.append(row["frame"])
-                t.raw.append(np.array(face["landmarks_raw"]))
-                t.smoothed.append(np.array(face["landmarks_smoothed"]))
-                t.size.append(face["face_px"])
-    return tracks
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Measure landmark jitter (raw vs smoothed) and lag on a video.")
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--measure", metavar="VIDEO", help="video to run the pipeline on")
-    src.add_argument("--from-jsonl", metavar="JSONL", help="measure a finished `jasr-video --json` output instead")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    parser.add_argument("--weights", default=None, help="JASRNet weights (default: shipped)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--sweep", action="store_true", help="also try other noise settings on the same raw landmarks")
-    parser.add_argument("--detect-every", type=int, default=1, help="run MTCNN every N-th frame")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-    if args.from_jsonl:
-        tracks = read_jsonl(args.from_jsonl)
-    else:
-        from .pipeline import Pipeline, PipelineConfig
-
-        cfg = PipelineConfig(device=args.device, max_frames=args.max_frames, detect_every=args.detect_every)
-        if args.weights:
-            cfg.weights = args.weights
-        tracks = collect(Pipeline(cfg).run(args.measure))
-    result = summarize(tracks.values())
-    result["measurement_noise"], result["process_noise"] = MEASUREMENT_NOISE, PROCESS_NOISE
-    if args.sweep:
-        result["sweep"] = []
-        for k in (1.0, 3.0, 6.0):
-            for r in (0.02, 0.03, 0.05, 0.08):
-                for q in (0.003, 0.01, 0.02):
-                    s = summarize(resmooth(tracks, r, q, k).values())
-                    result["sweep"].append({"k": k, "r": r, "q": q, **{key: s[key] for key in (
-                        "jitter_smoothed", "accel_jitter_smoothed", "lag_frames_lsq")}})
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"tracks measured: {result.get('tracks')} ({result.get('frame_pairs')} frame pairs)")
-    if result.get("tracks"):
-        print(f"jitter raw      : {result['jitter_raw']:.4f} (mean landmark motion per frame / face size)")
-        print(f"jitter smoothed : {result['jitter_smoothed']:.4f} ({-100 * result['jitter_reduction']:+.1f} %)")
-        print(f"accel jitter raw/smoothed: {result['accel_jitter_raw']:.4f} / {result['accel_jitter_smoothed']:.4f}")
-        print(f"lag: {result['lag_frames_lsq']:.2f} frames (least squares), {result['lag_frames_xcorr']:.2f} (cross-correlation)")
-    for row in result.get("sweep", []):
-        print(f"  shape x{row['k']:<4} r={row['r']:<5} q={row['q']:<6} jitter={row['jitter_smoothed']:.4f} "
-              f"accel={row['accel_jitter_smoothed']:.4f} lag={row['lag_frames_lsq']:.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def make_smoother(config: Any) -> "Smoother":
+    """The smoother named by ``config.smoother`` (a :class:`~jasr_video.pipeline.PipelineConfig`)."""
+    try:
+        cls = SMOOTHERS[config.smoother]
+    except KeyError:
+        raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, not {config.smoother!r}") from None
+    return cls.from_config(config)

@@ -25,6 +25,10 @@ Guarantees:
 Errors at open time raise :class:`SourceError` whose ``str()`` is one line naming the problem
 and the fix. A stream that ends with an error (reconnect off or exhausted) ends the iteration;
 the reason is in ``source.error`` and ``stats["error"]``.
+
+Length: one job (a source that never hangs and survives outages) whose timeouts, reconnects, latest-frame
+mode, timestamps and damaged-data handling share the decode thread's state; split, they would need that
+state passed between modules.
 """
 
 from __future__ import annotations
@@ -43,21 +47,13 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .redact import protect, redact, remember
+from .types import Frame  # re-exported: it used to live here
 
 log = protect(logging.getLogger(__name__))  # every log line of this module is redacted
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "rtp", "srt")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _OPEN_GRACE = 2.0  # seconds on top of open_timeout before an open thread is abandoned
-
-
-@dataclass
-class Frame:
-    index: int
-    pts: float | None
-    image: np.ndarray  # H x W x 3 uint8 RGB
-    stream: str
-    captured: float  # time.monotonic() when decoded
 
 
 @dataclass

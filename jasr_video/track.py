@@ -18,12 +18,13 @@ Additions for small faces in real footage (each measured in docs/benchmarks.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
+
+from .types import TrackedFace  # re-exported: it used to live here
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,20 +107,6 @@ class KalmanBoxTracker:
     @property
     def box(self) -> np.ndarray:
         return _x_to_box(self.kf.x)
-
-
-@dataclass
-class TrackedFace:
-    """A reported track on one frame."""
-
-    track_id: int
-    box: np.ndarray  # (x0, y0, x1, y1): the detection on detection frames, else the Kalman prediction
-    score: float  # MTCNN probability of the last matched detection
-    detected: bool  # matched to a detection on this very frame (False: Kalman prediction)
-    detection_index: int | None  # index into this frame's detections, when detected
-    new: bool  # first frame this track is reported
-    filtered: np.ndarray | None = None  # the Kalman filter's box after this frame (steadier than the detection)
-    track_score: float = 0.0  # highest detection probability of the track so far (it started the track)
 
 
 class SortTracker:
@@ -259,3 +246,23 @@ class SortTracker:
     @property
     def active_ids(self) -> list[int]:
         return [t.id for t in self.tracks]
+
+    @classmethod
+    def from_config(cls, config: Any) -> "SortTracker":
+        """The tracker a :class:`~jasr_video.pipeline.PipelineConfig` asks for."""
+        return cls(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score, config.coast,
+                   config.gate)
+
+
+# name -> tracker class (``PipelineConfig.tracker``): a new tracker is one class with ``update``,
+# ``predicted_boxes`` and ``lost`` (jasr_video.types.Tracker) and ``from_config(config)``, and one entry here.
+TRACKERS: dict[str, type] = {"sort": SortTracker}
+
+
+def make_tracker(config: Any) -> "SortTracker":
+    """The tracker named by ``config.tracker`` (a :class:`~jasr_video.pipeline.PipelineConfig`)."""
+    try:
+        cls = TRACKERS[config.tracker]
+    except KeyError:
+        raise ValueError(f"tracker must be one of {', '.join(TRACKERS)}, not {config.tracker!r}") from None
+    return cls.from_config(config)

@@ -23,9 +23,10 @@ ray = pytest.importorskip("ray", reason='Ray not installed (pip install "jasr-vi
 from jasr_video.cluster import RESTART_REASON, RayRunner  # noqa: E402
 from jasr_video.multistream import OutputSpec, stream_specs  # noqa: E402
 
-# The replica gets each face at the model's 16x16 input in float32, as one process does; faces of other streams
-# in the same forward may move landmarks by float rounding: LANDMARK_TOL px (as tests/test_multistream.py).
-# Boxes, track ids and frames are identical (detection and tracking run in the stream worker).
+# The replica gets each face's LR image (x8: 16x16; x4 / x2: its route's size) in float32, as one process
+# computes it; faces of other streams in the same forward may move landmarks by float rounding: LANDMARK_TOL px
+# (as tests/test_multistream.py). Boxes, track ids and frames are identical (detection and tracking run in the
+# stream worker).
 LANDMARK_TOL = 0.05
 
 
@@ -94,6 +95,7 @@ def test_two_files_and_a_live_stream_match_the_single_process_pipeline(clip640, 
             assert [f["track_id"] for f in got["faces"]] == [f["track_id"] for f in want["faces"]]
             for f, g in zip(got["faces"], want["faces"]):
                 assert f["box"] == g["box"]
+                assert (f["sr_factor"], f["model_input_px"]) == (g["sr_factor"], g["model_input_px"])  # same route
                 assert np.allclose(f["landmarks_raw"], g["landmarks_raw"], atol=LANDMARK_TOL)
                 assert np.allclose(f["landmarks_smoothed"], g["landmarks_smoothed"], atol=LANDMARK_TOL)
         assert (tmp_path / f"{name}_annotated.mp4").stat().st_size > 0
@@ -101,7 +103,10 @@ def test_two_files_and_a_live_stream_match_the_single_process_pipeline(clip640, 
     assert len(cam) == 4 and all("frame" in r for r in cam)
     assert any(r["faces"] for r in cam)
     assert runner.model_stats["replica_faces"] == runner.model_stats["faces"] > 0
-    assert runner.model_stats["bytes_sent"] == 3072 * runner.model_stats["faces"]  # 16x16x3 float32 per face
+    # each face crosses as its route's LR image in float32: model_input_px^2 x 3 x 4 bytes (x8: 16x16, 3,072 bytes)
+    sides = [f["model_input_px"] for name in ("roh_640", "roh_640-2", "cam")
+             for r in read_jsonl(tmp_path / f"{name}.jsonl") for f in r["faces"]]
+    assert runner.model_stats["bytes_sent"] == sum(12 * m * m for m in sides)
     assert not list(tmp_path.glob("*.partial"))
 
 

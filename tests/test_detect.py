@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from conftest import CLIP, SHARED_DATA, need
-from jasr_video.detect import FaceDetector, batched_nms, nms, to_tensor
+from jasr_video.detect import FaceDetector
+from jasr_video.facenet_compat import batched_nms, nms, to_tensor
 
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = textwrap.dedent("""
     import json, sys
-    import jasr_video.detect as d
+    import jasr_video.facenet_compat as d
     d.import_facenet()
     tv = sys.modules.get("torchvision")
     print(json.dumps({"used": d.TORCHVISION_USED,
@@ -48,7 +49,7 @@ def test_standin_used_when_torchvision_absent_and_removed_after():
     r = _probe()
     assert r["used"] == "stand-in"
     assert r["left_in_sys_modules"] == []  # the stand-in lived only for the facenet import
-    assert r["facenet_nms_module"] == "jasr_video.detect"
+    assert r["facenet_nms_module"] == "jasr_video.facenet_compat"
 
 
 def test_real_torchvision_used_when_present(tmp_path):
@@ -205,15 +206,16 @@ def test_fast_mtcnn_is_channels_last_and_precision_checked():
 @pytest.mark.parametrize("mode", ["opencv", "grid"])
 def test_face_crops_drop_boxes_outside_the_frame_and_match_area_resampling(mode):
     """opencv: the CPU crops; grid: the CUDA crops (grid_sample), run here on CPU."""
-    from jasr_video.detect import _face_crops, import_facenet
+    from jasr_video.facenet_compat import import_facenet
+    from jasr_video.mtcnn import face_crops
 
-    import_facenet()  # _face_crops uses facenet's box padding helper
+    import_facenet()  # face_crops uses facenet's box padding helper
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8), (7, 7), 2).astype(np.float32)
     images = torch.from_numpy(image).permute(2, 0, 1)[None]
     boxes = torch.tensor([[10.0, 20.0, 57.0, 67.0, 0.9], [200.0, 150.0, 260.0, 210.0, 0.9]])  # second: outside
     arrays = [image] if mode == "opencv" else None
-    crops, valid = _face_crops(images, np.zeros(2, int), boxes.clone(), 24, 120, 90, arrays)
+    crops, valid = face_crops(images, np.zeros(2, int), boxes.clone(), 24, 120, 90, arrays)
     assert valid.tolist() == [True, False] and crops.shape == (1, 3, 24, 24)
     # facenet's per-box crop: rows y-1..ey, columns x-1..ex of the truncated box, area-resampled
     expected = torch.nn.functional.interpolate(images[:, :, 19:67, 9:57], size=(24, 24), mode="area")
@@ -223,7 +225,7 @@ def test_face_crops_drop_boxes_outside_the_frame_and_match_area_resampling(mode)
 
 def test_pnet_in_strips_gives_the_whole_level_output(clip_frames):
     """The CPU strip tiling of P-net is exact: same map as one pass (float rounding only), any strip size."""
-    from jasr_video.detect import _pnet_in_strips
+    from jasr_video.mtcnn import pnet_in_strips
 
     det = FaceDetector(12)
     level = torch.from_numpy(clip_frames[0][:301, :403]).permute(2, 0, 1)[None].float()  # odd sizes on purpose
@@ -231,7 +233,7 @@ def test_pnet_in_strips_gives_the_whole_level_output(clip_frames):
     with torch.inference_mode():
         reg, prob = det.mtcnn.pnet(level)
         for strip_pixels in (403 * 16, 403 * 50, 403 * 290, 403 * 400):  # 16-row strips ... one pass
-            reg_s, prob_s = _pnet_in_strips(det.mtcnn.pnet, level, strip_pixels)
+            reg_s, prob_s = pnet_in_strips(det.mtcnn.pnet, level, strip_pixels)
             assert reg_s.shape == reg.shape and prob_s.shape == prob.shape
             assert torch.allclose(reg_s, reg, atol=1e-5) and torch.allclose(prob_s, prob, atol=1e-5)
 

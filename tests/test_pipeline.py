@@ -113,7 +113,7 @@ def test_landmarks_fall_inside_boxes(cli_outputs):
 
 
 def test_smoothing_reduces_jitter_on_real_clip(cli_outputs):
-    from jasr_video.smooth import Trajectory, summarize
+    from jasr_video.tools.jitter import Trajectory, summarize
 
     tracks: dict[int, Trajectory] = {}
     for r in read_jsonl(cli_outputs["jsonl"]):

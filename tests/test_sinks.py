@@ -86,3 +86,49 @@ def test_background_writer_reports_a_sink_error_and_keeps_partial(tmp_path):
     assert writer.failed
     writer.close()  # closing after the error was raised still does not finalise
     assert not (tmp_path / "o.mp4").exists() and (tmp_path / "o.mp4.partial").exists()
+
+
+def test_csv_sink_rows_and_registry_build(tmp_path):
+    """The CSV sink (added as one class + one registry entry) through build_sinks, with the JSON Lines beside it."""
+    import csv
+
+    from jasr_video.csv_sink import CSV_COLUMNS, CsvSink
+    from jasr_video.outputs import SINKS, OutputSpec, build_sinks
+
+    assert SINKS["csv"].cls is CsvSink and list(SINKS) == ["out", "json", "crops", "csv"]
+    spec = OutputSpec(json=f"{tmp_path}/", csv=f"{tmp_path}/{{stream}}_faces.csv")
+    paths = spec.paths("cam")
+    assert paths == {"json": tmp_path / "cam.jsonl", "csv": tmp_path / "cam_faces.csv"}
+    sinks = build_sinks(spec, paths, info(64, 48), None)
+    assert [type(s) for s in sinks] == [JsonlSink, CsvSink]
+    for i in range(3):
+        for s in sinks:
+            s.write(frame(i, 64, 48, faces=2))
+    assert not paths["csv"].exists()  # written as .partial until closed
+    for s in sinks:
+        s.close()
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 6
+    assert rows[3]["frame"] == "1" and rows[3]["track_id"] == "2" and float(rows[3]["pts"]) == 0.04
+    assert [float(rows[0][k]) for k in ("x0", "y0", "x1", "y1")] == [15, 15, 45, 45]
+    assert rows[0]["detected"] == "1" and rows[0]["below_16px"] == "0" and rows[0]["sr_factor"] == "8"
+    assert float(rows[0]["landmark_confidence"]) == 1.0
+    lines = paths["json"].read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[1])["faces"][1]["track_id"] == 2
+
+
+def test_csv_sink_appends_after_a_restart(tmp_path):
+    """OutputSpec(append=True) (a restarted Ray stream worker): the CSV goes on in its .partial, one header."""
+    import csv
+
+    from jasr_video.outputs import OutputSpec, build_sinks
+
+    paths = {"csv": tmp_path / "s.csv"}
+    first = build_sinks(OutputSpec(csv=str(paths["csv"])), paths, info(64, 48), None)[0]
+    first.write(frame(0, 64, 48))
+    first.file.close()  # a crash: the .partial stays
+    again = build_sinks(OutputSpec(csv=str(paths["csv"]), append=True), paths, info(64, 48), None)[0]
+    again.write(frame(1, 64, 48))
+    again.close()
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert [r["frame"] for r in rows] == ["0", "1"]

@@ -1,9 +1,15 @@
-"""Landmark smoother on synthetic trajectories and the jitter / lag measures."""
+"""Landmark smoothers (Kalman, One Euro) on synthetic trajectories, the registry, and the jitter / lag measures."""
 from __future__ import annotations
 
 import numpy as np
 
-from jasr_video.smooth import LandmarkSmoother, Trajectory, jitter, lag_frames, summarize
+import math
+
+import pytest
+
+from jasr_video.config import PipelineConfig
+from jasr_video.smooth import SMOOTHERS, LandmarkSmoother, OneEuroSmoother, make_smoother
+from jasr_video.tools.jitter import Trajectory, jitter, lag_frames, summarize
 
 RNG = np.random.default_rng(0)
 BASE = RNG.uniform(-0.4, 0.4, (68, 2))
@@ -82,3 +88,70 @@ def test_summarize_reports_reduction():
     t = Trajectory(list(range(50)), list(raw), list(sm), [40.0] * 50)
     s = summarize([t])
     assert s["tracks"] == 1 and s["jitter_smoothed"] < s["jitter_raw"] and 0 < s["jitter_reduction"] < 1
+
+
+# ---------------------------------------------------------------------------------------------
+# One Euro smoother and the registry
+
+
+def one_euro_reference(xs: list[float], size: float, min_cutoff: float, beta: float, d_cutoff: float) -> list[float]:
+    """The One Euro filter of Casiez et al. (CHI 2012) on one scalar, written from the paper, one frame apart."""
+
+    def alpha(cutoff: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau)
+
+    out, x_hat, dx_hat = [xs[0]], xs[0], 0.0
+    for x in xs[1:]:
+        dx_hat = dx_hat + alpha(d_cutoff) * ((x - x_hat) - dx_hat)
+        x_hat = x_hat + alpha(min_cutoff + beta * abs(dx_hat) / size) * (x - x_hat)
+        out.append(x_hat)
+    return out
+
+
+def test_one_euro_matches_the_paper_on_known_inputs():
+    # a step of 10 px on frame 1, 100 px face: by hand, alpha_d = 1 / (1 + 1 / (2 pi 0.2)) = 0.55686, speed 5.5686,
+    # cut-off 0.1 + 5 x 5.5686 / 100 = 0.37843, alpha = 1 / (1 + 1 / (2 pi 0.37843)) = 0.70394: 7.0394 px
+    sm = OneEuroSmoother(min_cutoff=0.1, beta=5.0, d_cutoff=0.2)
+    first = sm.update(1, np.zeros((68, 2)), 100.0, 0)
+    assert np.array_equal(first, np.zeros((68, 2)))  # the first frame passes unchanged
+    second = sm.update(1, np.full((68, 2), 10.0), 100.0, 1)
+    assert np.allclose(second, 7.0394, atol=1e-4)
+    # every coordinate follows the scalar filter of the paper
+    clean, raw = trajectory(40, 30.0, speed=2.0, noise=0.05, rng=np.random.default_rng(1))
+    got = run(OneEuroSmoother(0.05, 8.0, 0.3), raw, 30.0)
+    for k, axis in ((0, 0), (17, 1), (67, 0)):
+        want = one_euro_reference(list(raw[:, k, axis]), 30.0, 0.05, 8.0, 0.3)
+        assert np.allclose(got[:, k, axis], want, atol=1e-9)
+
+
+def test_one_euro_reduces_jitter_and_speed_cuts_lag():
+    clean, raw = trajectory(80, 40.0, speed=1.5, noise=0.03)
+    sizes = [40.0] * len(raw)
+    sm = run(OneEuroSmoother(), raw, 40.0)
+    assert jitter(sm, sizes)[0] < 0.8 * jitter(raw, sizes)[0]
+    still = run(OneEuroSmoother(beta=0.0), raw, 40.0)  # a fixed low-pass: lags more on the moving face
+    assert lag_frames(raw, sm)[0] < lag_frames(raw, still)[0]
+    steady = np.tile(BASE * 40.0, (10, 1, 1))
+    assert np.allclose(run(OneEuroSmoother(), steady, 40.0), steady)  # a still face stays where it is
+
+
+def test_one_euro_restarts_after_a_gap_and_on_reset():
+    sm = OneEuroSmoother(max_gap=2)
+    sm.update(1, np.zeros((68, 2)), 40.0, 0)
+    jump = np.full((68, 2), 50.0)
+    assert np.array_equal(sm.update(1, jump, 40.0, 5), jump)  # 5 frames later: a fresh start
+    sm.reset(1)
+    assert np.array_equal(sm.update(1, np.zeros((68, 2)), 40.0, 6), np.zeros((68, 2)))
+    with pytest.raises(ValueError):
+        OneEuroSmoother(min_cutoff=0.0)
+
+
+def test_registry_builds_the_configured_smoother():
+    assert set(SMOOTHERS) == {"kalman", "one-euro"}
+    kalman = make_smoother(PipelineConfig(measurement_noise=0.08))
+    assert isinstance(kalman, LandmarkSmoother) and kalman.r == 0.08
+    euro = make_smoother(PipelineConfig(smoother="one-euro", smoother_options={"beta": 2.0}))
+    assert isinstance(euro, OneEuroSmoother) and euro.beta == 2.0
+    with pytest.raises(ValueError, match="smoother must be"):
+        PipelineConfig(smoother="median").validate()

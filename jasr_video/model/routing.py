@@ -79,9 +79,14 @@ def choose_route(side: float, mode: str = "auto", factors: Sequence[int] = (8, 4
     return Route(2, _clamp(NATIVE_FROM_PX, *ranges[2]), HR_SIZE, keep_native=True)
 
 
-def network_inputs(faces: torch.Tensor, model_input_px: int) -> torch.Tensor:
-    """Square faces (B, 3, S, S) in [0, 1] -> the network input: brought to model_input_px (anti-aliased
-    bicubic; a no-op when S already is that size), then bicubic up to 128x128: the training protocol."""
+def lr_faces(faces: torch.Tensor, model_input_px: int) -> torch.Tensor:
+    """Square faces (B, 3, S, S) in [0, 1] brought to model_input_px (anti-aliased bicubic; a no-op when S
+    already is that size): the LR faces of the training protocol."""
     faces = faces.float()
-    lr = faces if faces.shape[-1] == model_input_px else degrade(faces, model_input_px)
-    return upsample(lr, HR_SIZE)
+    return faces if faces.shape[-1] == model_input_px else degrade(faces, model_input_px)
+
+
+def network_inputs(faces: torch.Tensor, model_input_px: int) -> torch.Tensor:
+    """Square faces (B, 3, S, S) in [0, 1] -> the network input: :func:`lr_faces`, then bicubic up to
+    128x128: the training protocol."""
+    return upsample(lr_faces(faces, model_input_px), HR_SIZE)

@@ -1,10 +1,10 @@
 """Where MTCNN spends its time: ms per frame at several frame batch sizes, a cProfile of one batch size, and
 (``--parts``, CPU) the pieces the fast path changed, each timed against what it replaced.
 
-    python scripts/profile_detect.py --device cuda --batches 1 4 16          # GPU: frames per MTCNN call
-    python scripts/profile_detect.py --threads 2 --batches 1 --reference     # CPU: facenet's own code
-    python scripts/profile_detect.py --threads 2 --batches 1 --parts         # CPU: pyramid, P-net strips, NMS, R-net chunks
-    python scripts/profile_detect.py --threads 2 --batches 1 --regions       # region frames (full_scan_every)
+    python -m jasr_video.tools.profile_detect --device cuda --batches 1 4 16          # GPU: frames per MTCNN call
+    python -m jasr_video.tools.profile_detect --threads 2 --batches 1 --reference     # CPU: facenet's own code
+    python -m jasr_video.tools.profile_detect --threads 2 --batches 1 --parts         # CPU: pyramid, P-net strips, NMS, R-net chunks
+    python -m jasr_video.tools.profile_detect --threads 2 --batches 1 --regions       # region frames (full_scan_every)
 
 A profiling aid for docs/benchmarks.md (not a test). On CUDA, time spent waiting for the GPU shows up in
 the calls that synchronise (.cpu(), nonzero, NMS).
@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import torch
 
-from jasr_video import detect
-from jasr_video.detect import FaceDetector
-from jasr_video.source import open_source
+from .. import facenet_compat, mtcnn
+from ..detect import FaceDetector
+from ..source import open_source
 
 
 def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -40,7 +40,7 @@ def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
 def parts(frame: np.ndarray, detector: FaceDetector) -> None:
     """The CPU pieces of the fast path, each against what it replaced, on one frame."""
     h, w = frame.shape[:2]
-    sizes = [(int(w * s + 1), int(h * s + 1)) for s in detect.pyramid_scales(h, w, 12, detector.mtcnn.factor)]
+    sizes = [(int(w * s + 1), int(h * s + 1)) for s in mtcnn.pyramid_scales(h, w, 12, detector.mtcnn.factor)]
     image = frame.astype(np.float32)
 
     def direct() -> None:
@@ -56,19 +56,19 @@ def parts(frame: np.ndarray, detector: FaceDetector) -> None:
     print(f"pyramid, {len(sizes)} levels: torch area (facenet) {best_ms(lambda: [torch.nn.functional.interpolate(pyramid, size=(s[1], s[0]), mode='area') for s in sizes]):.1f} ms, "
           f"OpenCV area from the frame {best_ms(direct):.1f} ms, OpenCV level from level {best_ms(level_from_level):.1f} ms")
     level = torch.from_numpy(cv2.resize(image, sizes[0], interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
-    level = detect._net_input(level).contiguous(memory_format=torch.channels_last)
+    level = mtcnn.net_input(level).contiguous(memory_format=torch.channels_last)
     pnet = detector.mtcnn.pnet
     with torch.inference_mode():
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
                 whole = best_ms(lambda: pnet(level))
-                strips = best_ms(lambda: detect._pnet_in_strips(pnet, level, detect.STRIP_PIXELS))
+                strips = best_ms(lambda: mtcnn.pnet_in_strips(pnet, level, mtcnn.STRIP_PIXELS))
             print(f"P-net on the {level.shape[3]}x{level.shape[2]} level, {name}: one pass {whole:.1f} ms, "
-                  f"strips of {detect.STRIP_PIXELS} px {strips:.1f} ms")
+                  f"strips of {mtcnn.STRIP_PIXELS} px {strips:.1f} ms")
 
 
 def numpy_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """The stand-in NMS before OpenCV's: greedy, one NumPy pass per kept box (for timing against detect.nms)."""
+    """The stand-in NMS before OpenCV's: greedy, one NumPy pass per kept box (for timing against facenet_compat.nms)."""
     b, order = boxes.double().numpy(), np.argsort(-scores.double().numpy(), kind="stable")
     areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     keep = []
@@ -91,16 +91,16 @@ def nms_and_refine_parts(frame: np.ndarray, detector: FaceDetector) -> None:
     image = frame.astype(np.float32)
     level = torch.from_numpy(cv2.resize(image, (w + 1, h + 1), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
     with torch.inference_mode():
-        reg, probs = detect._pnet_in_strips(m.pnet, detect._net_input(level.contiguous()), detect.STRIP_PIXELS)
+        reg, probs = mtcnn.pnet_in_strips(m.pnet, mtcnn.net_input(level.contiguous()), mtcnn.STRIP_PIXELS)
         raw, _ = fd.generateBoundingBox(reg, probs[:, 1], 1.0, m.thresholds[0])
-        same = torch.equal(detect.nms(raw[:, :4], raw[:, 4], 0.5), numpy_nms(raw[:, :4], raw[:, 4], 0.5))
+        same = torch.equal(facenet_compat.nms(raw[:, :4], raw[:, 4], 0.5), numpy_nms(raw[:, :4], raw[:, 4], 0.5))
         print(f"NMS on {len(raw)} raw P-net boxes (IoU 0.5): NumPy loop {best_ms(lambda: numpy_nms(raw[:, :4], raw[:, 4], 0.5)):.1f} ms, "
-              f"OpenCV {best_ms(lambda: detect.nms(raw[:, :4], raw[:, 4], 0.5)):.1f} ms, same kept boxes: {same}")
+              f"OpenCV {best_ms(lambda: facenet_compat.nms(raw[:, :4], raw[:, 4], 0.5)):.1f} ms, same kept boxes: {same}")
         images = torch.from_numpy(image).permute(2, 0, 1)[None]
-        scales = detect.pyramid_scales(h, w, 12, m.factor)
-        boxes, inds = detect._pnet_stage(images, [image], scales, m.pnet, m.thresholds[0], detector.device, torch.float32)
-        crops, _ = detect._face_crops(images, inds.numpy(), boxes, 24, w, h, [image])
-        crops = detect._net_input(crops).contiguous(memory_format=torch.channels_last)
+        scales = mtcnn.pyramid_scales(h, w, 12, m.factor)
+        boxes, inds = mtcnn.pnet_stage(images, [image], scales, m.pnet, m.thresholds[0], detector.device, torch.float32)
+        crops, _ = mtcnn.face_crops(images, inds.numpy(), boxes, 24, w, h, [image])
+        crops = mtcnn.net_input(crops).contiguous(memory_format=torch.channels_last)
         step = 256
         print(f"R-net on the frame's {len(crops)} crops: chunks of 512 (facenet) {best_ms(lambda: fd.fixed_batch_process(crops, m.rnet)):.1f} ms, "
               f"chunks of {step} {best_ms(lambda: [m.rnet(crops[i:i + step]) for i in range(0, len(crops), step)]):.1f} ms")

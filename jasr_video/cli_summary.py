@@ -1,0 +1,84 @@
+"""`jasr-video`'s run summary: the table printed at the end of a run (also the report's first table), in words."""
+from __future__ import annotations
+
+import signal
+from typing import Sequence
+
+from .redact import redact
+
+
+def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
+                  problems: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The run summary in plain words, as (label, text) rows (printed, and the report's first table)."""
+    s = pipeline.summary()
+    status = {None: "complete", signal.SIGINT: "stopped by Ctrl-C", signal.SIGTERM: "stopped by SIGTERM"}[signum]
+    if problems and signum is None:  # the input ended early (its error comes first) or an output was not finalised
+        error = getattr(pipeline.source, "error", None)
+        status = ("ended early: " if error and problems[0] == redact(error) else "failed: ") + redact(problems[0])
+    rows = [("status", status), ("frames", f"{frames} frames processed at {s['fps']:.2f} frames per second overall")]
+    small = s["faces_below_16px"]
+    rows.append(("faces", f"{s['faces']} face images found on {frames} frames (one person on one frame is one face "
+                 f"image); {args.filter.counts['kept']} written after the output filters"))
+    rows.append(("face size", f"{small} of the faces were smaller than 16 pixels across: the smallest model works on "
+                 f"16x16 pixel faces, so these were enlarged first and their super-resolved detail is more guessed than "
+                 f"seen (treat them with care); {s['faces'] - small} were 16 pixels or larger"))
+    routes = s.get("routes") or {}
+    if routes:
+        rows.append(("models", ", ".join(f"{n} faces by {name}" for name, n in sorted(routes.items()))
+                     + " (x8: brought to 16x16; x4 / x2: at about their own size; native: the face's own pixels "
+                       "kept, landmarks by x2)"))
+    rows.append(("people", f"{s['tracks']} tracks (a track is one person followed from frame to frame; a person who "
+                 f"leaves and comes back, or is hidden for long, gets a new track)"))
+    rows.append(("output filters", args.filter.describe()))
+    rows.append(("time", f"detection {s['detect_s']:.1f} s, super-resolution {s['enhance_s']:.1f} s, "
+                 f"total {s['elapsed_s']:.1f} s"))
+    src = s.get("source", {})
+    if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects") or src.get("frames_missing"):
+        rows.append(("source", f"{src.get('corrupt_skipped', 0)} damaged frames skipped, {src.get('frames_missing', 0)} "
+                     f"frames missing from the file, {src.get('dropped', 0)} frames dropped to keep up with a live "
+                     f"source, {src.get('reconnects', 0)} reconnects"))
+    for sink in sinks:
+        path = getattr(sink, "path", None) or getattr(sink, "folder", None)
+        if path is None:
+            continue
+        extra = f" (audio: {sink.audio_mode}, {sink.pix_fmt})" if hasattr(sink, "audio_mode") else ""
+        if hasattr(sink, "tracks"):
+            extra = f" ({len(sink.tracks())} people: best faces, tracks.csv, tracks.jsonl)"
+        rows.append(("wrote", f"{path}{extra}"))
+    return rows
+
+
+def _summary(console, args, pipeline, sinks, frames: int, faces: int, signum,
+             problems: Sequence[str] = ()) -> list[tuple[str, str]]:
+    from rich.table import Table
+
+    rows = _summary_rows(args, pipeline, sinks, frames, faces, signum, problems)
+    table = Table(title="jasr-video summary", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    for label, text in rows:
+        table.add_row(label, text)
+    console.print(table)
+    return rows
+
+
+def streams_table(console, title: str, reports) -> None:
+    """One row per stream (status, frames, faces, tracks, gaps), then what each stream wrote."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("stream", "status", "frames", "faces", "tracks", "gaps"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.name, r.status, str(r.frames), str(r.faces), str(r.tracks), str(r.gaps))
+    console.print(table)
+    for r in reports:
+        if r.outputs:
+            console.print(f"{r.name}: wrote " + ", ".join(str(p) for p in r.outputs), soft_wrap=True)
+
+
+def _streams_summary(console, runner, reports, elapsed: float) -> None:
+    streams_table(console, f"jasr-video: {len(reports)} streams, {elapsed:.1f}s", reports)
+    m = runner.model.stats
+    console.print(f"model: one JASRNet shared by {len(reports)} streams; {m['faces']} faces in {m['forwards']} "
+                  f"forwards for {m['requests']} requests (up to {m['max_streams']} streams per forward)")

@@ -1,0 +1,533 @@
+"""Tiny-face benchmark: recall per face size and false positives per frame, on real frames made small.
+
+    python -m jasr_video.tinybench --threads 2 --json tiny.json
+
+Ground truth: faces MTCNN finds at full resolution (probability >= ``--gt-score``; the 360p traffic clip
+upsampled x2 first, so its faces of ~10-25 px are searched at twice their size) on a few real frames of each
+clip in ``../shared/data/video``. The same frames are then downscaled x2, x3, x4 (the 360p clip: x1, x2) with
+OpenCV's area filter, and again after an H.264 round trip at a CCTV-like bitrate (PyAV libx264, ``--bpp`` bits
+per pixel; each sampled frame is the last of a run of ``--run`` consecutive frames encoded together, so it is a
+predicted frame as in a camera stream). Every detector in ``--detectors`` runs on the same small frames.
+
+Scoring (:func:`score_frame`): detections and ground-truth faces are paired by Hungarian matching on IoU
+(>= ``--iou``). Recall is counted per ground-truth face size at the tested scale (longer box side, buckets
+:data:`BUCKETS`). A detection that pairs with no ground-truth face and overlaps (IoU >= ``--iou``) no face the
+full-resolution detector found at a lower probability (>= 0.5, "ignore" boxes) is a false positive. The
+ground truth misses some faces a person can see (backs of heads, profiles, blurred faces), so some "false
+positives" are real faces: read the figure as an upper bound.
+
+Detectors (``--detectors``): ``facenet`` (facenet-pytorch's own ``detect_face``, min face 12 px, min score 0.9:
+the baseline), ``before`` (the fast path with the same settings: the pipeline's detector before tiny-face
+support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
+``fast:min=10,score=0.7,t=0.5/0.6/0.6`` (min face px, min score, P-/R-/O-net thresholds; unset: the default). ``track`` runs the pipeline's detection and
+tracking (:func:`follow`: full scan on the first frame of each run, regions around the tracks after, as the
+CPU default) over the run of frames before each sample and scores the boxes it reports on the sample.
+
+Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..detect import Detection, FaceDetector
+from ..track import iou_matrix
+
+DATA = Path(__file__).resolve().parents[3] / "shared/data/video"
+# clip -> (scales tested, upsampling for the ground truth, frame spans sampled: the traffic clip's wide shots)
+CLIPS: dict[str, tuple[tuple[int, ...], int, tuple[tuple[int, int], ...] | None]] = {
+    "stadium_crowd_720p25.mp4": ((2, 3, 4), 1, None),
+    "royal_opera_house_1080p25.mp4": ((2, 3, 4), 1, None),
+    "traffic_cctv_riders_360p30.mp4": ((1, 2), 2, ((110, 400), (710, 880))),
+}
+BUCKETS: tuple[tuple[str, float, float], ...] = (
+    ("<12", 0.0, 12.0), ("12-16", 12.0, 16.0), ("16-24", 16.0, 24.0), ("24-32", 24.0, 32.0), (">=32", 32.0, np.inf))
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def box_size(boxes: np.ndarray) -> np.ndarray:
+    """Longer side of each box (N, 4)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def bucket_of(size: float) -> str:
+    """The size bucket (:data:`BUCKETS`) of a face of `size` px."""
+    for name, lo, hi in BUCKETS:
+        if lo <= size < hi:
+            return name
+    return BUCKETS[-1][0]
+
+
+def match_boxes(gt: np.ndarray, det: np.ndarray, iou_threshold: float = 0.5) -> list[tuple[int, int]]:
+    """One-to-one pairs (gt index, detection index), each with IoU >= threshold, of maximal total IoU among the
+    pairs above the threshold (Hungarian; pairs below it count as 0, so they never displace a valid pair)."""
+    gt, det = np.asarray(gt, np.float64).reshape(-1, 4), np.asarray(det, np.float64).reshape(-1, 4)
+    if not len(gt) or not len(det):
+        return []
+    iou = iou_matrix(gt, det)
+    iou[iou < iou_threshold] = 0.0
+    rows, cols = linear_sum_assignment(-iou)
+    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold)
+
+
+@dataclass
+class FrameScore:
+    """One frame scored: size and found-or-not of every ground-truth face, sizes of the false positives."""
+
+    gt_sizes: np.ndarray
+    found: np.ndarray
+    fp_sizes: np.ndarray
+
+
+def score_frame(gt: np.ndarray, det: np.ndarray, ignore: np.ndarray | None = None,
+                iou_threshold: float = 0.5) -> FrameScore:
+    """Score detections `det` (N, 4) against ground truth `gt` (M, 4) of one frame.
+
+    A ground-truth face is found when Hungarian matching on IoU pairs it with a detection (IoU >= threshold).
+    An unpaired detection is a false positive unless it overlaps a box of `ignore` (faces the ground-truth
+    detector was unsure of) with IoU >= threshold.
+    """
+    gt, det = np.asarray(gt, np.float64).reshape(-1, 4), np.asarray(det, np.float64).reshape(-1, 4)
+    pairs = match_boxes(gt, det, iou_threshold)
+    found = np.zeros(len(gt), bool)
+    found[[g for g, _ in pairs]] = True
+    paired = {d for _, d in pairs}
+    rest = np.array([d for d in range(len(det)) if d not in paired], np.int64)
+    if len(rest) and ignore is not None and len(np.asarray(ignore).reshape(-1, 4)):
+        overlap = iou_matrix(det[rest], np.asarray(ignore, np.float64).reshape(-1, 4)).max(axis=1)
+        rest = rest[overlap < iou_threshold]
+    return FrameScore(box_size(gt), found, box_size(det[rest]) if len(rest) else np.zeros(0))
+
+
+@dataclass
+class Tally:
+    """Frame scores added up: recall per size bucket, false positives per frame."""
+
+    frames: int = 0
+    total: dict[str, int] = field(default_factory=lambda: {b[0]: 0 for b in BUCKETS})
+    hits: dict[str, int] = field(default_factory=lambda: {b[0]: 0 for b in BUCKETS})
+    fp: int = 0
+    fp_large: int = 0  # false positives of >= 24 px
+    seconds: float = 0.0
+
+    def add(self, score: FrameScore) -> None:
+        self.frames += 1
+        for size, ok in zip(score.gt_sizes, score.found):
+            self.total[bucket_of(size)] += 1
+            self.hits[bucket_of(size)] += int(ok)
+        self.fp += len(score.fp_sizes)
+        self.fp_large += int((score.fp_sizes >= 24).sum())
+
+    def recall(self) -> dict[str, float | None]:
+        return {b: (self.hits[b] / self.total[b] if self.total[b] else None) for b in self.total}
+
+    def summary(self) -> dict[str, Any]:
+        return {"frames": self.frames, "gt_faces": dict(self.total), "found": dict(self.hits), "recall": self.recall(),
+                "fp_per_frame": self.fp / max(self.frames, 1), "fp_large_per_frame": self.fp_large / max(self.frames, 1),
+                "ms_per_frame": 1000 * self.seconds / max(self.frames, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# frames
+
+
+def read_runs(path: Path, samples: int, run: int,
+              spans: Sequence[tuple[int, int]] | None = None) -> tuple[list[int], list[list[np.ndarray]]]:
+    """`samples` runs of `run` consecutive RGB frames, the runs' last frames evenly spread over the clip (over
+    the frame `spans` when given, e.g. the shots a clip's faces are small in). Returns the last frames'
+    numbers and the runs."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    pool = np.concatenate([np.arange(a, min(b, len(frames))) for a, b in spans]) if spans else \
+        np.arange(run - 1 + len(frames) // 10, len(frames) * 95 // 100)
+    pool = pool[pool >= run - 1]
+    last = [int(pool[k]) for k in np.linspace(0, len(pool) - 1, samples).round().astype(int)]
+    return last, [frames[i - run + 1:i + 1] for i in last]
+
+
+def downscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """`image` reduced `scale` times (OpenCV area filter); scale 1: unchanged."""
+    import cv2
+
+    if scale == 1:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (round(w / scale), round(h / scale)), interpolation=cv2.INTER_AREA)
+
+
+def h264_roundtrip(runs: Sequence[Sequence[np.ndarray]], bpp: float, fps: int = 25) -> list[list[np.ndarray]]:
+    """The runs encoded one after another as one H.264 stream (libx264, constant average bitrate of `bpp` bits per
+    pixel, yuv420p) and decoded again."""
+    import io
+
+    import av
+
+    h, w = runs[0][0].shape[:2]
+    w2, h2 = w // 2 * 2, h // 2 * 2
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+        stream.bit_rate = int(bpp * w2 * h2 * fps)
+        stream.options = {"preset": "veryfast"}
+        for frames in runs:
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h2, :w2]), format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    n = len(runs[0])
+    return [decoded[k * n:(k + 1) * n] for k in range(len(runs))]
+
+
+def ground_truth(detector: FaceDetector, image: np.ndarray, upsample: int, gt_score: float,
+                 ignore_score: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(faces, unsure faces) found at full resolution (upsampled `upsample` x first), in `image` pixels."""
+    import cv2
+
+    big = image if upsample == 1 else cv2.resize(image, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_CUBIC)
+    dets = detector.detect([big])[0]
+    boxes = np.array([d.box for d in dets], np.float64).reshape(-1, 4) / upsample
+    scores = np.array([d.score for d in dets])
+    return boxes[scores >= gt_score], boxes[(scores < gt_score) & (scores >= ignore_score)]
+
+
+# ---------------------------------------------------------------------------------------------
+# detectors
+
+
+def follow(frames: Sequence[np.ndarray], detector: FaceDetector, tracker: Any, full_scan_every: int) -> list[Any]:
+    """The pipeline's detection and tracking (:class:`~jasr_video.pipeline.Pipeline` without the model) over
+    `frames`: full-frame MTCNN every `full_scan_every`-th frame from the first, regions around the tracks between.
+    Returns the tracker's faces on the last frame."""
+    tracked: list[Any] = []
+    for k, image in enumerate(frames):
+        if k % max(full_scan_every, 1) == 0:
+            dets = detector.detect([image])[0]
+        else:
+            dets = detector.detect_regions(image, tracker.predicted_boxes())
+        boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
+        tracked = tracker.update(boxes, [d.score for d in dets])
+    return tracked
+
+
+DetectFn = Callable[[list[np.ndarray]], np.ndarray]  # a run of frames -> boxes (N, 4) on its last frame
+
+
+def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
+    """The detectors to compare, each a function of a run of frames (only the last is used by frame detectors)."""
+    from ..pipeline import PipelineConfig, auto_full_scan_every
+    from ..track import SortTracker
+
+    import torch
+
+    cfg = PipelineConfig(device="cpu")
+
+    def frame_detector(det: FaceDetector) -> DetectFn:
+        return lambda frames: np.array([d.box for d in det.detect([frames[-1]])[0]], np.float32).reshape(-1, 4)
+
+    out: dict[str, DetectFn] = {}
+    for name in names:
+        if name == "facenet":
+            out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9, fast=False))
+        elif name == "before":
+            out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9))
+        elif name == "default":
+            out[name] = frame_detector(FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor, "cpu",
+                                                    cfg.min_score))
+        elif name.startswith("fast:"):  # fast:min=10,score=0.7,t=0.5/0.6/0.6 (unset: the pipeline default)
+            opts = dict(kv.split("=", 1) for kv in name[5:].split(",") if kv)
+            out[name] = frame_detector(FaceDetector(
+                int(opts.get("min", cfg.min_face_size)),
+                tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds,
+                cfg.pyramid_factor, "cpu", float(opts.get("score", cfg.min_score))))
+        elif name == "track":
+            det = FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor, "cpu", cfg.min_score)
+            every = auto_full_scan_every(cfg, torch.device("cpu"))
+
+            def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every) -> np.ndarray:
+                faces = follow(frames, det, SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold), every)
+                return np.array([f.box for f in faces], np.float32).reshape(-1, 4)
+
+            out[name] = run_track
+        else:
+            raise ValueError(f"unknown detector {name!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# identities
+
+
+def track_clip(frames: Sequence[np.ndarray], config: Any, full_scan_every: int) -> list[dict[int, np.ndarray]]:
+    """The pipeline's detection and tracking with `config` (a PipelineConfig) over `frames`: per frame, the
+    reported boxes by track id."""
+    from ..track import SortTracker
+
+    det = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, "cpu", config.min_score)
+    tracker = SortTracker(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score,
+                          config.coast, config.gate)
+    out = []
+    for k, image in enumerate(frames):
+        if k % max(full_scan_every, 1) == 0:
+            dets = det.detect([image])[0]
+        else:
+            dets = det.detect_regions(image, tracker.predicted_boxes())
+        faces = tracker.update(np.array([d.box for d in dets], np.float32).reshape(-1, 4), [d.score for d in dets])
+        out.append({f.track_id: np.asarray(f.box, np.float64) for f in faces})
+    return out
+
+
+def id_metrics(truth: list[dict[int, np.ndarray]], hyp: list[dict[int, np.ndarray]], faces: Sequence[int],
+               hidden: dict[int, range], iou_threshold: float = 0.3) -> dict[str, Any]:
+    """Identity figures of a tracked run `hyp` against `truth` (per frame {id: box}) for the truth ids `faces`.
+
+    A truth face is matched on each frame, where it is not `hidden` (occluded), to the hypothesis box of best
+    IoU (>= threshold); an id switch is a change of the matched hypothesis id from one matched frame to the
+    next. Fragments: tracks of `hyp` reported on fewer than 5 frames, as a share of all its tracks."""
+    switches, matched, total, per_face = 0, 0, 0, {}
+    for face in faces:
+        ids: list[int] = []
+        for k, (t, h) in enumerate(zip(truth, hyp)):
+            if face not in t or k in hidden.get(face, ()):
+                continue
+            total += 1
+            if h:
+                hid = list(h)
+                iou = iou_matrix(t[face][None], np.stack([h[i] for i in hid]))[0]
+                if iou.max() >= iou_threshold:
+                    matched += 1
+                    ids.append(hid[int(iou.argmax())])
+        sw = sum(a != b for a, b in zip(ids, ids[1:]))
+        switches += sw
+        per_face[face] = {"ids": sorted(set(ids)), "switches": sw}
+    lengths: dict[int, int] = {}
+    for h in hyp:
+        for i in h:
+            lengths[i] = lengths.get(i, 0) + 1
+    short = sum(n < 5 for n in lengths.values())
+    return {"faces": len(faces), "id_switches": switches, "coverage": matched / max(total, 1),
+            "tracks": len(lengths), "fragments": short, "fragment_share": short / max(len(lengths), 1),
+            "per_face": per_face}
+
+
+def occlude(frames: Sequence[np.ndarray], truth: list[dict[int, np.ndarray]], faces: Sequence[int], start: int,
+            length: int, seed: int = 0) -> tuple[list[np.ndarray], dict[int, range]]:
+    """Copies of `frames` with a grey noise patch pasted over each of `faces` (1.6x its truth box) for `length`
+    frames, face k from frame start + 4k. Returns the frames and the occluded frame range of each face."""
+    rng = np.random.default_rng(seed)
+    out = [f.copy() for f in frames]
+    hidden = {}
+    for k, face in enumerate(faces):
+        span = range(start + 4 * k, min(start + 4 * k + length, len(frames)))
+        hidden[face] = span
+        for i in span:
+            box = truth[i].get(face)
+            if box is None:
+                continue
+            cx, cy = (box[:2] + box[2:]) / 2
+            half = 0.8 * max(box[2] - box[0], box[3] - box[1])
+            h, w = out[i].shape[:2]
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+            out[i][y0:y1, x0:x1] = rng.integers(90, 140, (y1 - y0, x1 - x0, 1), dtype=np.uint8)
+    return out, hidden
+
+
+def run_ids(args: argparse.Namespace) -> dict[str, Any]:
+    """Id switches and fragmentation on the opera clip (downscaled ``--ids-scale``), clean and with faces
+    occluded: the truth is the clean clip tracked with a full scan on every frame; the faces followed are its
+    tracks reported on >= 95 % of the frames; each config runs as the CPU pipeline does (full scan every 5th
+    frame, regions between)."""
+    from ..pipeline import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig
+
+    import av
+
+    with av.open(str(Path(args.data) / "royal_opera_house_1080p25.mp4")) as c:
+        frames = [downscale(f.to_ndarray(format="rgb24"), args.ids_scale)
+                  for _, f in zip(range(args.ids_frames), c.decode(video=0))]
+    default = PipelineConfig(device="cpu")
+    configs = {"before": replace(default, min_score=0.9, new_track_score=0.0, coast=0, gate=0.0, max_age=12),
+               "default": default}
+    truth = track_clip(frames, default, 1)
+    counts: dict[int, int] = {}
+    for t in truth:
+        for i in t:
+            counts[i] = counts.get(i, 0) + 1
+    faces = sorted(i for i, n in counts.items() if n >= 0.95 * len(frames))
+    occluded, hidden = occlude(frames, truth, faces[:args.ids_occlude], len(frames) // 3, args.ids_length)
+    report: dict[str, Any] = {"frames": len(frames), "size": list(frames[0].shape[1::-1]), "faces_followed": len(faces),
+                              "occluded_faces": faces[:args.ids_occlude], "occluded_frames": args.ids_length, "runs": {}}
+    for name, cfg in configs.items():
+        for clip_name, clip in (("clean", frames), ("occluded", occluded)):
+            hyp = track_clip(clip, cfg, AUTO_FULL_SCAN_EVERY_CPU)
+            report["runs"][f"{name}|{clip_name}"] = id_metrics(truth, hyp, faces, hidden if clip_name == "occluded" else {})
+            print(f"  ids {name} {clip_name} done", file=sys.stderr, flush=True)
+    return report
+
+
+def print_ids(report: dict[str, Any]) -> None:
+    print(f"\nids: opera clip, first {report['frames']} frames at {report['size'][0]}x{report['size'][1]}, "
+          f"{report['faces_followed']} faces visible throughout, {len(report['occluded_faces'])} of them occluded for "
+          f"{report['occluded_frames']} frames")
+    print("| config | clip | id switches | faces matched (frames) | tracks | fragments (< 5 frames) |")
+    print("|---|---|---|---|---|---|")
+    for key, r in report["runs"].items():
+        name, clip = key.split("|")
+        print(f"| {name} | {clip} | {r['id_switches']} | {100 * r['coverage']:.0f} % | {r['tracks']} | "
+              f"{r['fragments']} ({100 * r['fragment_share']:.0f} %) |")
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def save_montage(path: Path, image: np.ndarray, boxes: np.ndarray, tile: int = 48, columns: int = 16) -> None:
+    """The square crops of `boxes` (1.2x their longer side) from `image`, each resized to tile x tile (nearest
+    neighbour, so the pixels stay visible), in rows of `columns`, as a PNG: for checking faces by eye."""
+    import cv2
+
+    tiles = []
+    h, w = image.shape[:2]
+    for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4)[:columns * 8]:
+        half = 0.6 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        a, b = int(max(cx - half, 0)), int(max(cy - half, 0))
+        crop = image[b:int(min(cy + half, h)) + 1, a:int(min(cx + half, w)) + 1]
+        tiles.append(cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_NEAREST) if crop.size else
+                     np.zeros((tile, tile, 3), np.uint8))
+    if not tiles:
+        return
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[k:k + columns], 1) for k in range(0, len(tiles), columns)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    detectors = make_detectors(args.detectors)
+    gt_detector = FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.0)
+    tallies: dict[tuple[str, str], Tally] = {}  # (detector, condition) -> tally; condition "raw"/"h264"/"all"
+    per_clip: dict[str, Any] = {}
+    for clip, (scales, upsample, spans) in CLIPS.items():
+        if args.clips and clip not in args.clips:
+            continue
+        path = Path(args.data) / clip
+        if not path.is_file():
+            print(f"skipping {clip}: not found in {args.data}", file=sys.stderr)
+            continue
+        numbers, runs = read_runs(path, args.samples, args.run, spans)
+        gts = [ground_truth(gt_detector, r[-1], upsample, args.gt_score) for r in runs]
+        per_clip[clip] = {"frames": numbers, "gt_faces": int(sum(len(g) for g, _ in gts)),
+                          "gt_sizes_px": [float(np.min(box_size(np.concatenate([g for g, _ in gts])), initial=np.inf)),
+                                          float(np.max(box_size(np.concatenate([g for g, _ in gts])), initial=0))]}
+        print(f"{clip}: {per_clip[clip]['gt_faces']} ground-truth faces on {len(runs)} frames", file=sys.stderr, flush=True)
+        for scale in scales:
+            small = [[downscale(f, scale) for f in r] for r in runs]
+            for codec, frames in (("raw", small), ("h264", h264_roundtrip(small, args.bpp))):
+                if args.crops:  # the first sample's ground truth at this scale, and the misses / FPs of each detector
+                    Path(args.crops).mkdir(parents=True, exist_ok=True)
+                    save_montage(Path(args.crops) / f"{Path(clip).stem}_x{scale}_{codec}_gt.png", frames[0][-1], gts[0][0] / scale)
+                for name, fn in detectors.items():
+                    for k, (r, (gt, ign)) in enumerate(zip(frames, gts)):
+                        t0 = time.perf_counter()
+                        boxes = fn(r)
+                        dt = time.perf_counter() - t0
+                        score = score_frame(gt / scale, boxes, ign / scale, args.iou)
+                        if args.crops and k == 0:
+                            stem = f"{Path(clip).stem}_x{scale}_{codec}_{name.replace(':', '-').replace('/', '-')}"
+                            save_montage(Path(args.crops) / f"{stem}_missed.png", r[-1], (gt / scale)[~score.found])
+                            fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
+                            save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
+                        for key in ((name, codec), (name, "all"), (name, f"{clip}|x{scale}|{codec}")):
+                            tally = tallies.setdefault(key, Tally())
+                            tally.add(score)
+                            tally.seconds += dt
+                print(f"  x{scale} done", file=sys.stderr, flush=True)
+    return {"clips": per_clip, "results": {f"{d}|{c}": t.summary() for (d, c), t in tallies.items()},
+            "settings": {k: v for k, v in vars(args).items() if k != "json"}}
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    if not report["results"]:
+        return
+    names = list(dict.fromkeys(k.split("|")[0] for k in report["results"]))
+    head = "| detector | frames | " + " | ".join(f"recall {b[0]} px" for b in BUCKETS) + " | FP/frame | FP >= 24 px/frame | ms/frame |"
+    for cond in ("all", "raw", "h264"):
+        print(f"\n{cond}: " + {"all": "raw and H.264 frames", "raw": "downscaled frames", "h264": "downscaled, H.264 round trip"}[cond])
+        print(head)
+        print("|" + "---|" * (head.count("|") - 1))
+        for name in names:
+            s = report["results"].get(f"{name}|{cond}")
+            if not s:
+                continue
+            cells = [f"{100 * s['recall'][b[0]]:.0f} % ({s['found'][b[0]]}/{s['gt_faces'][b[0]]})"
+                     if s["recall"][b[0]] is not None else "-" for b in BUCKETS]
+            print(f"| {name} | {s['frames']} | " + " | ".join(cells) +
+                  f" | {s['fp_per_frame']:.2f} | {s['fp_large_per_frame']:.2f} | {s['ms_per_frame']:.0f} |")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jasr_video.tinybench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(DATA), help="folder of the clips (default: ../shared/data/video)")
+    p.add_argument("--ids-frames", type=int, default=60, help="id benchmark: opera frames (0: skip; default: 60)")
+    p.add_argument("--ids-scale", type=int, default=2, help="id benchmark: downscaling of the opera frames (default: 2)")
+    p.add_argument("--ids-occlude", type=int, default=3, help="id benchmark: faces occluded (default: 3)")
+    p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
+    p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
+                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O, track (default: facenet before default track)")
+    p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
+    p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
+    p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
+    p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
+    p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
+    p.add_argument("--crops", metavar="DIR", help="write PNG montages of the first sample's faces (ground truth, "
+                   "missed, unmatched detections) per clip, scale and detector, for checking by eye")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--json", metavar="FILE", help="write every figure to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    if not Path(args.data).is_dir():
+        print(f"jasr-video tinybench: error: data folder not found: {args.data} (give --data DIR)", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        report = run_benchmark(args) if args.detectors else {"results": {}}
+    except ValueError as exc:
+        print(f"jasr-video tinybench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.ids_frames:
+        report["ids"] = run_ids(args)
+    print_tables(report)
+    if args.ids_frames:
+        print_ids(report["ids"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
