@@ -319,26 +319,38 @@ def _run_streams(args: argparse.Namespace, inputs: list[str]) -> int:
             pipeline.config, specs, outputs, source_options=_source_options(args), wait_for_start=_wait_for_start(args),
             live_frame_batch=live_frame_batch(args.frame_batch),
             model=SharedModel(pipeline.enhancer, pipeline.detector), on_result=on_result)
-        stop = {"signal": None}
-
-        def on_signal(signum, _frame) -> None:
-            if stop["signal"] is not None:
-                raise KeyboardInterrupt
-            stop["signal"] = signum
-            runner.stop()
-
-        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            reports = runner.run()
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+        reports, signum = run_until_signal(runner)
     _streams_summary(console, runner, reports, time.monotonic() - started)
+    return streams_exit(reports, signum)
+
+
+def run_until_signal(runner: Any) -> tuple[list, int | None]:
+    """``runner.run()`` with Ctrl-C / SIGTERM stopping every stream (a second one interrupts); returns the
+    reports and the signal that stopped the run (None: the streams ended)."""
+    stop: dict[str, int | None] = {"signal": None}
+
+    def on_signal(signum, _frame) -> None:
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        runner.stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reports = runner.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return reports, stop["signal"]
+
+
+def streams_exit(reports: Sequence[Any], signum: int | None) -> int:
+    """Print each failed stream's error (redacted) and return the exit status of a several-stream run."""
     for r in reports:
         if r.status == "failed":
             print(f"jasr-video: error: stream {r.name}: {redact(r.error)}", file=sys.stderr)
-    if stop["signal"] == signal.SIGINT:
+    if signum == signal.SIGINT:
         return EXIT_SIGINT
-    if stop["signal"] == signal.SIGTERM:
+    if signum == signal.SIGTERM:
         return EXIT_SIGTERM
     return EXIT_USAGE if any(r.status == "failed" for r in reports) else EXIT_OK

@@ -573,15 +573,12 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
     """``jasr-video --ray [ADDRESS] ...``: the multi-stream options and outputs, streams on Ray.
 
     cli: unused (kept for callers that pass the calling jasr_video.cli module)."""
-    import signal
-    import sys
-
     from rich.console import Console
-    from .cli_summary import streams_table
 
     from . import cli_run as cli  # the CLI's option handling (jasr_video.cli itself is the caller)
-    from .outputs import UserError
+    from .cli_summary import streams_table
     from .multistream import stream_specs
+    from .outputs import UserError
 
     try:
         _ray()
@@ -606,14 +603,6 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
                        replicas=args.ray_replicas, address=address, num_cpus=args.ray_cpus,
                        worker_cpus=args.ray_worker_cpus, replica_gpus=1.0 if args.device == "cuda" else 0.0,
                        threads=args.threads or 1)
-    stop = {"signal": None}
-
-    def on_signal(signum, _frame) -> None:
-        if stop["signal"] is not None:
-            raise KeyboardInterrupt
-        stop["signal"] = signum
-        runner.stop()
-
     started = time.monotonic()
     try:
         runner.start()
@@ -621,23 +610,11 @@ def run_cli(args: Any, inputs: list[str], cli: Any = None) -> int:
         raise UserError(f"--ray {args.ray}: cannot connect to the Ray cluster ({str(exc).splitlines()[0]}; "
                             "start one with `ray start --head` or give its address)") from None
     # after ray.init, which installs handlers of its own: Ctrl-C / SIGTERM stop the streams and finalise outputs
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        reports = runner.run()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    reports, signum = cli.run_until_signal(runner)
     streams_table(console, f"jasr-video on Ray: {len(reports)} streams, {args.ray_replicas} model replicas, "
                            f"{time.monotonic() - started:.1f}s", reports)
     m = runner.model_stats
     if m.get("faces"):
         console.print(f"model: {m.get('faces', 0)} faces sent to the replicas, {m.get('bytes_sent', 0) / 1e3:.1f} kB "
                       f"sent, {m.get('bytes_received', 0) / 1e3:.1f} kB received")
-    for r in reports:
-        if r.status == "failed":
-            print(f"jasr-video: error: stream {r.name}: {r.error}", file=sys.stderr)
-    if stop["signal"] == signal.SIGINT:
-        return cli.EXIT_SIGINT
-    if stop["signal"] == signal.SIGTERM:
-        return cli.EXIT_SIGTERM
-    return cli.EXIT_USAGE if any(r.status == "failed" for r in reports) else cli.EXIT_OK
+    return cli.streams_exit(reports, signum)

@@ -7,11 +7,11 @@ line per face) and renames it to ``FILE`` when the run is finalised.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .sinks import close_partial
 from .types import FrameResult
 
 CSV_COLUMNS = ("frame", "pts", "track_id", "x0", "y0", "x1", "y1", "score", "track_score", "detected", "at_edge",
@@ -46,10 +46,4 @@ class CsvSink:
         self.file.flush()
 
     def close(self, complete: bool = True) -> Path:
-        if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            if complete:
-                os.replace(self.tmp, self.path)
-        return self.path if complete else self.tmp
+        return close_partial(self.file, self.tmp, self.path, complete)

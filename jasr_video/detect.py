@@ -17,7 +17,7 @@ import torch
 from .config import DETECTOR_PRECISIONS
 from .facenet_compat import batched_nms, import_facenet, nms, to_tensor  # noqa: F401 (re-exported)
 from .mtcnn import STRIP_PIXELS, pyramid_scales, run_mtcnn  # noqa: F401 (re-exported)
-from .types import Detection  # re-exported: it used to live here
+from .types import Detection, registered  # Detection re-exported: it used to live here
 
 
 def __getattr__(name: str) -> Any:  # the facenet import state lives in jasr_video.facenet_compat
@@ -145,8 +145,4 @@ DETECTORS: dict[str, type] = {"mtcnn": FaceDetector}
 
 def make_detector(config: Any, device: torch.device) -> "FaceDetector":
     """The detector named by ``config.detector`` (a :class:`~jasr_video.pipeline.PipelineConfig`) on `device`."""
-    try:
-        cls = DETECTORS[config.detector]
-    except KeyError:
-        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {config.detector!r}") from None
-    return cls.from_config(config, device)
+    return registered(DETECTORS, "detector", config.detector).from_config(config, device)

@@ -226,6 +226,18 @@ class VideoSink:
         return self.tmp
 
 
+def close_partial(file: Any, tmp: Path, path: Path, complete: bool) -> Path:
+    """Flush, fsync and close a text output written under its ``.partial`` name ``tmp``; rename it to ``path``
+    when ``complete`` (a crash leaves the ``.partial``). Closing twice is harmless. Returns where the file is."""
+    if not file.closed:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        if complete:
+            os.replace(tmp, path)
+    return path if complete else tmp
+
+
 JSON_LANDMARKS = ("both", "smoothed", "raw", "none")
 
 
@@ -264,13 +276,7 @@ class JsonlSink:
         self.file.flush()
 
     def close(self, complete: bool = True) -> Path:
-        if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            if complete:
-                os.replace(self.tmp, self.path)
-        return self.path if complete else self.tmp
+        return close_partial(self.file, self.tmp, self.path, complete)
 
 
 class CropSink:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .types import registered
+
 if TYPE_CHECKING:  # filterpy (and scipy behind it) load when a Kalman smoother is made, not on import
     from filterpy.kalman import KalmanFilter
 
@@ -181,8 +183,4 @@ SMOOTHERS: dict[str, type] = {"kalman": LandmarkSmoother, "one-euro": OneEuroSmo
 
 def make_smoother(config: Any) -> "Smoother":
     """The smoother named by ``config.smoother`` (a :class:`~jasr_video.pipeline.PipelineConfig`)."""
-    try:
-        cls = SMOOTHERS[config.smoother]
-    except KeyError:
-        raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, not {config.smoother!r}") from None
-    return cls.from_config(config)
+    return registered(SMOOTHERS, "smoother", config.smoother).from_config(config)

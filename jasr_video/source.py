@@ -558,7 +558,7 @@ class VideoSource:
                 if container is None:
                     break
                 gap = StreamGap(self.name, self._last_pts, time.monotonic() - down_since, redact(reason))
-                self._rebase = True  # the new session's timestamps restart: continue after the outage
+                self._rebase = True  # the new connection's timestamps restart: continue after the outage
                 self.stats["gaps"] += 1
                 self._put(gap)
         finally:

@@ -24,7 +24,7 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
-from .types import TrackedFace  # re-exported: it used to live here
+from .types import TrackedFace, registered  # TrackedFace re-exported: it used to live here
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -261,8 +261,4 @@ TRACKERS: dict[str, type] = {"sort": SortTracker}
 
 def make_tracker(config: Any) -> "SortTracker":
     """The tracker named by ``config.tracker`` (a :class:`~jasr_video.pipeline.PipelineConfig`)."""
-    try:
-        cls = TRACKERS[config.tracker]
-    except KeyError:
-        raise ValueError(f"tracker must be one of {', '.join(TRACKERS)}, not {config.tracker!r}") from None
-    return cls.from_config(config)
+    return registered(TRACKERS, "tracker", config.tracker).from_config(config)

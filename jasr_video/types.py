@@ -200,3 +200,11 @@ class EventSink(Sink, Protocol):
     """A sink that also records events (``{"event": "stream_gap", ...}``) between frames."""
 
     def write_event(self, event: dict[str, Any]) -> None: ...
+
+
+def registered(registry: dict[str, type], stage: str, name: str) -> type:
+    """The class registered under ``name`` in a stage's name -> class map (one clear error for a bad name)."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"{stage} must be one of {', '.join(registry)}, not {name!r}") from None
