@@ -1,5 +1,4 @@
-"""Every shipped weight set must load by name and, at its own LR size, beat bicubic on real test faces
-(x2: match it; its SR output equals bicubic of the 64 px face, models/README.md)."""
+"""Every shipped weight set must load by name and, at its own LR size, beat bicubic on real test faces."""
 from __future__ import annotations
 
 import pytest
@@ -8,9 +7,9 @@ from jasr_video.model import DEFAULT_WEIGHTS, available_weights, load_model
 from jasr_video.model.data import FaceDataset, find_pairs
 from jasr_video.model.evaluate import evaluate
 
-# least PSNR gain over bicubic of the same LR face, by LR side: x8 +0.5, x4 +0.2 dB; x2 (no gain measured:
-# its SR output equals bicubic, models/README.md) must at least not fall below bicubic
-MIN_GAIN_DB = {16: 0.5, 32: 0.2, 64: -0.05}
+# least PSNR gain over bicubic of the same LR face, by LR side (on these 10 faces the shipped weights reach
+# x8 +2.4, x4 +1.1, x2 +1.3 dB; models/README.md has the 330-face figures)
+MIN_GAIN_DB = {16: 0.5, 32: 0.7, 64: 0.8}
 
 
 def test_default_weights_are_shipped_and_load_by_name():

@@ -110,3 +110,45 @@ def test_extra_data_degradations_and_rotation_through_the_config_api(tmp_path, f
     saved = read_checkpoint(tmp_path / "run" / "last.pt")["meta"]["train_config"]
     assert saved["degradation"] == 0.7 and saved["aug_rotation"] == 45 and saved["extra_landmark_weight"] == 0.5
     assert all(np.isfinite(_losses(tmp_path / "run")))
+
+
+def test_detail_head_added_to_trained_weights_trains_alone(tmp_path, faces_train):
+    """--detail-head W --train-only detail: the head starts as a no-op on the --init weights (same SR), then
+    only its weights move (landmark heatmaps unchanged) and the best checkpoint is picked by PSNR."""
+    from jasr_video.model.checkpoint import load_model
+
+    first = tmp_path / "first"
+    train(*_args(faces_train, first, "--epochs", "1", "--max-steps", "3"))
+    base, _ = load_model(first / "last.pt")
+    out = tmp_path / "detail"
+    meta = train(*_args(faces_train, out, "--epochs", "2", "--max-steps", "8", "--init", str(first / "last.pt"),
+                        "--detail-head", "8", "--detail-layers", "3", "--train-only", "detail"))
+    assert meta["train_config"]["train_only"] == "detail" and meta["step"] == 8
+    tuned, _ = load_model(out / "last.pt")
+    assert tuned.config.detail_width == 8 and tuned.config.detail_layers == 3
+    before = {k: v for k, v in base.state_dict().items()}
+    for key, value in tuned.state_dict().items():
+        if key.startswith("detail."):
+            continue
+        assert torch.equal(value, before[key]), key  # frozen
+    assert not torch.equal(tuned.detail.body[-1].weight, torch.zeros_like(tuned.detail.body[-1].weight))
+
+    # Zero-initialised last conv: the head added to trained weights changes nothing until it trains.
+    from dataclasses import replace
+
+    from jasr_video.model.network import JASRNet
+
+    fresh = JASRNet(replace(base.config, detail_width=8, detail_layers=3)).eval()
+    fresh.load_state_dict(base.state_dict(), strict=False)
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        a, b = base.eval()(x), fresh(x)
+    assert torch.equal(a.sr, b.sr) and torch.equal(a.heatmaps[-1], b.heatmaps[-1])
+
+    # The head without --detail-head is a clear error, not a silent no-op.
+    try:
+        train(*_args(faces_train, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", "--train-only", "detail"))
+    except ValueError as error:
+        assert "--detail-head" in str(error)
+    else:
+        raise AssertionError("--train-only detail without a head must fail")

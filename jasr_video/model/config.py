@@ -30,12 +30,18 @@ class ModelConfig:
     stage_blocks: tuple[int, ...] = (2, 3, 3)  # residual blocks per alignment stage
     num_landmarks: int = NUM_LANDMARKS
     background_channel: bool = True  # one extra "background" heatmap (CPM convention)
+    # Not in the paper: a small residual conv stack at 128x128 on the SR output (0 = none). The SR module
+    # rebuilds detail from 16x16 features; for x4 / x2 inputs the missing detail is finer than that grid.
+    detail_width: int = 0  # channels of the detail head
+    detail_layers: int = 6  # 3x3 convs of the detail head (>= 2)
 
     def __post_init__(self) -> None:
         if self.fusion not in ("add", "concat", "none"):
             raise ValueError(f"fusion must be add, concat or none, not {self.fusion!r}")
         if self.tasks not in ("joint", "sr", "align"):
             raise ValueError(f"tasks must be joint, sr or align, not {self.tasks!r}")
+        if self.detail_width < 0 or (self.detail_width and self.detail_layers < 2):
+            raise ValueError("detail_width must be >= 0 and detail_layers >= 2")
         if not 1 <= self.stages <= len(self.stage_blocks):
             raise ValueError(f"stages must be 1..{len(self.stage_blocks)}, not {self.stages}")
 
@@ -76,6 +82,7 @@ class TrainConfig:
     lr_size_range: tuple[int, ...] = ()  # (min, max): each training face reduced to a random side in it
     degradation: float = 0.0  # share of faces degraded as CCTV does (degradations.TRAIN); 0 = the paper's protocol
     extra_landmark_weight: float = 0.5  # heatmap-loss weight of the extra folders' (machine-made) points
+    train_only: str = "all"  # "all" parameters, or "detail": only the detail head (the rest frozen)
 
     def __post_init__(self) -> None:
         if self.lr_size not in SR_FACTORS.values():
@@ -83,6 +90,8 @@ class TrainConfig:
         if self.lr_size_range and not (len(self.lr_size_range) == 2
                                        and 4 <= self.lr_size_range[0] <= self.lr_size_range[1] <= HR_SIZE):
             raise ValueError(f"lr_size_range must be (min, max) with 4 <= min <= max <= {HR_SIZE}")
+        if self.train_only not in ("all", "detail"):
+            raise ValueError(f"train_only must be all or detail, not {self.train_only!r}")
         if not 0 <= self.degradation <= 1:
             raise ValueError(f"degradation must be a share in [0, 1], not {self.degradation}")
 

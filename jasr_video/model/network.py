@@ -48,6 +48,24 @@ class Fuse(nn.Module):
         return down + coarser
 
 
+class DetailHead(nn.Module):
+    """Residual detail at full resolution: conv-ReLU stack on the SR image, added to it. The last conv
+    starts at zero, so adding the head to trained weights leaves their output unchanged."""
+
+    def __init__(self, width: int, layers: int) -> None:
+        super().__init__()
+        convs: list[nn.Module] = [conv3x3(3, width), nn.ReLU(inplace=True)]
+        for _ in range(layers - 2):
+            convs += [conv3x3(width, width), nn.ReLU(inplace=True)]
+        last = conv3x3(width, 3)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.body = nn.Sequential(*convs, last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 class JASROutput(NamedTuple):
     sr: torch.Tensor | None  # (B, 3, 128, 128) in [0, 1] (not clamped)
     heatmaps: list[torch.Tensor]  # one (B, K(+1), 16, 16) per stage; the last is the final estimate
@@ -82,6 +100,8 @@ class JASRNet(nn.Module):
                 *[m for _ in range(3) for m in (conv3x3(w, 4 * w), nn.PixelShuffle(2), nn.ReLU(inplace=True))]
             )
             self.to_rgb = conv3x3(w, 3)
+            if config.detail_width:
+                self.detail = DetailHead(config.detail_width, config.detail_layers)
         if config.does_align:
             k = config.heatmap_channels
             stages = []
@@ -115,6 +135,8 @@ class JASRNet(nn.Module):
                 features = features + self.long_skip(shallow)
             base = x + self.rgb_mean if self.config.input_residual else self.rgb_mean
             sr = self.to_rgb(self.upsample(features)) + base
+            if self.config.detail_width:
+                sr = sr + self.detail(sr - self.rgb_mean)
         heatmaps: list[torch.Tensor] = []
         if self.config.does_align:
             stage_input = h

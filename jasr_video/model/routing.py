@@ -1,7 +1,8 @@
 """Scale-aware routing: which JASRNet (x8, x4 or x2) and which input size serve a face of a given size.
 
 Every JASRNet takes the LR face bicubic-upsampled to 128x128, so the x8 / x4 / x2 weights share one
-architecture and differ only in the LR faces they were trained on (``jasr-train --sr-factor``). A face
+architecture and differ in the LR faces they were trained on (``jasr-train --sr-factor``); the shipped x4
+and x2 weights add a small full-resolution detail head (``ModelConfig.detail_width``). A face
 goes to the model whose training sizes hold its real pixels best; the bands below were chosen from
 ``python -m jasr_video.model.sizebench`` (table in docs/benchmarks.md). "Face size" is the side, in
 source pixels, of the square training-style crop (1.4 x the landmark box), i.e. the LR side itself.

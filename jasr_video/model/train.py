@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reduce each training face to a random side in [MIN, MAX] px (default: the factor's "
                         "nominal side only); the network input is always that face bicubic-upsampled to 128")
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (name or path; their config is used)")
+    p.add_argument("--detail-head", type=int, default=0, metavar="WIDTH",
+                   help="add a full-resolution detail head of WIDTH channels to the network (or to the --init "
+                        "weights, which then keep their output until it trains; default 0 = none)")
+    p.add_argument("--detail-layers", type=int, default=ModelConfig().detail_layers, help="3x3 convs of the detail head")
+    p.add_argument("--train-only", choices=("all", "detail"), default="all",
+                   help="detail: train the detail head only, every other weight frozen (landmarks unchanged); "
+                        "the best checkpoint is then picked by validation PSNR")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
     p.add_argument("--rotation", type=float, default=defaults.aug_rotation, help="rotation augmentation, +- degrees")
@@ -166,14 +173,15 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, TrainRun, 
                          lr_size_range=tuple(args.lr_sizes) if args.lr_sizes else (),
                          aug_rotation=args.rotation, aug_rotation_upright=args.rotation_upright,
                          aug_scale=args.aug_scale, aug_shift=args.aug_shift, degradation=args.degrade,
-                         extra_landmark_weight=args.extra_landmark_weight)
+                         extra_landmark_weight=args.extra_landmark_weight, train_only=args.train_only)
     run = TrainRun(data=args.data, out=args.out, extra_data=tuple(args.extra_data), data_repeat=args.data_repeat,
                    init=args.init, limit=args.limit, max_steps=args.max_steps, warmup_steps=args.warmup_steps,
                    val_every=args.val_every, val_every_steps=args.val_every_steps, log_every=args.log_every,
                    checkpoint_minutes=args.checkpoint_minutes, device=args.device, amp=args.amp,
                    workers=args.workers, threads=args.threads, resume=not args.no_resume, quiet=args.quiet)
     architecture = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
-                                encoder_blocks=args.encoder_blocks)
+                                encoder_blocks=args.encoder_blocks,
+                                detail_width=args.detail_head or None, detail_layers=args.detail_layers)
     return config, run, architecture
 
 
@@ -205,7 +213,11 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
     else:
         init = read_checkpoint(run.init) if run.init else None
         mconf = from_dict(ModelConfig, init["model_config"]) if init else (architecture or ModelConfig())
+        if init and architecture and architecture.detail_width and not mconf.detail_width:
+            mconf = replace(mconf, detail_width=architecture.detail_width, detail_layers=architecture.detail_layers)
         tconf = config
+    if tconf.train_only == "detail" and not mconf.detail_width:
+        raise ValueError("--train-only detail needs a detail head: add --detail-head WIDTH")
     torch.manual_seed(tconf.seed)
 
     pairs = find_pairs(run.data)
@@ -223,12 +235,17 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
 
     model = JASRNet(mconf)
     if not resume and init:
-        model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+        missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()}, strict=False)
+        if unexpected or any(not key.startswith("detail.") for key in missing):
+            raise ValueError(f"{run.init}: weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if tconf.train_only == "detail":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith("detail."))
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
-    optimizer = torch.optim.Adam(model.parameters(), lr=tconf.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tconf.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(tconf.lr_milestones), tconf.lr_gamma)
     amp_dtype = torch.bfloat16
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -284,7 +301,7 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
             return None
         metrics = evaluate(model, val_set, device, lr_size=tconf.lr_size)["summary"]
         key = metrics.get("model", {}).get("nme_percent")
-        score = key if key is not None else -metrics["model"]["psnr_y_face"]
+        score = key if key is not None and tconf.train_only == "all" else -metrics["model"]["psnr_y_face"]
         log({"epoch": epoch, "step": step, "val": metrics, "seconds": elapsed_before + time.perf_counter() - started})
         console.print(f"epoch {epoch}: val {json.dumps(metrics)}")
         if best is None or score < best:
