@@ -239,8 +239,8 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
         if unexpected or any(not key.startswith("detail.") for key in missing):
             raise ValueError(f"{run.init}: weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if tconf.train_only == "detail":
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name.startswith("detail."))
+        model.requires_grad_(False)
+        model.detail.requires_grad_(True)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
