@@ -6,7 +6,7 @@ import torch
 
 from jasr_video.model.data import FaceDataset, find_pairs
 from jasr_video.model.landmarks import (
-    FLIP_PERMUTATION, cells_to_pixels, decode_heatmaps, gaussian_heatmaps, pixels_to_cells,
+    FLIP_PERMUTATION, cells_to_pixels, decode_heatmaps, gaussian_heatmaps, heatmap_landmarks, pixels_to_cells,
 )
 
 
@@ -18,6 +18,19 @@ def test_decoding_synthetic_gaussians_is_subpixel_exact():
     error_px = (cells_to_pixels(cells) - truth_px).norm(dim=-1)
     assert error_px.max() < 0.1, float(error_px.max())
     assert confidence.min() > 0.5
+
+
+def test_heatmap_landmarks_take_the_cell_size_from_the_map_side():
+    """16x16 maps are 8 px cells of the 128 px face, 32x32 maps (the refine stage) 4 px cells."""
+    truth_px = torch.tensor([[[10.0, 20.0], [64.3, 70.9], [120.5, 3.2]]])
+    for side, cell in ((16, 8), (32, 4)):
+        heatmaps = gaussian_heatmaps(pixels_to_cells(truth_px, cell), side, sigma=1.0)
+        points, confidence = heatmap_landmarks(heatmaps, num_landmarks=3)
+        assert (points - truth_px).abs().max() < 0.1, (side, points)
+        assert confidence.min() > 0.5
+    # a 32x32 map read as 8 px cells would put the points elsewhere: the scale is not fixed
+    wrong = cells_to_pixels(decode_heatmaps(heatmaps, 3)[0])
+    assert (wrong - truth_px).abs().max() > 10
 
 
 def test_confidence_follows_peak_height():

@@ -77,3 +77,16 @@ def test_bad_checkpoint_gives_clear_error(tmp_path):
         load_model(bad)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_model("no-such-weights")
+
+
+def test_refine_stage_adds_32x32_heatmaps():
+    """refine_blocks > 0: one more alignment stage, at 32x32 (4 px cells), whose heatmaps are the final ones."""
+    base = JASRNet(model_config("tiny")).eval()
+    model = JASRNet(model_config("tiny", refine_blocks=2)).eval()
+    assert count_parameters(model) > count_parameters(base)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 128, 128))
+    assert [h.shape[-1] for h in out.heatmaps] == [16] * model.config.stages + [32]
+    assert out.heatmaps[-1].shape == (2, model.config.heatmap_channels, 32, 32)
+    with pytest.raises(ValueError, match="refine_blocks"):
+        model_config("tiny", refine_blocks=-1)

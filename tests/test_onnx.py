@@ -5,13 +5,13 @@ Tolerances (printed with -s):
   max 0.00004 px (float rounding only). Tolerances: SR max <= 0.01, mean <= 0.001 levels; landmarks max <= 0.01 px.
 * int8 ONNX (``models/jasr-cpu.int8.onnx``, onnx backend's auto on CPUs with int8 dot products): the torch int8
   tolerances of tests/test_enhance_precision.py (SR max <= 32, mean <= 1.0 levels; landmarks mean <= 0.25, p99
-  <= 1.3, any face's mean <= 1.3 px); measured on the same faces SR max 11.5 / mean 0.64 levels, landmarks mean
-  0.22 / p99 0.94 px, worst face's mean 0.78 px.
+  <= 1.3, any face's mean <= 1.3 px); measured on the same faces SR max 9.8 / mean 0.66 levels, landmarks mean
+  0.21 / p99 0.88 px, worst face's mean 0.67 px.
 * the pipeline on the clip (6 frames, 640 px wide, 33 faces): same frames, track ids and boxes; fp32 ONNX within
   one 8-bit level (SR is rounded to uint8; measured 1 level, mean 0.000006) and 0.01 px (measured 0.0002 px) of
   torch fp32; ONNX auto (int8 on CPUs with int8 dot products) within the int8-video tolerances of
   tests/test_enhance_precision.py (SR max 32, mean 1.0 levels; landmarks mean 0.5, p99 2.0, any face 1.5 px):
-  measured SR max 9 / mean 0.58 levels, landmarks mean 0.46 / p99 1.60 px, worst face 1.05 px.
+  measured SR max 8 / mean 0.10 levels, landmarks mean 0.06 / p99 0.86 px, worst face 0.54 px.
 * jasr-eval --backend onnx (fp32) on 16 test faces: PSNR and NME within 0.001 of torch fp32.
 """
 from __future__ import annotations

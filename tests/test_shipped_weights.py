@@ -8,8 +8,8 @@ from jasr_video.model.data import FaceDataset, find_pairs
 from jasr_video.model.evaluate import evaluate
 
 # least PSNR gain over bicubic of the same LR face, by LR side (on these 10 faces the shipped weights reach
-# x8 +2.4, x4 +1.1, x2 +1.3 dB; models/README.md has the 330-face figures)
-MIN_GAIN_DB = {16: 0.5, 32: 0.7, 64: 0.8}
+# x8 +2.9 (jasr-cpu-robust +1.9), x4 +1.6, x2 +1.4 dB; models/README.md has the 330-face figures)
+MIN_GAIN_DB = {16: 1.5, 32: 1.2, 64: 1.1}
 
 
 def test_default_weights_are_shipped_and_load_by_name():

@@ -150,3 +150,53 @@ def test_detail_head_added_to_trained_weights_trains_alone(tmp_path, faces_train
     # The head without --detail-head is a clear error, not a silent no-op.
     with pytest.raises(ValueError, match="--detail-head"):
         train(*_args(faces_train, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", "--train-only", "detail"))
+
+
+def test_loss_targets_follow_each_stage_heatmap_side():
+    """Heatmaps that equal the Gaussian targets give a zero heatmap loss at 16x16 and at 32x32 (the refine
+    stage: 4 px cells); a 32x32 map made with 8 px cells does not."""
+    from jasr_video.model.config import model_config
+    from jasr_video.model.landmarks import gaussian_heatmaps, pixels_to_cells
+    from jasr_video.model.network import JASROutput
+    from jasr_video.model.train import jasr_loss
+
+    config = model_config("tiny", refine_blocks=1)
+    points = torch.rand(2, 68, 2, generator=torch.Generator().manual_seed(0)) * 100 + 14
+    visible = torch.ones(2, 68)
+    hr = torch.rand(2, 3, 128, 128)
+    maps = [gaussian_heatmaps(pixels_to_cells(points, 128 // side), side, 1.0) for side in (16, 16, 32)]
+    _, terms = jasr_loss(JASROutput(hr, maps), hr, points, visible, config, alpha=0.1, sigma=1.0)
+    assert terms["heatmap"] < 1e-6 and terms["sr"] == 0
+    wrong = [*maps[:2], gaussian_heatmaps(pixels_to_cells(points, 8), 32, 1.0)]
+    _, terms = jasr_loss(JASROutput(hr, wrong), hr, points, visible, config, alpha=0.1, sigma=1.0)
+    assert terms["heatmap"] > 1
+
+
+def test_refine_stage_added_to_trained_weights_trains_alone(tmp_path, faces_train):
+    """--refine-blocks N --train-only refine: the 32x32 stage is added to the --init weights and only its
+    weights move (SR and the 16x16 stages unchanged); the best checkpoint is picked by NME."""
+    from jasr_video.model.checkpoint import load_model
+
+    first = tmp_path / "first"
+    train(*_args(faces_train, first, "--epochs", "1", "--max-steps", "3"))
+    base, _ = load_model(first / "last.pt")
+    out = tmp_path / "refine"
+    meta = train(*_args(faces_train, out, "--epochs", "2", "--max-steps", "8", "--init", str(first / "last.pt"),
+                        "--refine-blocks", "1", "--train-only", "refine"))
+    assert meta["train_config"]["train_only"] == "refine" and meta["step"] == 8
+    assert meta["best"] > 0  # validation NME, the quantity the stage improves
+    tuned, _ = load_model(out / "last.pt")
+    assert tuned.config.refine_blocks == 1
+    before = base.state_dict()
+    moved = [key for key, value in tuned.state_dict().items() if key.startswith("refine.")]
+    assert moved
+    for key, value in tuned.state_dict().items():
+        if not key.startswith("refine."):
+            assert torch.equal(value, before[key]), key  # frozen
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        a, b = base.eval()(x), tuned.eval()(x)
+    assert torch.equal(a.sr, b.sr) and b.heatmaps[-1].shape[-1] == 32 and len(b.heatmaps) == len(a.heatmaps) + 1
+
+    with pytest.raises(ValueError, match="--refine-blocks"):
+        train(*_args(faces_train, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", "--train-only", "refine"))

@@ -34,6 +34,10 @@ class ModelConfig:
     # rebuilds detail from 16x16 features; for x4 / x2 inputs the missing detail is finer than that grid.
     detail_width: int = 0  # channels of the detail head
     detail_layers: int = 6  # 3x3 convs of the detail head (>= 2)
+    # Not in the paper: a last alignment stage at 32x32 (0 = none) on the encoder's 32x32 features, the deep
+    # features and the previous stage's heatmaps, both upsampled x2. Its heatmaps (4 px cells, not 8) are the
+    # final estimate: for x4 / x2 inputs the 32x32 features hold real detail that 16x16 cells cannot place.
+    refine_blocks: int = 0  # residual blocks of the 32x32 stage
 
     def __post_init__(self) -> None:
         if self.fusion not in ("add", "concat", "none"):
@@ -42,6 +46,8 @@ class ModelConfig:
             raise ValueError(f"tasks must be joint, sr or align, not {self.tasks!r}")
         if self.detail_width < 0 or (self.detail_width and self.detail_layers < 2):
             raise ValueError("detail_width must be >= 0 and detail_layers >= 2")
+        if self.refine_blocks < 0:
+            raise ValueError(f"refine_blocks must be >= 0, not {self.refine_blocks}")
         if not 1 <= self.stages <= len(self.stage_blocks):
             raise ValueError(f"stages must be 1..{len(self.stage_blocks)}, not {self.stages}")
 
@@ -56,6 +62,10 @@ class ModelConfig:
     @property
     def heatmap_channels(self) -> int:
         return self.num_landmarks + int(self.background_channel)
+
+
+# What `TrainConfig.train_only` may name: every parameter, or one added part of the network (the rest frozen).
+TRAIN_ONLY = ("all", "detail", "refine")
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class TrainConfig:
     lr_size_range: tuple[int, ...] = ()  # (min, max): each training face reduced to a random side in it
     degradation: float = 0.0  # share of faces degraded as CCTV does (degradations.TRAIN); 0 = the paper's protocol
     extra_landmark_weight: float = 0.5  # heatmap-loss weight of the extra folders' (machine-made) points
-    train_only: str = "all"  # "all" parameters, or "detail": only the detail head (the rest frozen)
+    train_only: str = "all"  # "all" parameters, or only the "detail" head / the "refine" stage (the rest frozen)
 
     def __post_init__(self) -> None:
         if self.lr_size not in SR_FACTORS.values():
@@ -90,8 +100,8 @@ class TrainConfig:
         if self.lr_size_range and not (len(self.lr_size_range) == 2
                                        and 4 <= self.lr_size_range[0] <= self.lr_size_range[1] <= HR_SIZE):
             raise ValueError(f"lr_size_range must be (min, max) with 4 <= min <= max <= {HR_SIZE}")
-        if self.train_only not in ("all", "detail"):
-            raise ValueError(f"train_only must be all or detail, not {self.train_only!r}")
+        if self.train_only not in TRAIN_ONLY:
+            raise ValueError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, not {self.train_only!r}")
         if not 0 <= self.degradation <= 1:
             raise ValueError(f"degradation must be a share in [0, 1], not {self.degradation}")
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .config import HR_SIZE, LR_SIZE
 from .landmarks import FLIP_PERMUTATION
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def read_pts(path: str | Path) -> np.ndarray:

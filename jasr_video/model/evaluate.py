@@ -29,7 +29,7 @@ from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
 from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_batch, sample_params
-from .landmarks import cells_to_pixels, decode_heatmaps
+from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
 
@@ -74,8 +74,7 @@ def evaluate(
                            heatmaps=[h.float() for h in out.heatmaps])
         landmarks = None
         if out.heatmaps:
-            cells, _ = decode_heatmaps(out.heatmaps[-1], model.config.num_landmarks)
-            landmarks = cells_to_pixels(cells).cpu().numpy()
+            landmarks = heatmap_landmarks(out.heatmaps[-1], model.config.num_landmarks)[0].cpu().numpy()
         for j in range(len(items)):
             box = face_box(truth[j])
             record: dict[str, Any] = {"face": dataset.pairs[start + j][0].name}

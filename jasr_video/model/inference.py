@@ -9,7 +9,7 @@ import torch
 from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import degrade, upsample
-from .landmarks import cells_to_pixels, decode_heatmaps
+from .landmarks import heatmap_landmarks
 from .network import JASRNet
 
 
@@ -119,8 +119,8 @@ class FaceEnhancer:
         """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
         x = inputs.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         out = self.model(x)
-        cells, confidence = decode_heatmaps(out.heatmaps[-1], self.model.config.num_landmarks)
-        return Prediction(out.sr.float().clamp(0, 1), cells_to_pixels(cells), confidence)
+        landmarks, confidence = heatmap_landmarks(out.heatmaps[-1], self.model.config.num_landmarks, x.shape[-1])
+        return Prediction(out.sr.float().clamp(0, 1), landmarks, confidence)
 
     def enhance(self, faces: torch.Tensor) -> Prediction:
         """faces: any-size square crops (B, 3, S, S) in [0, 1]; brought to 16x16 then up to 128x128."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import SCALE
+from .config import HR_SIZE, SCALE
 
 # Index permutation that maps the 300-W 68-point scheme onto its horizontal mirror (0-based).
 FLIP_PERMUTATION: tuple[int, ...] = (
@@ -82,6 +82,15 @@ def decode_heatmaps(heatmaps: torch.Tensor, num_landmarks: int = 68) -> tuple[to
     fx = refine(along_x=True)
     fy = refine(along_x=False)
     return torch.stack([fx, fy], dim=-1), peak.clamp(0.0, 1.0)
+
+
+def heatmap_landmarks(
+    heatmaps: torch.Tensor, num_landmarks: int = 68, image_size: int = HR_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final-stage heatmaps (B, K(+1), h, w) of an image_size-pixel input -> landmarks (B, K, 2) in its
+    pixels and confidence (B, K); a cell is image_size / h pixels (8 for 16x16 maps, 4 for 32x32)."""
+    cells, confidence = decode_heatmaps(heatmaps, num_landmarks)
+    return cells_to_pixels(cells, image_size // heatmaps.shape[-1]), confidence
 
 
 def flip_landmarks(points: np.ndarray, width: float) -> np.ndarray:

@@ -66,9 +66,24 @@ class DetailHead(nn.Module):
         return self.body(x)
 
 
+class FineStage(nn.Module):
+    """Alignment at 32x32: the encoder's 32x32 features, with the deep 16x16 features and the previous stage's
+    heatmaps upsampled x2 (nearest), through res blocks to heatmaps of 4 px cells."""
+
+    def __init__(self, width: int, channels: int, blocks: int) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.body = nn.Sequential(conv3x3(2 * width + channels, width), nn.ReLU(inplace=True),
+                                  res_blocks(width, blocks), conv3x3(width, channels))
+
+    def forward(self, fine: torch.Tensor, deep: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([fine, self.up(deep), self.up(heatmaps)], dim=1))
+
+
 class JASROutput(NamedTuple):
     sr: torch.Tensor | None  # (B, 3, 128, 128) in [0, 1] (not clamped)
-    heatmaps: list[torch.Tensor]  # one (B, K(+1), 16, 16) per stage; the last is the final estimate
+    # one (B, K(+1), 16, 16) per stage (32x32 for the refine stage); the last is the final estimate
+    heatmaps: list[torch.Tensor]
 
 
 class JASRNet(nn.Module):
@@ -116,6 +131,8 @@ class JASRNet(nn.Module):
                     )
                 )
             self.stages = nn.ModuleList(stages)
+            if config.refine_blocks:
+                self.refine = FineStage(w, k, config.refine_blocks)
 
     def forward(self, x: torch.Tensor) -> JASROutput:
         x = x - self.rgb_mean
@@ -143,6 +160,8 @@ class JASRNet(nn.Module):
             for stage in self.stages:
                 heatmaps.append(stage(stage_input))
                 stage_input = torch.cat([h, heatmaps[-1]], dim=1)
+            if self.config.refine_blocks:
+                heatmaps.append(self.refine(h2, h, heatmaps[-1]))
         return JASROutput(sr, heatmaps)
 
 

@@ -15,7 +15,8 @@ The graph (:class:`DeployableJASRNet`) takes what JASRNet takes and returns what
   the RGB mean, add it back to the SR output) is inside the graph: feed plain [0, 1] RGB.
 * outputs ``sr`` (batch, 3, 128, 128) in [0, 1]; ``landmarks`` (batch, 68, 2) x, y in 128x128 input pixels
   (heatmap peak refined to sub-pixel, as :func:`~jasr_video.model.landmarks.decode_heatmaps`); ``confidence``
-  (batch, 68) heatmap peak values in [0, 1]; ``heatmaps`` (batch, 69, 16, 16) of the last stage (68 landmarks
+  (batch, 68) heatmap peak values in [0, 1]; ``heatmaps`` (batch, 69, 16, 16) of the last stage (32x32
+  for weights with a refine stage) (68 landmarks
   + background), for decoders of one's own.
 
 The batch axis is dynamic. The model's configuration, the weights' SHA-256 (:func:`weights_sha256`), the opset and the input
@@ -46,7 +47,7 @@ from torch import nn
 
 from .checkpoint import available_weights, models_dir, read_checkpoint, resolve_weights
 from .config import HR_SIZE, ModelConfig, from_dict, to_dict
-from .landmarks import cells_to_pixels, decode_heatmaps
+from .landmarks import heatmap_landmarks
 from .network import RGB_MEAN, JASRNet
 
 OPSET = 17
@@ -68,9 +69,8 @@ class DeployableJASRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(x)
         heatmaps = out.heatmaps[-1]
-        cells, confidence = decode_heatmaps(heatmaps, self.model.config.num_landmarks)
-        scale = x.shape[-1] // heatmaps.shape[-1]  # input pixels per heatmap cell: 128 / 16 = 8 for x8
-        return out.sr.clamp(0, 1), cells_to_pixels(cells, scale), confidence, heatmaps
+        landmarks, confidence = heatmap_landmarks(heatmaps, self.model.config.num_landmarks, x.shape[-1])
+        return out.sr.clamp(0, 1), landmarks, confidence, heatmaps
 
 
 def weights_sha256(checkpoint: dict[str, Any]) -> str:

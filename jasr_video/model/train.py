@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import ABLATIONS, HR_SIZE, LR_SIZE, PRESETS, SR_FACTORS, ModelConfig, TrainConfig, from_dict, model_config, to_dict
+from .config import (ABLATIONS, HR_SIZE, PRESETS, SR_FACTORS, TRAIN_ONLY, ModelConfig, TrainConfig, from_dict,
+                     model_config, to_dict)
 from .data import FaceDataset, find_pairs, lr_inputs
 from .degradations import TRAIN as TRAIN_DEGRADATION
 from .degradations import degrade_batch, sample_params, with_clean_probability
@@ -32,7 +33,8 @@ def jasr_loss(
     out: JASROutput, hr: torch.Tensor, landmarks: torch.Tensor, visible: torch.Tensor, config: ModelConfig,
     alpha: float, sigma: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Eq. 1: L1(SR, HR) + alpha * sum over stages of the L2 heatmap loss (invisible points masked)."""
+    """Eq. 1: L1(SR, HR) + alpha * sum over stages of the L2 heatmap loss (invisible points masked). Targets
+    are Gaussians of `sigma` cells at each stage's heatmap side."""
     terms: dict[str, float] = {}
     total = hr.new_zeros(())
     if out.sr is not None:
@@ -40,10 +42,16 @@ def jasr_loss(
         total = total + sr_loss
         terms["sr"] = float(sr_loss.detach())
     if out.heatmaps:
-        target = gaussian_heatmaps(pixels_to_cells(landmarks), LR_SIZE, sigma, config.background_channel)
-        mask = torch.ones(target.shape[:2], device=hr.device)
+        mask = torch.ones(hr.shape[0], config.heatmap_channels, device=hr.device)
         mask[:, : config.num_landmarks] = visible
-        heat_loss = sum(((h.float() - target) ** 2).sum(dim=(2, 3)).mul(mask).mean() for h in out.heatmaps)
+        targets: dict[int, torch.Tensor] = {}  # one target per heatmap side (16 for the CPM stages, 32 refine)
+        for h in out.heatmaps:
+            side = h.shape[-1]
+            if side not in targets:
+                targets[side] = gaussian_heatmaps(pixels_to_cells(landmarks, hr.shape[-1] // side), side, sigma,
+                                                  config.background_channel)
+        heat_loss = sum(((h.float() - targets[h.shape[-1]]) ** 2).sum(dim=(2, 3)).mul(mask).mean()
+                        for h in out.heatmaps)
         total = total + alpha * heat_loss
         terms["heatmap"] = float(heat_loss.detach())
     terms["total"] = float(total.detach())
@@ -110,9 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a full-resolution detail head of WIDTH channels to the network (or to the --init "
                         "weights, which then keep their output until it trains; default 0 = none)")
     p.add_argument("--detail-layers", type=int, default=ModelConfig().detail_layers, help="3x3 convs of the detail head")
-    p.add_argument("--train-only", choices=("all", "detail"), default="all",
-                   help="detail: train the detail head only, every other weight frozen (landmarks unchanged); "
-                        "the best checkpoint is then picked by validation PSNR")
+    p.add_argument("--refine-blocks", type=int, default=0, metavar="N",
+                   help="add a last alignment stage at 32x32 with N residual blocks (landmarks in 4 px cells, not 8) "
+                        "to the network or to the --init weights (default 0 = none)")
+    p.add_argument("--train-only", choices=TRAIN_ONLY, default="all",
+                   help="detail: train the detail head only, every other weight frozen (landmarks unchanged; the "
+                        "best checkpoint is picked by validation PSNR); refine: the 32x32 stage only (SR unchanged)")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
     p.add_argument("--rotation", type=float, default=defaults.aug_rotation, help="rotation augmentation, +- degrees")
@@ -181,7 +192,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, TrainRun, 
                    workers=args.workers, threads=args.threads, resume=not args.no_resume, quiet=args.quiet)
     architecture = model_config(args.preset, args.ablation, width=args.width, feature_blocks=args.feature_blocks,
                                 encoder_blocks=args.encoder_blocks,
-                                detail_width=args.detail_head or None, detail_layers=args.detail_layers)
+                                detail_width=args.detail_head or None, detail_layers=args.detail_layers,
+                                refine_blocks=args.refine_blocks or None)
     return config, run, architecture
 
 
@@ -215,9 +227,13 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
         mconf = from_dict(ModelConfig, init["model_config"]) if init else (architecture or ModelConfig())
         if init and architecture and architecture.detail_width and not mconf.detail_width:
             mconf = replace(mconf, detail_width=architecture.detail_width, detail_layers=architecture.detail_layers)
+        if init and architecture and architecture.refine_blocks and not mconf.refine_blocks:
+            mconf = replace(mconf, refine_blocks=architecture.refine_blocks)
         tconf = config
     if tconf.train_only == "detail" and not mconf.detail_width:
         raise ValueError("--train-only detail needs a detail head: add --detail-head WIDTH")
+    if tconf.train_only == "refine" and not (mconf.refine_blocks and mconf.does_align):
+        raise ValueError("--train-only refine needs a joint network with a refine stage: add --refine-blocks N")
     torch.manual_seed(tconf.seed)
 
     pairs = find_pairs(run.data)
@@ -236,11 +252,11 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
     model = JASRNet(mconf)
     if not resume and init:
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()}, strict=False)
-        if unexpected or any(not key.startswith("detail.") for key in missing):
+        if unexpected or any(not key.startswith(("detail.", "refine.")) for key in missing):
             raise ValueError(f"{run.init}: weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    if tconf.train_only == "detail":
+    if tconf.train_only != "all":
         model.requires_grad_(False)
-        model.detail.requires_grad_(True)
+        getattr(model, tconf.train_only).requires_grad_(True)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -301,7 +317,7 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
             return None
         metrics = evaluate(model, val_set, device, lr_size=tconf.lr_size)["summary"]
         key = metrics.get("model", {}).get("nme_percent")
-        score = key if key is not None and tconf.train_only == "all" else -metrics["model"]["psnr_y_face"]
+        score = key if key is not None and tconf.train_only != "detail" else -metrics["model"]["psnr_y_face"]
         log({"epoch": epoch, "step": step, "val": metrics, "seconds": elapsed_before + time.perf_counter() - started})
         console.print(f"epoch {epoch}: val {json.dumps(metrics)}")
         if best is None or score < best:

@@ -1,0 +1,48 @@
+#!/bin/bash
+# One prepared device session (one NVIDIA H200): fine-tune the shipped x8, x4 and x2 CPU-size weights, each
+# given a 32x32 refine stage (--refine-blocks 2), all three at once on the one GPU within a wall-time budget;
+# export fp16 weights and the logs to $OUT. The data travel packed (scripts/pack_device_data.py):
+#   python scripts/pack_device_data.py ../shared/data/faces68/train .gpu/data/faces68-train --side 200
+#   python scripts/pack_device_data.py ../shared/data/faces-utk/train .gpu/data/utk-train --side 112
+#   (cd .gpu && tar czf data.tar.gz data && rm -r data)
+# and the call carries .gpu. Evaluation runs afterwards on the CPU machine (jasr-eval, sizebench).
+set -u
+PY=${PY:-python3}
+DEV=${DEV:-cuda}
+BUDGET=${BUDGET:-7}     # minutes of training per run (cosine lr over it)
+LIMIT=${LIMIT:-500}     # hard stop per run, seconds
+BATCH=${BATCH:-32}
+WORKERS=${WORKERS:-4}
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/jasr-out}
+T0=$(date +%s)
+W=/tmp/jasr; rm -rf $W; mkdir -p $W $OUT
+tar xzf .gpu/data.tar.gz -C $W || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > $W/gpu.txt 2>&1
+nproc >> $W/gpu.txt
+$PY -c "import torch, cv2, numpy; print(torch.__version__, cv2.__version__, numpy.__version__)" | tee $W/versions.txt
+COMMON="--data $W/data/faces68-train --extra-data $W/data/utk-train --data-repeat 3 --refine-blocks 2
+  --device $DEV --amp --quiet --epochs 100000 --time-budget $BUDGET --checkpoint-minutes 2 --val-every-steps 400
+  --batch-size $BATCH --lr 2e-4 --warmup-steps 200 --workers $WORKERS"
+run() {
+  local name=$1; shift
+  timeout $LIMIT $PY -m jasr_video.model.train --out $W/$name $COMMON "$@" > $W/train-$name.log 2>&1
+  echo "$name exit $? at $(( $(date +%s) - T0 )) s"
+}
+run x8 --init models/jasr-cpu.pt &
+run x4 --init models/jasr-cpu-x4.pt --sr-factor 4 --lr-sizes 20 46 &
+run x2 --init models/jasr-cpu-x2.pt --sr-factor 2 --lr-sizes 42 96 &
+sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tee -a $W/gpu.txt; uptime | tee -a $W/gpu.txt
+wait
+echo "training done at $(( $(date +%s) - T0 )) s"
+EXP="from jasr_video.model.checkpoint import export_main as e; import sys; sys.exit(e(sys.argv[1:]))"
+for r in x8 x4 x2; do
+  tail -2 $W/train-$r.log
+  grep '"val"' $W/$r/log.jsonl | tail -2 | cut -c1-300
+  for c in best last; do
+    [ -f $W/$r/$c.pt ] && $PY -c "$EXP" $W/$r/$c.pt $OUT/$r-$c.pt
+  done
+  cp $W/$r/log.jsonl $W/$r-log.jsonl 2>/dev/null
+done
+(cd $W && tar cf $OUT/logs.tar gpu.txt versions.txt train-*.log *-log.jsonl 2>/dev/null)
+echo "all done at $(( $(date +%s) - T0 )) s"; ls -la $OUT
