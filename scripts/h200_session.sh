@@ -9,8 +9,8 @@
 set -u
 PY=${PY:-python3}
 DEV=${DEV:-cuda}
-BUDGET=${BUDGET:-7}     # minutes of training per run (cosine lr over it)
-LIMIT=${LIMIT:-500}     # hard stop per run, seconds
+BUDGET=${BUDGET:-7.2}   # minutes of training per run (cosine lr over it)
+LIMIT=${LIMIT:-520}     # hard stop per run, seconds
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-4}
 export PYTHONUNBUFFERED=1
