@@ -41,3 +41,27 @@ def test_bench_reports_runs_ratios_recall_and_streams(clip, tmp_path):
     (streams,) = report["streams"]
     assert streams["streams"] == 2 and streams["frames"] == 16 and not streams["failed"]
     assert "Simultaneous streams" in r.stdout and "x baseline" in r.stdout
+
+
+def test_model_bench_times_an_untrained_preset_with_overrides_in_int8(tmp_path):
+    """`preset:NAME,FIELD=INT` builds that network (int8 calibrated on the bench's own faces); a misspelt
+    field or a non-integer value is one clear error line."""
+    from jasr_video.model.bench import load_for_bench
+    from jasr_video.model.network import count_parameters
+
+    name, model, checkpoint = load_for_bench("preset:tiny,width=24,refine_blocks=1")
+    assert model.config.width == 24 and model.config.refine_blocks == 1 and checkpoint == {}
+    assert count_parameters(model) > count_parameters(load_for_bench("preset:tiny")[1])
+    report = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "jasr_video.model.bench", "--models", "preset:tiny,width=24",
+                          "--precisions", "fp32", "int8", "--backends", "torch", "--batch-sizes", "2",
+                          "--seconds", "0.2", "--threads", "1", "--json", str(report)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(report.read_text())["rows"]
+    assert [r["precision"] for r in rows] == ["fp32", "int8"] and all(r["faces_per_s"] > 0 for r in rows)
+    for bad, message in (("preset:tiny,widht=24", "widht"), ("preset:tiny,width=x", "FIELD=INTEGER")):
+        run = subprocess.run([sys.executable, "-m", "jasr_video.model.bench", "--models", bad, "--precisions",
+                              "fp32", "--backends", "torch", "--batch-sizes", "2", "--seconds", "0.1"],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr

@@ -140,12 +140,21 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
 
 
 def load_for_bench(spec: str) -> tuple[str, JASRNet, dict]:
-    """A shipped weights name / checkpoint path, or `preset:NAME` for an untrained network of that size:
-    (name, network, checkpoint; empty for a preset)."""
+    """A shipped weights name / checkpoint path, or `preset:NAME[,FIELD=INT...]` for an untrained network of
+    that size (e.g. `preset:cpu,width=64,refine_blocks=2`): (name, network, checkpoint; empty for a preset)."""
     if spec.startswith("preset:"):
-        preset = spec.split(":", 1)[1]
+        preset, *fields = spec.split(":", 1)[1].split(",")
+        overrides = {}
+        for item in fields:
+            key, _, value = item.partition("=")
+            if not value.lstrip("-").isdigit():
+                raise ValueError(f"{spec}: give preset overrides as FIELD=INTEGER, e.g. preset:cpu,width=64")
+            overrides[key] = int(value)
         torch.manual_seed(0)
-        return spec, JASRNet(model_config(preset)).eval(), {}
+        try:
+            return spec, JASRNet(model_config(preset, **overrides)).eval(), {}
+        except TypeError as error:
+            raise ValueError(f"{spec}: {error}") from None
     path = resolve_weights(spec)
     model, checkpoint = load_model(path)
     return path.stem, model, checkpoint
@@ -162,7 +171,8 @@ def onnxruntime_installed() -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jasr_video.model.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["jasr-cpu"],
-                   help="weights names/paths, or preset:paper / preset:cpu for untrained networks of that size")
+                   help="weights names/paths, or preset:paper / preset:cpu for untrained networks of that size "
+                        "(int8: calibrated on the bench's faces); preset:cpu,width=64 overrides config fields")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precisions", nargs="+", help="fp32 bf16 fp16 int8 (default: fp32 bf16 on CPU, plus int8 for "
                    "calibrated weights; fp32 bf16 fp16 on CUDA)")
@@ -205,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             name, model, checkpoint = load_for_bench(spec)
             report.setdefault("parameters", {})[name] = count_parameters(model)
             these = precisions + (["int8"] if not (args.precisions or cuda) and checkpoint.get("int8") else [])
+            if not checkpoint and "int8" in these:  # an untrained preset: ranges from the bench's own faces
+                from .quantize import ENGINE, calibrate
+
+                checkpoint = {"int8": {"engine": ENGINE, "qparams": calibrate(model, [faces.cpu()])}}
             onnx = []
             if "onnx" in backends:
                 from .onnx_export import int8_path
