@@ -8,7 +8,7 @@ from jasr_video.model.data import FaceDataset, find_pairs
 from jasr_video.model.evaluate import evaluate
 
 # least PSNR gain over bicubic of the same LR face, by LR side (on these 10 faces the shipped weights reach
-# x8 +2.9 (jasr-cpu-robust +1.9), x4 +1.6, x2 +1.4 dB; models/README.md has the 330-face figures)
+# x8 +2.9 (jasr-cpu-robust +2.2), x4 +1.6, x2 +1.4 dB; models/README.md has the 330-face figures)
 MIN_GAIN_DB = {16: 1.5, 32: 1.2, 64: 1.1}
 
 
