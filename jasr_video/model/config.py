@@ -64,8 +64,11 @@ class ModelConfig:
         return self.num_landmarks + int(self.background_channel)
 
 
+# Parts not in the paper that can be added to trained weights (`jasr-train --init`): network attribute ->
+# the ModelConfig fields that build it (the first one, when non-zero, says the part is there).
+ADDED_PARTS: dict[str, tuple[str, ...]] = {"detail": ("detail_width", "detail_layers"), "refine": ("refine_blocks",)}
 # What `TrainConfig.train_only` may name: every parameter, or one added part of the network (the rest frozen).
-TRAIN_ONLY = ("all", "detail", "refine")
+TRAIN_ONLY = ("all", *ADDED_PARTS)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import (ABLATIONS, HR_SIZE, PRESETS, SR_FACTORS, TRAIN_ONLY, ModelConfig, TrainConfig, from_dict,
-                     model_config, to_dict)
+from .config import (ABLATIONS, ADDED_PARTS, HR_SIZE, PRESETS, SR_FACTORS, TRAIN_ONLY, ModelConfig, TrainConfig,
+                     from_dict, model_config, to_dict)
 from .data import FaceDataset, find_pairs, lr_inputs
 from .degradations import TRAIN as TRAIN_DEGRADATION
 from .degradations import degrade_batch, sample_params, with_clean_probability
@@ -225,10 +225,10 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
     else:
         init = read_checkpoint(run.init) if run.init else None
         mconf = from_dict(ModelConfig, init["model_config"]) if init else (architecture or ModelConfig())
-        if init and architecture and architecture.detail_width and not mconf.detail_width:
-            mconf = replace(mconf, detail_width=architecture.detail_width, detail_layers=architecture.detail_layers)
-        if init and architecture and architecture.refine_blocks and not mconf.refine_blocks:
-            mconf = replace(mconf, refine_blocks=architecture.refine_blocks)
+        if init and architecture:  # parts the command line adds to the --init weights
+            for part_fields in ADDED_PARTS.values():
+                if getattr(architecture, part_fields[0]) and not getattr(mconf, part_fields[0]):
+                    mconf = replace(mconf, **{name: getattr(architecture, name) for name in part_fields})
         tconf = config
     if tconf.train_only == "detail" and not mconf.detail_width:
         raise ValueError("--train-only detail needs a detail head: add --detail-head WIDTH")
@@ -252,7 +252,7 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
     model = JASRNet(mconf)
     if not resume and init:
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()}, strict=False)
-        if unexpected or any(not key.startswith(("detail.", "refine.")) for key in missing):
+        if unexpected or any(not key.startswith(tuple(f"{part}." for part in ADDED_PARTS)) for key in missing):
             raise ValueError(f"{run.init}: weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if tconf.train_only != "all":
         model.requires_grad_(False)
