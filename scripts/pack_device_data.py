@@ -6,6 +6,9 @@ against the resized image, 0.6x the bytes of JPEG at that quality), and the poin
     python scripts/pack_device_data.py ../shared/data/faces68/train .gpu/data/faces68-train --side 200
     python scripts/pack_device_data.py ../shared/data/faces-utk/train .gpu/data/utk-train --side 112
 
+Beside PyAV (for the H.264 degradation of `scripts/h200_session.sh`'s robust runs) the faces-utk share is
+smaller: `--max-faces 5000 --quality 80`.
+
 faces68 images are 256 px with a landmark box of ~128 px (crop side 180 px): 200 px keeps the crop at 140 px.
 faces-utk images are 200 px with a box of ~182 px (crop side 255 px): 112 px keeps the crop at 143 px.
 The output is an ordinary folder of image + .pts pairs that `jasr-train --data / --extra-data` reads
@@ -34,11 +37,16 @@ def main() -> int:
     p.add_argument("dest", help="output folder (created)")
     p.add_argument("--side", type=int, required=True, help="longer side of the resized images, pixels")
     p.add_argument("--quality", type=int, default=90, help="WebP quality (default 90)")
+    p.add_argument("--max-faces", type=int, default=0, metavar="N",
+                   help="keep N faces spread evenly over the folder's sorted list (0 = all)")
     args = p.parse_args()
     dest = Path(args.dest)
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
-    for image_path, pts_path in find_pairs(args.source):
+    pairs = find_pairs(args.source)
+    if 0 < args.max_faces < len(pairs):
+        pairs = [pairs[round(i * len(pairs) / args.max_faces)] for i in range(args.max_faces)]
+    for image_path, pts_path in pairs:
         image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         height, width = image.shape[:2]
         scale = args.side / max(height, width)

@@ -11,7 +11,7 @@ import torch
 
 from jasr_video.model.data import FaceDataset, View, degrade, find_pairs, upsample
 from jasr_video.model.degradations import (
-    CCTV_EVAL, TRAIN, DegradationConfig, add_noise, blur, colour_cast, degrade_batch, downscale, h264, jpeg,
+    CCTV_EVAL, TRAIN, DegradationConfig, add_noise, blur, colour_cast, degrade_batch, downscale, h264, h264_cell, jpeg,
     motion_kernel, sample_params,
 )
 from jasr_video.model.evaluate import main as eval_main
@@ -91,6 +91,19 @@ def test_h264_tiles_keep_each_face_apart():
     faces = [np.full((16, 16, 3), c, np.uint8) for c in colours]
     out = h264(faces, [30, 30, 30, 30], [[0, 0], [7, 3], [15, 15], [2, 9]])
     for face, back in zip(faces, out):
+        assert np.abs(back.astype(int) - face.astype(int)).mean() < 6
+
+
+def test_h264_takes_faces_of_every_route_size():
+    """x4 / x2 training faces (20-96 px) share a frame with x8 ones; each returns whole, at its size, as itself."""
+    assert [h264_cell(s) for s in (8, 16, 17, 32, 46, 96)] == [32, 32, 48, 48, 64, 112]
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    faces = [np.full((s, s, 3), c, np.uint8) for s, c in zip((16, 46, 96), colours)]
+    for face in faces:  # a dark frame on the face's border: cropping it back at the wrong place would show it
+        face[[0, -1]] = face[:, [0, -1]] = 0
+    out = h264(faces, [26, 26, 26], [[15, 15], [3, 12], [15, 0]])
+    for face, back in zip(faces, out):
+        assert back.shape == face.shape
         assert np.abs(back.astype(int) - face.astype(int)).mean() < 6
 
 

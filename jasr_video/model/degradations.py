@@ -11,8 +11,9 @@ more, in this order, each step optional and drawn at random per face (`sample_pa
    bilinear / nearest sampling;
 4. sensor noise — Gaussian, per channel (colour) or shared (luminance), at the LR resolution;
 5. 8-bit quantisation, then compression — JPEG, or H.264 (libx264 through PyAV): the faces of a batch are
-   tiled into one frame (each in a 32 px cell at a random offset, so macroblocks do not line up with the
-   face) and encoded as one intra frame at a fixed quantiser; 4:2:0 chroma as real streams.
+   tiled into one frame (each in a cell at a random offset, so macroblocks do not line up with the face: 32 px
+   cells for faces up to 16 px, else the face side rounded up to whole macroblocks plus one) and encoded as one
+   intra frame at a fixed quantiser; 4:2:0 chroma as real streams.
 
 The network input is then, as always, the LR face bicubic-upsampled to 128x128. A face left clean
 (probability `p_clean`) gets exactly the paper's protocol. Everything is drawn from the numpy Generator
@@ -33,7 +34,13 @@ import torch.nn.functional as F
 from .data import degrade, upsample
 
 KERNELS = ("bicubic-aa", "bilinear-aa", "area", "bilinear", "nearest")
-H264_CELL = 32  # side of each face's cell in the tiled H.264 frame (two macroblocks)
+H264_CELL = 32  # smallest side of a face's cell in the tiled H.264 frame (two macroblocks)
+MACROBLOCK = 16
+
+
+def h264_cell(side: int) -> int:
+    """Side of the H.264 frame's cell for a face of `side` px: room for the face at any offset in [0, 16)."""
+    return max(H264_CELL, MACROBLOCK * (-(-side // MACROBLOCK) + 1))
 
 
 @dataclass(frozen=True)
@@ -176,30 +183,28 @@ def h264_frame(frame: np.ndarray, qp: int) -> np.ndarray:
 
 
 def h264(faces: list[np.ndarray], qps: list[int], offsets: list[list[int]]) -> list[np.ndarray]:
-    """H.264 round trip of LR faces (uint8 RGB, side <= 16): faces with the same quantiser share one frame,
-    each in a 32 px cell at its offset, its surroundings edge-padded (as a face inside a frame would be)."""
+    """H.264 round trip of LR faces (uint8 RGB, square): faces with the same quantiser share one frame, each in
+    a cell (`h264_cell` of the frame's largest face) at its offset, its surroundings edge-padded (as a face
+    inside a frame would be)."""
     out: list[np.ndarray | None] = [None] * len(faces)
     for qp in sorted(set(qps)):
         index = [i for i, q in enumerate(qps) if q == qp]
-        cells = []
+        cell = h264_cell(max(faces[i].shape[0] for i in index))
+        places = []
         for i in index:
-            face, (ox, oy) = faces[i], offsets[i]
-            side = face.shape[0]
-            ox, oy = min(ox, H264_CELL - side), min(oy, H264_CELL - side)
-            if side > H264_CELL:
-                raise ValueError(f"H.264 degradation takes faces up to {H264_CELL} px, not {side}")
-            cells.append(cv2.copyMakeBorder(face, oy, H264_CELL - side - oy, ox, H264_CELL - side - ox,
-                                            cv2.BORDER_REPLICATE))
+            side = faces[i].shape[0]
+            places.append((min(offsets[i][0], cell - side), min(offsets[i][1], cell - side)))
+        cells = [cv2.copyMakeBorder(faces[i], oy, cell - faces[i].shape[0] - oy, ox, cell - faces[i].shape[0] - ox,
+                                    cv2.BORDER_REPLICATE) for i, (ox, oy) in zip(index, places)]
         columns = min(len(cells), 8)
         rows = -(-len(cells) // columns)
         cells += [cells[-1]] * (rows * columns - len(cells))
         frame = np.vstack([np.hstack(cells[r * columns:(r + 1) * columns]) for r in range(rows)])
         decoded = h264_frame(frame, qp)
-        for k, i in enumerate(index):
+        for k, (i, (ox, oy)) in enumerate(zip(index, places)):
             r, c = divmod(k, columns)
             side = faces[i].shape[0]
-            ox, oy = min(offsets[i][0], H264_CELL - side), min(offsets[i][1], H264_CELL - side)
-            y, x = r * H264_CELL + oy, c * H264_CELL + ox
+            y, x = r * cell + oy, c * cell + ox
             out[i] = decoded[y:y + side, x:x + side]
     return out  # type: ignore[return-value]
 
