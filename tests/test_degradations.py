@@ -171,12 +171,16 @@ def test_protocol_views_are_fixed_and_in_their_buckets():
     assert protocol_views(3, "clean") == [View()] * 3
 
 
-def test_eval_cli_protocols(tmp_path, faces_test, capsys):
-    folder = tmp_path / "faces"
+def _first_faces(faces_test, folder, count=4):
     folder.mkdir()
-    for image, pts in find_pairs(faces_test)[:4]:
+    for image, pts in find_pairs(faces_test)[:count]:
         shutil.copy(image, folder / image.name)
         shutil.copy(pts, folder / pts.name)
+    return folder
+
+
+def test_eval_cli_protocols(tmp_path, faces_test, capsys):
+    folder = _first_faces(faces_test, tmp_path / "faces")
     report = tmp_path / "r.json"
     assert eval_main(["--data", str(folder), "--protocol", "all", "--report", str(report), "--sheet", ""]) == 0
     protocols = json.loads(report.read_text())["protocols"]
@@ -185,3 +189,41 @@ def test_eval_cli_protocols(tmp_path, faces_test, capsys):
     assert cctv["bicubic"]["psnr_y_face"] < clean["bicubic"]["psnr_y_face"] - 1  # the degradation bites
     assert all(p["summary"]["faces"] == 4 and "nme_percent" in p["summary"]["model"] for p in protocols.values())
     assert "protocol: rotated 30-45" in capsys.readouterr().out
+
+
+def test_sizebench_cctv_is_jasr_eval_cctv_at_each_size(tmp_path, faces_test):
+    """The per-size benchmark's CCTV protocol degrades each face as jasr-eval does: at 16 px its x8 column is
+    jasr-eval's cctv figure for the same faces, and bicubic of the degraded face loses to the clean one."""
+    from jasr_video.model.sizebench import main as sizebench_main
+
+    folder = _first_faces(faces_test, tmp_path / "faces")
+    assert eval_main(["--data", str(folder), "--protocol", "cctv", "--report", str(tmp_path / "e.json"),
+                      "--sheet", ""]) == 0
+    cctv = json.loads((tmp_path / "e.json").read_text())["protocols"]["cctv"]["summary"]
+    rows = {}
+    for protocol in ("cctv", "clean"):
+        report = tmp_path / f"{protocol}.json"
+        assert sizebench_main(["--data", str(folder), "--sizes", "16", "40", "--protocol", protocol,
+                               "--report", str(report)]) == 0
+        rows[protocol] = {r["size"]: r for r in json.loads(report.read_text())["table"]}
+    at16 = rows["cctv"][16]
+    assert at16["bicubic"]["psnr"] == pytest.approx(cctv["bicubic"]["psnr_y_face"], abs=1e-3)
+    assert at16["x8"]["psnr"] == pytest.approx(cctv["model"]["psnr_y_face"], abs=1e-3)
+    assert at16["x8"]["nme_percent"] == pytest.approx(cctv["model"]["nme_percent"], abs=1e-3)
+    for size in (16, 40):
+        assert rows["cctv"][size]["bicubic"]["psnr"] < rows["clean"][size]["bicubic"]["psnr"] - 1
+
+
+def test_eval_reduces_faces_to_the_weights_own_size(tmp_path, faces_test):
+    """x4 weights are judged on 32 px faces unless told otherwise; a bad --lr-size is one clear error."""
+    folder = _first_faces(faces_test, tmp_path / "faces", count=2)
+    summaries = {}
+    for extra in ([], ["--lr-size", "16"]):
+        report = tmp_path / f"r{len(extra)}.json"
+        assert eval_main(["--weights", "jasr-cpu-x4", "--data", str(folder), "--report", str(report),
+                          "--sheet", "", *extra]) == 0
+        data = json.loads(report.read_text())
+        summaries[data["lr_size"]] = data["summary"]
+    assert set(summaries) == {32, 16}
+    assert summaries[32]["bicubic"]["psnr_y_face"] > summaries[16]["bicubic"]["psnr_y_face"] + 2
+    assert eval_main(["--weights", "jasr-cpu-x4", "--data", str(folder), "--lr-size", "200", "--sheet", ""]) == 2

@@ -3,6 +3,7 @@ crop for the largest faces) on real faces with the shipped x8 / x4 / x2 weights,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -124,3 +125,14 @@ def test_forced_factor_without_weights_is_a_clear_error(tmp_path):
         RoutedEnhancer(tmp_path / "mine.pt", device="cpu", sr_factor="4")
     auto = RoutedEnhancer(tmp_path / "mine.pt", device="cpu")
     assert set(auto.by_factor) == {8} and "x8 only" in auto.routing
+
+
+def test_robust_weights_route_with_their_own_x4_x2_siblings():
+    """--weights jasr-cpu-robust: every factor is a robust model (degraded-face training), not the clean x4 / x2."""
+    from jasr_video.route import RoutedEnhancer
+
+    robust = RoutedEnhancer("jasr-cpu-robust", device="cpu", precision="fp32")
+    assert set(robust.by_factor) == {8, 4, 2} and robust.routing == "auto"
+    names = {f: Path(e.enhancer.checkpoint["path"]).stem for f, e in robust.by_factor.items()}
+    assert names == {8: "jasr-cpu-robust", 4: "jasr-cpu-robust-x4", 2: "jasr-cpu-robust-x2"}
+    assert {f: e.enhancer.checkpoint["meta"]["lr_size"] for f, e in robust.by_factor.items()} == {8: 16, 4: 32, 2: 64}

@@ -258,6 +258,13 @@ def degrade_batch(
     return inputs.to(device), target.to(device), lr.to(device)
 
 
+def degrade_each(hr: torch.Tensor, size: int, params: list[dict[str, Any]]) -> tuple[torch.Tensor, ...]:
+    """`degrade_batch` of each face alone (its own H.264 frame), so that a face's degradation does not depend
+    on the faces beside it (evaluation); every face to `size` px. Same returns as `degrade_batch`."""
+    done = [degrade_batch(hr[j:j + 1], [size], params[j:j + 1]) for j in range(hr.shape[0])]
+    return tuple(torch.cat([d[k] for d in done]) for k in range(3))
+
+
 def with_clean_probability(config: DegradationConfig, p_clean: float) -> DegradationConfig:
     """The same mix with another share of clean (paper-protocol) faces."""
     return replace(config, p_clean=p_clean)

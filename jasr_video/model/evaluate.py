@@ -28,7 +28,7 @@ import torch
 from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
-from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_batch, sample_params
+from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_each, sample_params
 from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
@@ -66,9 +66,7 @@ def evaluate(
             bicubic = upsample(lr)
         else:
             params = [sample_params(np.random.default_rng([seed, i]), degradation) for i in range(start, start + len(items))]
-            # one face per H.264 frame, so a face's degradation does not depend on the batch
-            done = [degrade_batch(hr[j:j + 1], [lr_size], params[j:j + 1]) for j in range(len(items))]
-            bicubic, hr, lr = (torch.cat([d[k] for d in done]) for k in range(3))
+            bicubic, hr, lr = degrade_each(hr, lr_size, params)
         out = model(bicubic.to(input_dtype))
         out = out._replace(sr=out.sr.float() if out.sr is not None else None,
                            heatmaps=[h.float() for h in out.heatmaps])
@@ -193,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=(*PROTOCOLS, "all"), default="clean",
                         help="clean (the paper's, default), cctv (jittered crop, blur, noise, H.264; seeded), rotated "
                              "(faces rotated 15-30 and 30-45 deg), or all three")
+    parser.add_argument("--lr-size", type=int, metavar="PX",
+                        help="side the faces are reduced to (default: the weights' own, 16 / 32 / 64 for x8 / x4 / x2)")
     args = parser.parse_args(argv)
     from .inference import make_enhancer, pick_device  # local: keeps module import light
 
@@ -209,13 +209,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit:
         pairs = pairs[: args.limit]
+    lr_size = args.lr_size or int(checkpoint["meta"].get("lr_size", LR_SIZE))
+    if not 4 <= lr_size <= HR_SIZE:
+        print(f"jasr-eval: error: --lr-size must be between 4 and {HR_SIZE} px, not {lr_size}", file=sys.stderr)
+        return 2
     margin = args.margin or checkpoint["meta"].get("train_config", {}).get("crop_margin", 1.4)
     started = time.perf_counter()
     protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
     results: dict[str, dict[str, Any]] = {}
     for protocol in protocols:
         results.update(run_protocol(model, pairs, margin, protocol, device, args.batch_size,
-                                    keep=args.sheet_faces if not results else 0, input_dtype=dtype))
+                                    keep=args.sheet_faces if not results else 0, input_dtype=dtype,
+                                    lr_size=lr_size))
     first = next(iter(results.values()))
     report = {
         "weights": checkpoint["path"],
@@ -223,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "backend": args.backend,
         "data": str(Path(args.data).resolve()),
         "crop_margin": margin,
+        "lr_size": lr_size,
         "protocol": args.protocol,
         "seconds": time.perf_counter() - started,
         "summary": first["summary"],
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.report).write_text(json.dumps(report, indent=1))
     if args.sheet and first["kept"]:
         draw_sheet(first["kept"], args.sheet)
+    print(f"faces reduced to {lr_size} px")
     for name, result in results.items():
         if len(results) > 1 or args.protocol != "clean":
             print(f"protocol: {name}")

@@ -9,6 +9,11 @@ the 128x128 output against the truth, NME (inter-ocular) of the 68 landmarks. Bi
 Each model gets the face the way the pipeline feeds it: x8 at 16 px, x4 / x2 at the face's own size
 clamped to the weights' training sizes; the routed output is the route's model, or for faces above the
 largest route the native face resized to 128 (bicubic) with the x2 landmarks.
+
+``--protocol cctv`` reduces each face as ``jasr-eval --protocol cctv`` does (detector-box jitter, then
+`degradations.CCTV_EVAL` drawn per face: the same draw at every size), to the size shown, so bicubic and
+every model get the same blurred, noisy, H.264-compressed face; the truth keeps the colour cast. Compare
+weight families on it: ``--weights jasr-cpu-robust --weights-x4 jasr-cpu-robust-x4 ...``.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ import torch
 
 from .checkpoint import DEFAULT_WEIGHTS
 from .data import FaceDataset, degrade, face_box, find_pairs, upsample
+from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_each, sample_params
+from .evaluate import protocol_views
 from .inference import FaceEnhancer
 from .metrics import face_psnr_ssim, nme
 from .routing import DEFAULT_RANGES, choose_route, network_inputs
@@ -89,16 +96,19 @@ def _image(t: torch.Tensor) -> np.ndarray:
 
 @torch.inference_mode()
 def run(dataset: FaceDataset, enhancers: dict[int, FaceEnhancer], sizes: Sequence[int],
-        batch_size: int = 16) -> list[dict[str, Any]]:
-    """Per-face records of every method at every size (see :func:`per_size_table`)."""
+        batch_size: int = 16, degradation: DegradationConfig | None = None,
+        seed: int = CCTV_EVAL_SEED) -> list[dict[str, Any]]:
+    """Per-face records of every method at every size (see :func:`per_size_table`); faces reduced by the
+    paper's protocol, or by `degradation` drawn for face i from default_rng([seed, i]) at every size."""
     ranges = {f: weights_range(e, f) for f, e in enhancers.items()}
     records: list[dict[str, Any]] = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        hr = torch.stack([it[0] for it in items])
+        clean_hr = torch.stack([it[0] for it in items])
         truth = torch.stack([it[1] for it in items]).numpy()
         boxes = [face_box(t) for t in truth]
-        hr_images = [_image(h) for h in hr]
+        params = ([sample_params(np.random.default_rng([seed, i]), degradation)
+                   for i in range(start, start + len(items))] if degradation else [])
 
         def add(size: int, method: str, sr: torch.Tensor, landmarks: np.ndarray | None, **extra: Any) -> None:
             for j in range(len(items)):
@@ -109,8 +119,12 @@ def run(dataset: FaceDataset, enhancers: dict[int, FaceEnhancer], sizes: Sequenc
                 records.append(rec)
 
         for size in sizes:
-            lr = degrade(hr, size)
-            bicubic = upsample(lr)
+            if degradation is None:
+                hr, lr = clean_hr, degrade(clean_hr, size)
+                bicubic = upsample(lr)
+            else:
+                bicubic, hr, lr = degrade_each(clean_hr, size, params)
+            hr_images = [_image(h) for h in hr]
             add(size, "bicubic", bicubic, None)
             outputs: dict[tuple[int, int], Any] = {}
 
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-x2", default=f"{DEFAULT_WEIGHTS}-x2", help="x2 weights")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
                         help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
+    parser.add_argument("--protocol", choices=("clean", "cctv"), default="clean",
+                        help="clean (the paper's reduction, default) or cctv (jasr-eval's CCTV degradation)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--report", help="also write the table and settings to this JSON file")
@@ -160,11 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         pairs = pairs[: args.limit]
     margin = enhancers[8].checkpoint.get("meta", {}).get("train_config", {}).get("crop_margin", 1.4)
     started = time.perf_counter()
-    rows = per_size_table(run(FaceDataset(pairs, margin=margin), enhancers, args.sizes))
+    dataset = FaceDataset(pairs, margin=margin, views=protocol_views(len(pairs), args.protocol))
+    degradation = CCTV_EVAL if args.protocol == "cctv" else None
+    rows = per_size_table(run(dataset, enhancers, args.sizes, degradation=degradation))
     table = format_table(rows)
     print(table)
     if args.report:
         report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
+                  "protocol": args.protocol,
                   "precision": {f: e.precision for f, e in enhancers.items()},
                   "weights": {f: e.checkpoint.get("path") for f, e in enhancers.items()},
                   "seconds": time.perf_counter() - started, "table": rows, "markdown": table}
