@@ -41,6 +41,17 @@ _non_negative = _whole_number(0)
 _positive = _whole_number(1)
 
 
+def _degrees(text: str) -> float:
+    """An argparse type: an angle in [0, 90) degrees."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
+    if not 0 <= value < 90:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 90) degrees (0: off)")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own usage dump is noisy)
         self.exit(EXIT_USAGE, f"jasr-video: error: {message} (see jasr-video --help)\n")
@@ -147,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "ones x4 / x2 at their own size, the largest keep their native crop), so no face loses "
                             "real pixels; 8 sends every face at 16x16 to x8; 4 / 2 send every face to that model "
                             f"(default: {d.sr_factor})")
+    model.add_argument("--upright", type=_degrees, default=d.upright, metavar="DEG",
+                       help="landmarks of a face whose eye line tilts more than DEG degrees come from a second JASRNet "
+                            "pass on the face turned level (tilted heads); 0: one pass for every face "
+                            f"(default: {d.upright:g})")
     model.add_argument("--batch-size", type=_positive, default=d.batch_size,
                        help=f"faces per JASRNet forward pass (default: {d.batch_size})")
     model.add_argument("--frame-batch", type=_non_negative, default=d.frame_batch, help="frames gathered per step, so "

@@ -82,7 +82,8 @@ class ModelReplica:
         if threads:
             torch.set_num_threads(threads)
         self.enhancer = RoutedEnhancer(config.weights, config.device, config.precision, config.batch_size,
-                                       sr_factor=str(config.sr_factor), backend=config.backend)
+                                       sr_factor=str(config.sr_factor), backend=config.backend,
+                                       upright=config.upright)
         self.gather, self.expect = gather, max(1, expect)
         self._cv = threading.Condition()
         self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)

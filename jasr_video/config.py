@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .model.upright import DEFAULT_UPRIGHT_DEGREES
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, SMOOTHERS
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # JASRNet (auto: jasr_video.model.inference.resolve_precision)
@@ -34,6 +35,9 @@ class PipelineConfig:
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
+    # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the
+    # face turned level (jasr_video.model.upright); 0: one pass for every face
+    upright: float = DEFAULT_UPRIGHT_DEGREES
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
@@ -77,6 +81,8 @@ class PipelineConfig:
                              f"backend torch")
         if str(self.sr_factor) not in SR_FACTORS:
             raise ValueError(f"sr_factor must be {_one_of(SR_FACTORS)}")
+        if not 0 <= self.upright < 90:
+            raise ValueError(f"upright must be in [0, 90) degrees (0: off), not {self.upright}")
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:

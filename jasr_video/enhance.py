@@ -27,14 +27,18 @@ class BatchEnhancer:
     """Runs crops (N, 3, S, S) in [0, 1] through a FaceEnhancer in chunks of ``batch_size``.
 
     Each crop is brought down to 16x16 (anti-aliased bicubic) and up x8 to 128x128 (bicubic) on the
-    model's device, exactly the training protocol, inside ``FaceEnhancer.enhance``.
+    model's device, exactly the training protocol, inside ``FaceEnhancer.enhance``. ``upright``: the
+    enhancer's tilt threshold for the landmarks' second pass (:mod:`jasr_video.model.upright`; None: as it is).
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
-                 batch_size: int = 32, enhancer: FaceEnhancer | None = None, backend: str = "torch") -> None:
+                 batch_size: int = 32, enhancer: FaceEnhancer | None = None, backend: str = "torch",
+                 upright: float | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.enhancer = enhancer or make_enhancer(weights, device=device, precision=precision, backend=backend)
+        if upright is not None:  # else the enhancer's own (FaceEnhancer.upright)
+            self.enhancer.upright = upright
         self.batch_size = batch_size
         self.faces_done = 0
 

@@ -59,7 +59,8 @@ class Pipeline:
         self.config.validate()
         cfg = self.config
         self.enhancer = enhancer or RoutedEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
-                                                   sr_factor=str(cfg.sr_factor), backend=cfg.backend)
+                                                   sr_factor=str(cfg.sr_factor), backend=cfg.backend,
+                                                   upright=cfg.upright)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (docs/benchmarks.md)

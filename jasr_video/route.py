@@ -100,15 +100,16 @@ class RoutedEnhancer(BatchEnhancer):
     ``sr_factor``: "auto" (route by size), or "8" / "4" / "2" to send every face to one model ("8" is the
     x8-only behaviour: every face at 16x16). x4 / x2 weights: ``weights_x4`` / ``weights_x2``, else the
     siblings of ``weights`` (``jasr-cpu-x4``, ``jasr-cpu-x2``); "auto" without them routes everything to x8
-    (``routing`` says so). ``backend``: torch or onnx, for every factor. Called with a tensor of crops it is
+    (``routing`` says so). ``backend`` (torch or onnx) and ``upright`` apply to every factor. Called with a tensor of crops it is
     a plain x8 BatchEnhancer; called with
     :class:`RoutedCrops` it routes. ``route_counts`` counts faces per route name.
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
                  batch_size: int = 32, sr_factor: str = "auto", weights_x4: str | None = None,
-                 weights_x2: str | None = None, enhancer: FaceEnhancer | None = None, backend: str = "torch") -> None:
-        super().__init__(weights, device, precision, batch_size, enhancer, backend)
+                 weights_x2: str | None = None, enhancer: FaceEnhancer | None = None, backend: str = "torch",
+                 upright: float | None = None) -> None:
+        super().__init__(weights, device, precision, batch_size, enhancer, backend, upright)
         sr_factor = str(sr_factor)
         if sr_factor not in MODES:
             raise ValueError(f"sr_factor must be one of {', '.join(MODES)}, not {sr_factor!r}")
@@ -126,7 +127,7 @@ class RoutedEnhancer(BatchEnhancer):
             if name is None:
                 missing.append(factor)
                 continue
-            other = BatchEnhancer(name, str(self.device), precision, batch_size, backend=backend)
+            other = BatchEnhancer(name, str(self.device), precision, batch_size, backend=backend, upright=upright)
             got, self.ranges[factor] = _factor_and_range(other.enhancer)
             if got != factor:
                 raise ValueError(f"{name}: weights for x{got}, not x{factor}")

@@ -227,3 +227,17 @@ def test_eval_reduces_faces_to_the_weights_own_size(tmp_path, faces_test):
     assert set(summaries) == {32, 16}
     assert summaries[32]["bicubic"]["psnr_y_face"] > summaries[16]["bicubic"]["psnr_y_face"] + 2
     assert eval_main(["--weights", "jasr-cpu-x4", "--data", str(folder), "--lr-size", "200", "--sheet", ""]) == 2
+
+
+def test_eval_upright_pass_on_rotated_faces(tmp_path, faces_test):
+    folder = _first_faces(faces_test, tmp_path / "faces")
+    nmes = {}
+    for upright in ("0", "10"):
+        report = tmp_path / f"u{upright}.json"
+        assert eval_main(["--data", str(folder), "--protocol", "rotated", "--upright", upright,
+                          "--report", str(report), "--sheet", ""]) == 0
+        data = json.loads(report.read_text())
+        assert data["upright_degrees"] == float(upright)
+        nmes[upright] = data["protocols"]["rotated 30-45"]["summary"]["model"]["nme_percent"]
+    assert nmes["10"] < nmes["0"]
+    assert eval_main(["--data", str(folder), "--upright", "95", "--sheet", ""]) == 2

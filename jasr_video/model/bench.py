@@ -91,14 +91,15 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
                 seconds: float, faces: torch.Tensor, compile_model: bool = False,
                 compile_mode: str = "max-autotune-no-cudagraphs", checkpoint: dict | None = None,
                 onnx_precisions: tuple[str, ...] | list[str] = (), repeat: int = 1) -> list[dict[str, Any]]:
-    """Faces/s of one network at each precision and batch size (inputs already on the device); `checkpoint`:
+    """Faces/s of one network pass (`FaceEnhancer.predict`: no upright pass) at each precision and batch size
+    (inputs already on the device); `checkpoint`:
     the one the network came from (int8 needs its calibration). `onnx_precisions`: also the ONNX Runtime
     backend (:class:`~.onnx_backend.OnnxFaceEnhancer`) at these precisions (fp32: the network exported in
     memory; int8: the checkpoint's NAME.int8.onnx); deviations are always against torch fp32.
     `repeat` > 1: every configuration is timed that many times, round-robin over all of them (so a change in
     the machine's load hits each alike), and the best time is kept."""
     flops = forward_flops(model)
-    reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).enhance_inputs(faces)
+    reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).predict(faces)
     runs: list[tuple[str, str, Any, dict[str, float] | None]] = []  # backend, precision, enhancer, deviation
     for backend, precision in [("torch", p) for p in precisions] + [("onnx", p) for p in onnx_precisions]:
         if backend == "onnx":
@@ -112,7 +113,7 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
                                     checkpoint=checkpoint)
         if compile_model:
             enhancer.model = torch.compile(enhancer.model, mode=compile_mode)
-        check = enhancer.enhance_inputs(faces)
+        check = enhancer.predict(faces)
         numerics = deviation(reference, check) if precision != "fp32" or compile_model or backend != "torch" else None
         runs.append((backend, precision, enhancer, numerics))
     best: dict[tuple[int, int], float] = {}
@@ -120,7 +121,7 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
         for index, (_, _, enhancer, _) in enumerate(runs):
             for batch in batch_sizes:
                 x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
-                per_call = time_calls(lambda: enhancer.enhance_inputs(x), device, seconds)
+                per_call = time_calls(lambda: enhancer.predict(x), device, seconds)
                 best[index, batch] = min(best.get((index, batch), per_call), per_call)
     rows: list[dict[str, Any]] = []
     for index, (backend, precision, _, numerics) in enumerate(runs):

@@ -29,9 +29,11 @@ from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
 from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_each, sample_params
+from .inference import Prediction
 from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
+from .upright import DEFAULT_UPRIGHT_DEGREES, upright_landmarks
 
 NME_THRESHOLD = 0.08
 PROTOCOLS = ("clean", "cctv", "rotated")
@@ -46,12 +48,14 @@ def _to_image(t: torch.Tensor) -> np.ndarray:
 def evaluate(
     model: JASRNet, dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 16,
     keep: int = 0, input_dtype: torch.dtype = torch.float32, lr_size: int = LR_SIZE,
-    degradation: DegradationConfig | None = None, seed: int = CCTV_EVAL_SEED,
+    degradation: DegradationConfig | None = None, seed: int = CCTV_EVAL_SEED, upright: float = 0.0,
 ) -> dict[str, Any]:
     """Per-face metrics of the model and of bicubic on every face of `dataset` (no augmentation).
 
     `model`: a JASRNet or what FaceEnhancer runs (e.g. int8), fed `input_dtype`; faces reduced to `lr_size` px,
     by the paper's protocol, or by `degradation` drawn for face i from numpy's default_rng([seed, i]).
+    `upright` > 0: landmarks of faces tilted beyond that many degrees from a second pass on the face turned
+    level, as the pipeline runs them (:mod:`.upright`); 0: the network's one pass.
     Returns a summary dict; with keep > 0 also the first `keep` faces' images for a sheet.
     """
     model.eval()
@@ -72,7 +76,11 @@ def evaluate(
                            heatmaps=[h.float() for h in out.heatmaps])
         landmarks = None
         if out.heatmaps:
-            landmarks = heatmap_landmarks(out.heatmaps[-1], model.config.num_landmarks)[0].cpu().numpy()
+            points, confidence = heatmap_landmarks(out.heatmaps[-1], model.config.num_landmarks)
+            if upright and out.sr is not None:
+                first = Prediction(out.sr, points, confidence)
+                points = upright_landmarks(_one_pass(model, input_dtype), bicubic, first, upright).landmarks
+            landmarks = points.cpu().numpy()
         for j in range(len(items)):
             box = face_box(truth[j])
             record: dict[str, Any] = {"face": dataset.pairs[start + j][0].name}
@@ -90,6 +98,15 @@ def evaluate(
                     "landmarks": landmarks[j] if landmarks is not None else None,
                 })
     return {"summary": summarise(per_face), "faces": per_face, "kept": kept}
+
+
+def _one_pass(model: JASRNet, input_dtype: torch.dtype):
+    """The network's one pass as a Prediction (for :func:`upright.upright_landmarks`)."""
+    def predict(x: torch.Tensor) -> Prediction:
+        out = model(x.to(input_dtype))
+        points, confidence = heatmap_landmarks(out.heatmaps[-1].float(), model.config.num_landmarks)
+        return Prediction(out.sr.float(), points, confidence)
+    return predict
 
 
 def protocol_views(count: int, protocol: str, bucket: tuple[float, float] | None = None, seed: int = 0) -> list[View]:
@@ -112,6 +129,7 @@ def protocol_views(count: int, protocol: str, bucket: tuple[float, float] | None
 def run_protocol(
     model: JASRNet, pairs: list, margin: float, protocol: str, device: torch.device | str = "cpu",
     batch_size: int = 16, keep: int = 0, input_dtype: torch.dtype = torch.float32, lr_size: int = LR_SIZE,
+    upright: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate one protocol: {part name: evaluate()'s result}; one part ("clean", "cctv"), or one per
     rotation bucket ("rotated 15-30", "rotated 30-45")."""
@@ -120,11 +138,11 @@ def run_protocol(
     if protocol == "rotated":
         return {f"rotated {lo:.0f}-{hi:.0f}": evaluate(
             model, FaceDataset(pairs, margin, views=protocol_views(len(pairs), "rotated", (lo, hi))), device,
-            batch_size, keep, input_dtype, lr_size) for lo, hi in ROTATION_BUCKETS}
+            batch_size, keep, input_dtype, lr_size, upright=upright) for lo, hi in ROTATION_BUCKETS}
     views = protocol_views(len(pairs), protocol)
     degradation = CCTV_EVAL if protocol == "cctv" else None
     return {protocol: evaluate(model, FaceDataset(pairs, margin, views=views), device, batch_size, keep,
-                               input_dtype, lr_size, degradation=degradation)}
+                               input_dtype, lr_size, degradation=degradation, upright=upright)}
 
 
 def summarise(per_face: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=(*PROTOCOLS, "all"), default="clean",
                         help="clean (the paper's, default), cctv (jittered crop, blur, noise, H.264; seeded), rotated "
                              "(faces rotated 15-30 and 30-45 deg), or all three")
+    parser.add_argument("--upright", type=float, default=0.0, metavar="DEG",
+                        help="landmarks of faces tilted beyond DEG degrees from a second pass on the face turned level, "
+                             f"as the pipeline runs them (its default: {DEFAULT_UPRIGHT_DEGREES:g}); default 0: the network's one pass")
     parser.add_argument("--lr-size", type=int, metavar="PX",
                         help="side the faces are reduced to (default: the weights' own, 16 / 32 / 64 for x8 / x4 / x2)")
     args = parser.parse_args(argv)
@@ -210,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     lr_size = args.lr_size or int(checkpoint["meta"].get("lr_size", LR_SIZE))
+    if not 0 <= args.upright < 90:
+        print(f"jasr-eval: error: --upright must be in [0, 90) degrees, not {args.upright:g}", file=sys.stderr)
+        return 2
     if not 4 <= lr_size <= HR_SIZE:
         print(f"jasr-eval: error: --lr-size must be between 4 and {HR_SIZE} px, not {lr_size}", file=sys.stderr)
         return 2
@@ -220,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in protocols:
         results.update(run_protocol(model, pairs, margin, protocol, device, args.batch_size,
                                     keep=args.sheet_faces if not results else 0, input_dtype=dtype,
-                                    lr_size=lr_size))
+                                    lr_size=lr_size, upright=args.upright))
     first = next(iter(results.values()))
     report = {
         "weights": checkpoint["path"],
@@ -229,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(Path(args.data).resolve()),
         "crop_margin": margin,
         "lr_size": lr_size,
+        "upright_degrees": args.upright,
         "protocol": args.protocol,
         "seconds": time.perf_counter() - started,
         "summary": first["summary"],
@@ -240,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.report).write_text(json.dumps(report, indent=1))
     if args.sheet and first["kept"]:
         draw_sheet(first["kept"], args.sheet)
-    print(f"faces reduced to {lr_size} px")
+    print(f"faces reduced to {lr_size} px" + (f"; upright pass beyond {args.upright:g} deg" if args.upright else ""))
     for name, result in results.items():
         if len(results) > 1 or args.protocol != "clean":
             print(f"protocol: {name}")

@@ -11,6 +11,7 @@ from .config import HR_SIZE, LR_SIZE
 from .data import degrade, upsample
 from .landmarks import heatmap_landmarks
 from .network import JASRNet
+from .upright import DEFAULT_UPRIGHT_DEGREES, upright_landmarks
 
 
 @dataclass
@@ -89,8 +90,11 @@ class FaceEnhancer:
     :mod:`.quantize`) or "auto" (:func:`resolve_precision`). Tolerances against fp32 on real faces:
     tests/test_enhance_precision.py. The float networks run channels_last (faster convolutions on CPU and GPU).
     ``model`` runs an in-memory network instead of loading ``weights`` (benchmarks, tests); ``checkpoint``
-    is then the checkpoint it came from, if any (its int8 calibration).
+    is then the checkpoint it came from, if any (its int8 calibration). ``upright``: eye-line tilt in degrees
+    above which a face's landmarks come from a pass on the face turned level (0 = one pass for every face).
     """
+
+    upright: float = DEFAULT_UPRIGHT_DEGREES
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
                  model: JASRNet | None = None, checkpoint: dict | None = None) -> None:
@@ -116,7 +120,13 @@ class FaceEnhancer:
 
     @torch.inference_mode()
     def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
-        """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
+        """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]. Faces whose eye line tilts more than
+        ``upright`` degrees get their landmarks from a second pass on the face turned level (:mod:`.upright`)."""
+        return upright_landmarks(self.predict, inputs, self.predict(inputs), self.upright)
+
+    @torch.inference_mode()
+    def predict(self, inputs: torch.Tensor) -> Prediction:
+        """One pass of the network: inputs as for :meth:`enhance_inputs`."""
         x = inputs.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         landmarks, confidence = heatmap_landmarks(out.heatmaps[-1], self.model.config.num_landmarks, x.shape[-1])

@@ -40,7 +40,8 @@ def import_onnxruntime():
 
 class OnnxFaceEnhancer(FaceEnhancer):
     """Runs JASRNet exported to ONNX (:mod:`.onnx_export`) on ONNX Runtime; same interface as FaceEnhancer
-    (``enhance``, ``enhance_inputs``, ``device``, ``precision``, ``checkpoint``; ``enhance`` is inherited).
+    (``enhance``, ``enhance_inputs``, ``device``, ``precision``, ``checkpoint``, ``upright``; ``enhance`` and
+    ``enhance_inputs`` are inherited).
 
     weights: a shipped name or .pt checkpoint (exported into the user cache on first use) or an ``.onnx``
     file from ``jasr-export --onnx``. ``model``: an in-memory network exported in memory instead (benchmarks,
@@ -120,8 +121,8 @@ class OnnxFaceEnhancer(FaceEnhancer):
                              f"--int8 --data ../shared/data/faces68/train --out-dir {int8.parent}`")
         return int8
 
-    def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
-        """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
+    def predict(self, inputs: torch.Tensor) -> Prediction:
+        """One pass of the network: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
         x = np.ascontiguousarray(inputs.detach().float().cpu().numpy())
         sr, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
