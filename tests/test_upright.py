@@ -57,7 +57,7 @@ def test_upright_pass_fixes_tilted_heads_and_leaves_level_ones(faces_test):
     one_pass = FaceEnhancer("jasr-cpu", device="cpu", precision="fp32")
     one_pass.upright = 0.0
     two_pass = FaceEnhancer("jasr-cpu", device="cpu", precision="fp32")
-    assert two_pass.upright == 10.0  # the default
+    assert two_pass.upright == 15.0  # the default
 
     def run(angle: float):
         data = FaceDataset(pairs, views=[View(angle=angle * (1 if i % 2 else -1)) for i in range(len(pairs))])
@@ -69,10 +69,24 @@ def test_upright_pass_fixes_tilted_heads_and_leaves_level_ones(faces_test):
     truth, first, second = run(38.0)
     error = lambda pred: np.mean([nme(p, t) for p, t in zip(pred.landmarks.numpy(), truth)])  # noqa: E731
     print("NME one pass", error(first), "upright pass", error(second))
-    assert error(second) < error(first) - 0.02  # 330 faces at 30-45 deg: 14.0 -> 9.2 %
+    assert error(second) < error(first) - 0.02  # 330 faces at 30-45 deg: 14.0 -> 9.2 %, models/README.md
     assert torch.equal(first.sr, second.sr)  # the SR face is always the first pass's
 
     truth, first, second = run(0.0)
-    level = eye_roll(first.landmarks).abs() <= 10
+    level = eye_roll(first.landmarks).abs() <= 15
     assert level.sum() >= 8
     assert torch.equal(first.landmarks[level], second.landmarks[level])
+
+
+def test_eye_lines_beyond_the_trusted_roll_keep_the_first_pass():
+    """An eye line read at 80 deg is a first pass that did not find the eyes: no second pass."""
+    from jasr_video.model.inference import Prediction
+    from jasr_video.model.upright import MAX_ROLL_DEGREES, upright_landmarks
+
+    def never(_):
+        raise AssertionError("no second pass expected")
+
+    first = Prediction(torch.zeros(2, 3, 128, 128), torch.cat([eyes_at((60, 30), (70, 87)), eyes_at((40, 60), (88, 62))]),
+                       torch.ones(2, 68))
+    assert float(eye_roll(first.landmarks)[0]) > MAX_ROLL_DEGREES and abs(float(eye_roll(first.landmarks)[1])) < 15
+    assert upright_landmarks(never, torch.zeros(2, 3, 128, 128), first, 15.0) is first

@@ -4,7 +4,8 @@ JASRNet learns from faces that are mostly near upright; on a head tilted (rolled
 landmarks drift toward an upright face shape. `upright_landmarks` reads the roll from the first pass's eye
 line, turns the network input about its centre until the eyes are level, runs the network again and turns
 those landmarks back into the input's frame; their confidence comes with them. Faces whose eye line is
-within `threshold` degrees of level keep the first pass, so upright faces cost nothing more. The SR face
+within `threshold` degrees of level keep the first pass, so upright faces cost nothing more, and so do faces
+whose eye line reads beyond `MAX_ROLL_DEGREES` (there the first pass has not found the eyes). The SR face
 stays the first pass's: turning a sharp SR face back resamples it, which loses more detail than the upright
 pass adds.
 """
@@ -15,7 +16,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-DEFAULT_UPRIGHT_DEGREES = 10.0  # eye-line tilt above which a face gets the upright pass (0 = never)
+DEFAULT_UPRIGHT_DEGREES = 15.0  # eye-line tilt above which a face gets the upright pass (0 = never)
+MAX_ROLL_DEGREES = 60.0  # beyond this the first pass's eye line is not trusted (profiles, backs of heads)
 LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)  # 68-point scheme: the eye contours, image left / right
 
 
@@ -50,11 +52,12 @@ def points_back(points: torch.Tensor, roll: torch.Tensor, size: int) -> torch.Te
 
 def upright_landmarks(predict: Callable, inputs: torch.Tensor, first, threshold: float = DEFAULT_UPRIGHT_DEGREES):
     """`first` = predict(inputs) (a Prediction: sr, landmarks, confidence). Faces whose eye line tilts more
-    than `threshold` degrees get their landmarks and confidence from a pass on the input turned upright."""
+    than `threshold` degrees (up to `MAX_ROLL_DEGREES`) get their landmarks and confidence from a pass on the
+    input turned upright."""
     if threshold <= 0 or len(inputs) == 0:
         return first
     roll = eye_roll(first.landmarks.float())
-    tilted = torch.nonzero(roll.abs() > threshold).flatten()
+    tilted = torch.nonzero((roll.abs() > threshold) & (roll.abs() <= MAX_ROLL_DEGREES)).flatten()
     if len(tilted) == 0:
         return first
     roll_t = roll[tilted].to(inputs.device)
