@@ -1,4 +1,5 @@
-"""Speed-ups that change numerics stay within stated tolerances of the fp32 reference, on real faces.
+"""Speed-ups that change numerics stay within stated tolerances of the fp32 reference, on real faces (one
+network pass each, `FaceEnhancer.predict`: the upright pass for tilted heads is tests/test_upright.py).
 
 * channels_last (always on): same maths, different memory order -> float rounding only
   (SR <= 0.01 of 255 levels, landmarks <= 0.01 px);
@@ -47,7 +48,7 @@ def faces() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def reference(faces) -> Prediction:
     torch.set_num_threads(1)
-    return FaceEnhancer("jasr-cpu", device="cpu", precision="fp32").enhance_inputs(faces)
+    return FaceEnhancer("jasr-cpu", device="cpu", precision="fp32").predict(faces)
 
 
 def check_tolerances(reference: Prediction, other: Prediction, precision: str) -> dict[str, float]:
@@ -86,13 +87,13 @@ def test_auto_precision_resolves():
 def test_bf16_within_tolerance_of_fp32(faces, reference):
     bf16 = FaceEnhancer("jasr-cpu", device="cpu", precision="bf16")
     assert bf16.dtype == torch.bfloat16
-    check_tolerances(reference, bf16.enhance_inputs(faces), "bf16")
+    check_tolerances(reference, bf16.predict(faces), "bf16")
 
 
 def test_int8_within_tolerance_of_fp32(faces, reference):
     int8 = FaceEnhancer("jasr-cpu", device="cpu", precision="int8")
     assert isinstance(int8.model, QuantizedJASRNet) and int8.model.config == load_model("jasr-cpu")[0].config
-    check_tolerances(reference, int8.enhance_inputs(faces), "int8")
+    check_tolerances(reference, int8.predict(faces), "int8")
 
 
 def test_int8_quality_close_to_fp32():
@@ -125,7 +126,7 @@ def test_int8_calibration_round_trip_and_errors(tmp_path):
     assert all(torch.equal(stored["state_dict"][k], v) for k, v in torch.load(plain, weights_only=False)["state_dict"].items())
     x = real_inputs(str(FACES_TEST), 4, 1.4)
     a, b = FaceEnhancer(out, device="cpu", precision="int8"), FaceEnhancer(out, device="cpu", precision="int8")
-    assert torch.equal(a.enhance_inputs(x).sr, b.enhance_inputs(x).sr)
+    assert torch.equal(a.predict(x).sr, b.predict(x).sr)
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="CPU only"):
             FaceEnhancer(out, device="cuda", precision="int8")

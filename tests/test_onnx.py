@@ -46,7 +46,7 @@ def faces() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def reference(faces) -> Prediction:
     torch.set_num_threads(1)
-    return FaceEnhancer("jasr-cpu", device="cpu", precision="fp32").enhance_inputs(faces)
+    return FaceEnhancer("jasr-cpu", device="cpu", precision="fp32").predict(faces)
 
 
 def test_export_cli_metadata_and_fp32_match(tmp_path, faces, reference):
@@ -63,13 +63,13 @@ def test_export_cli_metadata_and_fp32_match(tmp_path, faces, reference):
     enhancer = OnnxFaceEnhancer(out, device="cpu", threads=1)
     assert enhancer.precision == "fp32" and enhancer.providers == ["CPUExecutionProvider"]
     assert enhancer.checkpoint["meta"]["train_config"]["crop_margin"] == 1.4
-    onnx = enhancer.enhance_inputs(faces)
+    onnx = enhancer.predict(faces)
     d = deviation(reference, onnx)
     d["confidence_max"] = float((reference.confidence - onnx.confidence).abs().max())
     print(f"onnx fp32 vs torch fp32: {d}")
     assert all(d[k] <= v for k, v in FP32_TOLERANCE.items()), d
     assert d["confidence_max"] <= 1e-4, d
-    one = enhancer.enhance_inputs(faces[:1])  # another batch size through the same graph
+    one = enhancer.predict(faces[:1])  # another batch size through the same graph
     assert deviation(Prediction(onnx.sr[:1], onnx.landmarks[:1], onnx.confidence[:1]), one)["sr_max_levels"] <= 0.01
 
 
@@ -81,7 +81,7 @@ def test_int8_onnx_within_int8_tolerance(faces, reference):
         "models/jasr-cpu.int8.onnx was made from other weights: make it again (models/README.md, ONNX)"
     int8 = OnnxFaceEnhancer("jasr-cpu", device="cpu", precision="int8", threads=1)
     assert int8.precision == "int8" and int8.onnx_path == path
-    check_tolerances(reference, int8.enhance_inputs(faces), "int8")
+    check_tolerances(reference, int8.predict(faces), "int8")
     auto = OnnxFaceEnhancer("jasr-cpu", device="cpu", precision="auto", threads=1)
     assert auto.precision == ("int8" if cpu_has_int8_dot() else "fp32")
 
