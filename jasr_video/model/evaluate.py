@@ -29,7 +29,7 @@ from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
 from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_each, sample_params
-from .inference import Prediction
+from .inference import Prediction, make_enhancer, pick_device
 from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
@@ -215,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-size", type=int, metavar="PX",
                         help="side the faces are reduced to (default: the weights' own, 16 / 32 / 64 for x8 / x4 / x2)")
     args = parser.parse_args(argv)
-    from .inference import make_enhancer, pick_device  # local: keeps module import light
 
     try:
         device = pick_device(args.device)
