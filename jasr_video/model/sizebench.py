@@ -35,6 +35,7 @@ from .evaluate import protocol_views
 from .inference import FaceEnhancer
 from .metrics import face_psnr_ssim, nme
 from .routing import DEFAULT_RANGES, choose_route, network_inputs
+from .upright import DEFAULT_UPRIGHT_DEGREES
 
 DEFAULT_SIZES = (16, 24, 32, 40, 48, 64, 96)
 METHODS = ("bicubic", "x8", "x4", "x2", "routed")
@@ -156,18 +157,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
     parser.add_argument("--protocol", choices=("clean", "cctv"), default="clean",
                         help="clean (the paper's reduction, default) or cctv (jasr-eval's CCTV degradation)")
+    parser.add_argument("--upright", type=float, default=DEFAULT_UPRIGHT_DEGREES, metavar="DEG",
+                        help="upright pass for faces tilted beyond DEG degrees, as the pipeline (default "
+                             f"{DEFAULT_UPRIGHT_DEGREES:g}); 0: one network pass per face")
     parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--report", help="also write the table and settings to this JSON file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not 0 <= args.upright < 90:
+        print("sizebench: error: --upright must be in [0, 90) degrees", file=sys.stderr)
+        return 2
     if any(s < 4 or s > 128 for s in args.sizes):
         print("sizebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
         return 2
     try:
         enhancers = {f: FaceEnhancer(w, "cpu", args.precision)
                      for f, w in ((8, args.weights), (4, args.weights_x4), (2, args.weights_x2))}
+        for enhancer in enhancers.values():
+            enhancer.upright = args.upright
         pairs = find_pairs(args.data)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"sizebench: error: {error}", file=sys.stderr)
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.report:
         report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
-                  "protocol": args.protocol,
+                  "protocol": args.protocol, "upright_degrees": args.upright,
                   "precision": {f: e.precision for f, e in enhancers.items()},
                   "weights": {f: e.checkpoint.get("path") for f, e in enhancers.items()},
                   "seconds": time.perf_counter() - started, "table": rows, "markdown": table}
