@@ -5,7 +5,10 @@
 #     jasr-cpu, jasr-cpu-x4 and jasr-cpu-x2 came from this.
 #   MODE=robust: the jasr-cpu-robust recipe (models/README.md) on each: CCTV degradations on 70 % of the faces
 #     (the H.264 step needs PyAV: .gpu/av.tar.xz, the av wheel's files with their shared objects stripped,
-#     unpacked onto PYTHONPATH), rotation +-45 deg, crop jitter.
+#     unpacked onto PYTHONPATH), rotation +-45 deg, crop jitter. Made with:
+#       pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl av==18.1.0
+#       mkdir /tmp/av && unzip -q .whl/av-*.whl -d /tmp/av && find /tmp/av -name '*.so*' -exec strip --strip-unneeded {} \;
+#       tar cJf .gpu/av.tar.xz -C /tmp/av .
 # The data travel packed (scripts/pack_device_data.py):
 #   python scripts/pack_device_data.py ../shared/data/faces68/train .gpu/data/faces68-train --side 200
 #   python scripts/pack_device_data.py ../shared/data/faces-utk/train .gpu/data/utk-train --side 112
