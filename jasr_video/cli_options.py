@@ -7,6 +7,7 @@ from typing import Callable
 
 from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_PRECISIONS, DEVICES, LIVE_FRAME_BATCH, PRECISIONS,
                      SR_FACTORS, PipelineConfig)
+from .model.upright import check_upright
 from .smooth import SMOOTHERS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
@@ -47,9 +48,10 @@ def _degrees(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
-    if not 0 <= value < 90:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 90) degrees (0: off)")
-    return value
+    try:
+        return check_upright(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 90) degrees (0: off)") from None
 
 
 class _Parser(argparse.ArgumentParser):

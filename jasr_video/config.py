@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .model.upright import DEFAULT_UPRIGHT_DEGREES
+from .model.upright import DEFAULT_UPRIGHT_DEGREES, check_upright
 from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, SMOOTHERS
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # JASRNet (auto: jasr_video.model.inference.resolve_precision)
@@ -81,8 +81,7 @@ class PipelineConfig:
                              f"backend torch")
         if str(self.sr_factor) not in SR_FACTORS:
             raise ValueError(f"sr_factor must be {_one_of(SR_FACTORS)}")
-        if not 0 <= self.upright < 90:
-            raise ValueError(f"upright must be in [0, 90) degrees (0: off), not {self.upright}")
+        check_upright(self.upright)
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:

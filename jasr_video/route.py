@@ -100,9 +100,8 @@ class RoutedEnhancer(BatchEnhancer):
     ``sr_factor``: "auto" (route by size), or "8" / "4" / "2" to send every face to one model ("8" is the
     x8-only behaviour: every face at 16x16). x4 / x2 weights: ``weights_x4`` / ``weights_x2``, else the
     siblings of ``weights`` (``jasr-cpu-x4``, ``jasr-cpu-x2``); "auto" without them routes everything to x8
-    (``routing`` says so). ``backend`` (torch or onnx) and ``upright`` apply to every factor. Called with a tensor of crops it is
-    a plain x8 BatchEnhancer; called with
-    :class:`RoutedCrops` it routes. ``route_counts`` counts faces per route name.
+    (``routing`` says so). ``backend`` (torch or onnx) and ``upright`` apply to every factor. Called with a
+    tensor of crops it is a plain x8 BatchEnhancer; called with :class:`RoutedCrops` it routes. ``route_counts`` counts faces per route name.
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",

@@ -33,7 +33,7 @@ from .inference import Prediction, make_enhancer, pick_device
 from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet
-from .upright import DEFAULT_UPRIGHT_DEGREES, upright_landmarks
+from .upright import DEFAULT_UPRIGHT_DEGREES, check_upright, upright_landmarks
 
 NME_THRESHOLD = 0.08
 PROTOCOLS = ("clean", "cctv", "rotated")
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        check_upright(args.upright)
         device = pick_device(args.device)
         if args.precision == "fp32" and args.backend == "torch":  # any checkpoint, single-task ones too
             (model, checkpoint), dtype = load_model(args.weights, device), torch.float32
@@ -230,9 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     lr_size = args.lr_size or int(checkpoint["meta"].get("lr_size", LR_SIZE))
-    if not 0 <= args.upright < 90:
-        print(f"jasr-eval: error: --upright must be in [0, 90) degrees, not {args.upright:g}", file=sys.stderr)
-        return 2
     if not 4 <= lr_size <= HR_SIZE:
         print(f"jasr-eval: error: --lr-size must be between 4 and {HR_SIZE} px, not {lr_size}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ from .evaluate import protocol_views
 from .inference import FaceEnhancer
 from .metrics import face_psnr_ssim, nme
 from .routing import DEFAULT_RANGES, choose_route, network_inputs
-from .upright import DEFAULT_UPRIGHT_DEGREES
+from .upright import DEFAULT_UPRIGHT_DEGREES, check_upright
 
 DEFAULT_SIZES = (16, 24, 32, 40, 48, 64, 96)
 METHODS = ("bicubic", "x8", "x4", "x2", "routed")
@@ -166,13 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not 0 <= args.upright < 90:
-        print("sizebench: error: --upright must be in [0, 90) degrees", file=sys.stderr)
-        return 2
     if any(s < 4 or s > 128 for s in args.sizes):
         print("sizebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
         return 2
     try:
+        check_upright(args.upright)
         enhancers = {f: FaceEnhancer(w, "cpu", args.precision)
                      for f, w in ((8, args.weights), (4, args.weights_x4), (2, args.weights_x2))}
         for enhancer in enhancers.values():

@@ -21,6 +21,13 @@ MAX_ROLL_DEGREES = 60.0  # beyond this the first pass's eye line is not trusted 
 LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)  # 68-point scheme: the eye contours, image left / right
 
 
+def check_upright(degrees: float) -> float:
+    """`degrees` if it is a tilt threshold the upright pass takes ([0, 90); 0 = off), else a ValueError."""
+    if not 0 <= degrees < 90:
+        raise ValueError(f"upright must be in [0, 90) degrees (0: off), not {degrees:g}")
+    return degrees
+
+
 def eye_roll(landmarks: torch.Tensor) -> torch.Tensor:
     """(B, 68, 2) pixel landmarks -> (B,) roll in degrees: the angle of the line from the left eye's centre
     to the right eye's (image y down, so a positive roll is the right eye lower)."""
