@@ -200,3 +200,37 @@ def test_refine_stage_added_to_trained_weights_trains_alone(tmp_path, faces_trai
 
     with pytest.raises(ValueError, match="--refine-blocks"):
         train(*_args(faces_train, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", "--train-only", "refine"))
+
+
+def test_training_batches_are_made_in_the_loader_workers_and_repeat(faces_train):
+    """TrainingBatches (the loader's collate_fn): clean inputs are the LR protocol at the drawn sizes; with CCTV
+    degradations the batches built by two worker processes are degraded, differ between workers and repeat
+    exactly when the loader's generator is seeded the same."""
+    from jasr_video.model.data import FaceDataset, find_pairs, lr_inputs
+    from jasr_video.model.degradations import TRAIN, with_clean_probability
+    from jasr_video.model.train import TrainingBatches, TrainingFaces, _seed_worker
+
+    faces = FaceDataset(find_pairs(faces_train)[:8], augment=False)
+    items = [faces[i] for i in range(4)]
+    hr = torch.stack([item[0] for item in items])
+    inputs, target, landmarks, visible = TrainingBatches((16, 16), None, 0)(items)
+    assert torch.equal(target, hr) and landmarks.shape == (4, 68, 2)
+    assert torch.allclose(inputs, lr_inputs(hr, [16] * 4))
+
+    collate = TrainingBatches((12, 20), with_clean_probability(TRAIN, 0.0), 0)
+    data = TrainingFaces([FaceDataset(find_pairs(faces_train)[:8], seed=0, augment=True)])
+
+    def batches(seed: int) -> list[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, num_workers=2, collate_fn=collate,
+                                             worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed))
+        return [batch for batch in loader]
+
+    first, again = batches(1), batches(1)
+    assert len(first) == 2
+    for a, b in zip(first, again):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    # every face degraded (blur, noise, compression...): the input is not the clean LR protocol of its target
+    for inputs, target, _, _ in first:
+        for size in range(12, 21):
+            assert (inputs - lr_inputs(target, [size] * 4)).abs().flatten(1).amax(1).min() > 0.02
+    assert not torch.equal(first[0][0], first[1][0])

@@ -23,7 +23,7 @@ from .config import (ABLATIONS, ADDED_PARTS, HR_SIZE, PRESETS, SR_FACTORS, TRAIN
                      from_dict, model_config, to_dict)
 from .data import FaceDataset, find_pairs, lr_inputs
 from .degradations import TRAIN as TRAIN_DEGRADATION
-from .degradations import degrade_batch, sample_params, with_clean_probability
+from .degradations import DegradationConfig, degrade_batch, sample_params, with_clean_probability
 from .evaluate import evaluate
 from .landmarks import gaussian_heatmaps, pixels_to_cells
 from .network import JASRNet, JASROutput, count_parameters
@@ -78,6 +78,34 @@ class TrainingFaces(torch.utils.data.ConcatDataset):
 def _seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     info.dataset.reseed(torch.initial_seed() % 2**32)
+
+
+class TrainingBatches:
+    """The data loader's ``collate_fn``: stacks the faces and makes the network inputs — each face reduced to a
+    random size in `sizes` (inclusive), CCTV-degraded as `degradation` says when one is given (clean bicubic
+    otherwise). It runs where the batch is built: in the data-loader workers when there are any (``--workers``),
+    so the degradations (blur, noise, JPEG, libx264 on the CPU) overlap the optimiser steps instead of stalling
+    them. In the main process the sizes and degradations come from `seed`'s stream; in a worker from the
+    worker's seed (set by the loader's generator, so a run repeats itself). Returns (inputs, hr, landmarks,
+    visible); `hr` is the SR target (a degraded face's colour cast included)."""
+
+    def __init__(self, sizes: tuple[int, int], degradation: DegradationConfig | None, seed: Any) -> None:
+        self.sizes, self.degradation = sizes, degradation
+        self.rng = np.random.default_rng(seed)
+        self._worker_seed: int | None = None
+
+    def __call__(self, items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.seed != self._worker_seed:  # a (new) worker: its own stream
+            self._worker_seed = info.seed
+            self.rng = np.random.default_rng([info.seed % 2**63, 2])
+        hr, landmarks, visible = torch.utils.data.default_collate(items)
+        sizes = self.rng.integers(self.sizes[0], self.sizes[1] + 1, size=hr.shape[0])
+        if self.degradation is None:
+            return lr_inputs(hr, sizes), hr, landmarks, visible
+        params = [sample_params(self.rng, self.degradation) for _ in range(hr.shape[0])]
+        inputs, hr, _ = degrade_batch(hr, sizes, params)
+        return inputs, hr, landmarks, visible
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,9 +358,8 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
             f.write(json.dumps(record) + "\n")
 
     batches_per_epoch = max(1, len(train_set) // tconf.batch_size)
-    size_rng = np.random.default_rng([tconf.seed, epoch, batches_done, 1])
-    degradation_rng = np.random.default_rng([tconf.seed, epoch, batches_done, 2])
-    degradation = with_clean_probability(TRAIN_DEGRADATION, 1 - tconf.degradation)
+    collate = TrainingBatches((size_low, size_high), with_clean_probability(TRAIN_DEGRADATION, 1 - tconf.degradation)
+                              if tconf.degradation else None, [tconf.seed, epoch, batches_done, 2])
     last_save = time.perf_counter()
     stop = False
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -344,12 +371,12 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
             generator = torch.Generator().manual_seed(tconf.seed * 1000 + epoch)
             loader = torch.utils.data.DataLoader(
                 train_set, batch_size=tconf.batch_size, shuffle=True, drop_last=True, generator=generator,
-                num_workers=run.workers, worker_init_fn=_seed_worker if run.workers else None,
+                num_workers=run.workers, worker_init_fn=_seed_worker if run.workers else None, collate_fn=collate,
                 pin_memory=device.type == "cuda", persistent_workers=False,
             )
             progress.update(task, completed=batches_done, epoch=epoch)
             running: list[float] = []
-            for hr, landmarks, visible in itertools.islice(loader, batches_done, None):
+            for inputs, hr, landmarks, visible in itertools.islice(loader, batches_done, None):
                 if tconf.time_budget_minutes:
                     fraction = budget_fraction()
                     if fraction >= 1:
@@ -360,13 +387,8 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
                 if run.warmup_steps and step < run.warmup_steps:
                     for group in optimizer.param_groups:
                         group["lr"] = (group["lr"] if tconf.time_budget_minutes else tconf.lr) * (step + 1) / run.warmup_steps
-                hr, landmarks, visible = (t.to(device, non_blocking=True) for t in (hr, landmarks, visible))
-                sizes = size_rng.integers(size_low, size_high + 1, size=hr.shape[0])
-                if tconf.degradation:
-                    params = [sample_params(degradation_rng, degradation) for _ in range(hr.shape[0])]
-                    inputs, hr, _ = degrade_batch(hr, sizes, params)
-                else:
-                    inputs = lr_inputs(hr, sizes)
+                inputs, hr, landmarks, visible = (t.to(device, non_blocking=True)
+                                                  for t in (inputs, hr, landmarks, visible))
                 if device.type == "cuda":
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=run.amp):
