@@ -351,7 +351,7 @@ class StreamWorker:
                  threads: int | None = None, model_timeout: float = 120.0, lr_dtype: str = "float32") -> None:
         import torch
 
-        from .detect import FaceDetector
+        from .detect import make_detector
 
         if threads:
             torch.set_num_threads(threads)
@@ -368,8 +368,7 @@ class StreamWorker:
         margin = config.margin if config.margin is not None else info["crop_margin"]
         # MTCNN on the worker's GPU when Ray gave it one (worker_gpus), else on its CPU
         dev = "cuda" if config.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
-        detector = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, torch.device(dev),
-                                config.min_score, precision=config.detector_precision)
+        detector = make_detector(config, torch.device(dev))
         self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
                                  timeout=model_timeout, lr_dtype=lr_dtype, routing=info.get("routing"))
         cfg = dataclasses.replace(config, margin=margin, device=dev)

@@ -13,6 +13,8 @@ from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, SMOOTHERS
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # JASRNet (auto: jasr_video.model.inference.resolve_precision)
 ONNX_PRECISIONS = ("auto", "fp32", "int8")  # JASRNet on ONNX Runtime (jasr_video.model.onnx_backend)
 DETECTOR_PRECISIONS = ("fp32", "fp16", "bf16")  # MTCNN's P-net (FaceDetector also takes "auto")
+# jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, or its R-/O-net tuned on compressed tiny faces
+DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv")
 BACKENDS = ("torch", "onnx")  # JASRNet runtime
 SR_FACTORS = ("auto", "8", "4", "2")  # auto: x8 / x4 / x2 by face size (jasr_video.model.routing)
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,7 +32,7 @@ class PipelineConfig:
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # PRECISIONS; JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     backend: str = "torch"  # BACKENDS; JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
-    detector: str = "mtcnn"  # a name in jasr_video.detect.DETECTORS
+    detector: str = "mtcnn-cctv"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
     tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
     batch_size: int = 32  # faces per JASRNet forward
@@ -82,6 +84,8 @@ class PipelineConfig:
         if str(self.sr_factor) not in SR_FACTORS:
             raise ValueError(f"sr_factor must be {_one_of(SR_FACTORS)}")
         check_upright(self.upright)
+        if self.detector not in DETECTOR_NAMES:
+            raise ValueError(f"detector must be {_one_of(DETECTOR_NAMES)}")
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:

@@ -9,6 +9,7 @@ only around given boxes (:mod:`jasr_video.regions`). facenet-pytorch is imported
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,11 +39,16 @@ class FaceDetector:
     precision: P-net's arithmetic in the fast path (the R- and O-nets that decide stay fp32): "fp32" (default),
     "bf16", "fp16", or "auto" (bf16 on CPUs with native bf16, fp16 on CUDA); reduced precision is no faster
     (docs/benchmarks.md).
+    refine_weights: R-net and O-net weights to use instead of facenet's (a name in ``models/detector/``, e.g.
+    "mtcnn-cctv", or a path; see :func:`load_refine_weights`); None: facenet's own.
     """
+
+    refine_weights_default: str | None = None  # what from_config asks for (subclasses: tuned weights)
 
     def __init__(
         self, min_face_size: int = 12, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
         device: str | torch.device = "cpu", min_score: float = 0.0, fast: bool = True, precision: str = "fp32",
+        refine_weights: str | None = None,
     ) -> None:
         if min_face_size < 1:
             raise ValueError("min_face_size must be >= 1")
@@ -55,6 +61,9 @@ class FaceDetector:
             min_face_size=int(min_face_size), thresholds=list(thresholds), factor=factor, keep_all=True,
             select_largest=False, device=self.device,
         ).eval()
+        self.refine_weights = refine_weights
+        if refine_weights:
+            load_refine_weights(self.mtcnn, refine_weights)
         from .model.inference import resolve_precision
 
         if precision not in ("auto", *DETECTOR_PRECISIONS):
@@ -135,12 +144,45 @@ class FaceDetector:
     def from_config(cls, config: Any, device: torch.device) -> "FaceDetector":
         """The detector a :class:`~jasr_video.pipeline.PipelineConfig` asks for, on `device`."""
         return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
-                   precision=config.detector_precision)
+                   precision=config.detector_precision, refine_weights=cls.refine_weights_default)
+
+
+class CctvFaceDetector(FaceDetector):
+    """MTCNN with R-net and O-net tuned to score compressed tiny faces as facenet's networks score clean ones
+    (``models/detector/mtcnn-cctv.pt``, made by :mod:`jasr_video.tools.tune_detector`); P-net and the algorithm
+    are facenet's. Recall and false positives against facenet's weights: docs/benchmarks.md, "Tiny faces"."""
+
+    refine_weights_default = "mtcnn-cctv"
+
+    def __init__(self, *args: Any, refine_weights: str | None = "mtcnn-cctv", **kwargs: Any) -> None:
+        super().__init__(*args, refine_weights=refine_weights, **kwargs)
+
+
+def detector_weights_path(name_or_path: str) -> Path:
+    """A name of shipped detector weights (``models/detector/<name>.pt``) or a path to such a file."""
+    from .model.checkpoint import is_weights_name, models_dir
+
+    folder = models_dir() / "detector"
+    path = folder / f"{name_or_path}.pt" if is_weights_name(name_or_path) else Path(name_or_path)
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in folder.glob("*.pt"))) if folder.is_dir() else "none found"
+        raise FileNotFoundError(f"detector weights {name_or_path!r} not found: give a path or a name from {folder} "
+                                f"({shipped})")
+    return path
+
+
+def load_refine_weights(mtcnn: torch.nn.Module, name_or_path: str) -> None:
+    """Load tuned R-net and O-net weights (a file with ``rnet`` and ``onet`` state dicts) into facenet's MTCNN."""
+    state = torch.load(detector_weights_path(name_or_path), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not {"rnet", "onet"} <= set(state):
+        raise ValueError(f"{name_or_path}: not MTCNN R-net / O-net weights (no 'rnet' and 'onet' entries)")
+    mtcnn.rnet.load_state_dict({k: v.float() for k, v in state["rnet"].items()})
+    mtcnn.onet.load_state_dict({k: v.float() for k, v in state["onet"].items()})
 
 
 # name -> detector class (``PipelineConfig.detector``): a new detector is one class with ``detect``,
 # ``detect_regions`` (jasr_video.types.Detector) and ``from_config(config, device)``, and one entry here.
-DETECTORS: dict[str, type] = {"mtcnn": FaceDetector}
+DETECTORS: dict[str, type] = {"mtcnn": FaceDetector, "mtcnn-cctv": CctvFaceDetector}
 
 
 def make_detector(config: Any, device: torch.device) -> "FaceDetector":

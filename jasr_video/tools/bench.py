@@ -9,7 +9,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 * ``baseline``: facenet-pytorch's own approach: MTCNN on every frame, no tracking, each face crop upscaled
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
-* variants, each changing one setting of ``default``: ``x8-only`` (``sr_factor="8"``: every face at 16x16
+* variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
+  R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``x8-only`` (``sr_factor="8"``: every face at 16x16
   through the x8 JASRNet, instead of routing by face size), ``one-pass`` (``upright=0``: no second JASRNet pass
   for tilted heads), ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
@@ -57,7 +58,7 @@ from ..track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "x8-only", "one-pass", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
+VARIANTS = ("baseline", "default", "facenet-detector", "x8-only", "one-pass", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
             "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
@@ -484,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     plans: dict[str, Callable[[Path], Run]] = {
         "baseline": lambda d: run_baseline(clip, args.frames, config, d, device),
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
+        "facenet-detector": lambda d: run_pipeline("facenet-detector", clip, args.frames,
+                                                   replace(config, detector="mtcnn"), d, warmup=args.warmup),
         "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
                                           warmup=args.warmup),
         "one-pass": lambda d: run_pipeline("one-pass", clip, args.frames, replace(config, upright=0.0), d,

@@ -19,7 +19,8 @@ positives" are real faces: read the figure as an upper bound.
 Detectors (``--detectors``): ``facenet`` (facenet-pytorch's own ``detect_face``, min face 12 px, min score 0.9:
 the baseline), ``before`` (the fast path with the same settings: the pipeline's detector before tiny-face
 support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
-``fast:min=10,score=0.7,t=0.5/0.6/0.6`` (min face px, min score, P-/R-/O-net thresholds; unset: the default). ``track`` runs the pipeline's detection and
+``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn`` (min face px, min score, P-/R-/O-net thresholds, detector name
+in ``jasr_video.detect.DETECTORS``; unset: the default; ``track:det=...`` too). ``track`` runs the pipeline's detection and
 tracking (:func:`follow`: full scan on the first frame of each run, regions around the tracks after, as the
 CPU default) over the run of frames before each sample and scores the boxes it reports on the sample.
 
@@ -38,7 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..detect import Detection, FaceDetector
+from ..detect import Detection, FaceDetector, make_detector
 from ..track import iou_matrix
 
 DATA = Path(__file__).resolve().parents[3] / "shared/data/video"
@@ -245,21 +246,21 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
 
     out: dict[str, DetectFn] = {}
     for name in names:
-        if name == "facenet":
+        kind, _, spec = name.partition(":")
+        opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv)  # min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn
+        config = replace(cfg, detector=opts["det"]) if "det" in opts else cfg
+        if kind == "facenet":
             out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9, fast=False))
-        elif name == "before":
+        elif kind == "before":
             out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9))
-        elif name == "default":
-            out[name] = frame_detector(FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor, "cpu",
-                                                    cfg.min_score))
-        elif name.startswith("fast:"):  # fast:min=10,score=0.7,t=0.5/0.6/0.6 (unset: the pipeline default)
-            opts = dict(kv.split("=", 1) for kv in name[5:].split(",") if kv)
-            out[name] = frame_detector(FaceDetector(
-                int(opts.get("min", cfg.min_face_size)),
-                tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds,
-                cfg.pyramid_factor, "cpu", float(opts.get("score", cfg.min_score))))
-        elif name == "track":
-            det = FaceDetector(cfg.min_face_size, cfg.thresholds, cfg.pyramid_factor, "cpu", cfg.min_score)
+        elif kind in ("default", "fast"):  # fast:...: the pipeline default with these settings changed
+            if kind == "fast":
+                config = replace(
+                    config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", cfg.min_score)),
+                    thresholds=tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds)
+            out[name] = frame_detector(make_detector(config, torch.device("cpu")))
+        elif kind == "track":
+            det = make_detector(config, torch.device("cpu"))
             every = auto_full_scan_every(cfg, torch.device("cpu"))
 
             def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every) -> np.ndarray:
@@ -281,7 +282,9 @@ def track_clip(frames: Sequence[np.ndarray], config: Any, full_scan_every: int) 
     reported boxes by track id."""
     from ..track import SortTracker
 
-    det = FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, "cpu", config.min_score)
+    import torch
+
+    det = make_detector(config, torch.device("cpu"))
     tracker = SortTracker(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score,
                           config.coast, config.gate)
     out = []
@@ -364,8 +367,9 @@ def run_ids(args: argparse.Namespace) -> dict[str, Any]:
         frames = [downscale(f.to_ndarray(format="rgb24"), args.ids_scale)
                   for _, f in zip(range(args.ids_frames), c.decode(video=0))]
     default = PipelineConfig(device="cpu")
-    configs = {"before": replace(default, min_score=0.9, new_track_score=0.0, coast=0, gate=0.0, max_age=12),
-               "default": default}
+    configs = {"before": replace(default, detector="mtcnn", min_score=0.9, new_track_score=0.0, coast=0, gate=0.0,
+                                 max_age=12),
+               "mtcnn": replace(default, detector="mtcnn"), "default": default}
     truth = track_clip(frames, default, 1)
     counts: dict[int, int] = {}
     for t in truth:
@@ -491,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-occlude", type=int, default=3, help="id benchmark: faces occluded (default: 3)")
     p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
-                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O, track (default: facenet before default track)")
+                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME, track, track:det=NAME "
+                        "(default: facenet before default track)")
     p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")

@@ -1,0 +1,289 @@
+"""Teach MTCNN's R-net and O-net to see compressed tiny faces as they see clean ones (``mtcnn-cctv`` weights).
+
+After an H.264 round trip at CCTV bitrates most 12-24 px faces still get P-net candidates, but R-net and O-net,
+trained on clean photos, score them as non-faces (docs/benchmarks.md, "Tiny faces"). This tool fine-tunes the
+two networks by distillation from themselves across image quality, with no face labels:
+
+- a *scene* is a mosaic of face photos with their surroundings (``faces68/train`` crops, ``faces-utk`` faces,
+  and zoomed background corners of the faces68 crops) on a 1024 x 1024 canvas;
+- the *student view* is the scene reduced so that faces are about 8-40 px, then (mostly) degraded as CCTV
+  does: a short H.264 run at 0.06-0.3 bit per pixel with a little camera motion, an H.264 intra frame at a high
+  quantiser, or JPEG; a share stays clean so nothing is lost on clean video;
+- the *teacher view* is the same scene, clean, at 4x the student's resolution;
+- candidates are the boxes facenet's own P-net (and R-net, for O-net) propose on the student view; for each,
+  the original network's outputs on the teacher view's crop of the same box (probability, box regression, and
+  for O-net the five points) are the target of the tuned network on the student view's crop.
+
+A compressed face is thus scored as the original networks score the clean face, a compressed non-face as
+they score the clean non-face: the original networks' judgement of what is a face is kept. P-net is unchanged.
+The training faces are never the benchmark clips. ``--out`` gets a ``.pt`` with both state dicts
+(``jasr_video.detect`` loads it as the ``mtcnn-cctv`` detector) and a log.
+
+    python -m jasr_video.tools.tune_detector --scenes 1500 --out models/mtcnn-cctv.pt
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SHARED = Path(__file__).resolve().parents[3] / "shared/data"
+CELL, GRID = 256, 4  # scene: GRID x GRID cells of CELL px
+TEACHER_ZOOM = 4  # the teacher sees the scene at this many times the student's resolution (at most 1:1)
+
+
+def load_faces(folders: list[Path], limit: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to `limit` RGB images from each folder (image files with a .pts beside them), as CELL x CELL."""
+    import cv2
+
+    from ..model.data import find_pairs
+
+    images = []
+    for folder in folders:
+        pairs = find_pairs(folder)
+        for k in rng.permutation(len(pairs))[:limit]:
+            image = cv2.cvtColor(cv2.imread(str(pairs[k][0])), cv2.COLOR_BGR2RGB)
+            images.append(cv2.resize(image, (CELL, CELL), interpolation=cv2.INTER_AREA))
+    return images
+
+
+def make_scene(rng: np.random.Generator, faces: list[np.ndarray]) -> np.ndarray:
+    """A GRID x GRID mosaic: mostly whole face photos (a random zoom 0.5-1.0 about the centre, the rest of the
+    cell its border stretched), a quarter zoomed corners of them (hair, clothes, background: non-faces)."""
+    import cv2
+
+    rows = []
+    for _ in range(GRID):
+        row = []
+        for _ in range(GRID):
+            image = faces[int(rng.integers(len(faces)))]
+            if rng.random() < 0.25:  # a corner, zoomed 2-3x: no whole face
+                side = int(CELL / rng.uniform(2, 3))
+                x, y = (int(v) for v in rng.choice([0, CELL - side], 2))
+                cell = cv2.resize(image[y:y + side, x:x + side], (CELL, CELL), interpolation=cv2.INTER_LINEAR)
+            else:
+                zoom = rng.uniform(0.5, 1.0)
+                side = int(CELL * zoom)
+                small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+                x, y = (int(v) for v in rng.integers(0, CELL - side + 1, 2))
+                cell = cv2.copyMakeBorder(small, y, CELL - side - y, x, CELL - side - x, cv2.BORDER_REFLECT)
+            row.append(cell[:, ::-1] if rng.random() < 0.5 else cell)
+        rows.append(np.hstack(row))
+    return np.ascontiguousarray(np.vstack(rows))
+
+
+def student_view(rng: np.random.Generator, scene: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """The scene reduced (faces ~8-40 px) and degraded. Returns (image, reduction factor, degradation name)."""
+    import cv2
+
+    from ..model.degradations import h264_frame, jpeg
+
+    factor = float(rng.uniform(3.0, 14.0))
+    side = int(round(scene.shape[0] / factor)) // 2 * 2
+    factor = scene.shape[0] / side
+    small = cv2.resize(scene, (side, side), interpolation=cv2.INTER_AREA)
+    kind = rng.choice(["clean", "h264-run", "h264-intra", "jpeg"], p=[0.2, 0.5, 0.2, 0.1])
+    if kind == "h264-run":  # a few frames with a little camera motion, the last one kept (a P-frame)
+        from .tinybench import h264_roundtrip
+
+        frames = []
+        for k in range(4, -1, -1):
+            shift = np.float32([[1, 0, k * rng.uniform(-1, 1)], [0, 1, k * rng.uniform(-1, 1)]])
+            frames.append(cv2.warpAffine(small, shift, (side, side), borderMode=cv2.BORDER_REFLECT))
+        small = h264_roundtrip([frames], float(rng.uniform(0.06, 0.3)))[0][-1]
+    elif kind == "h264-intra":
+        small = h264_frame(small, int(rng.integers(30, 43)))
+    elif kind == "jpeg":
+        small = jpeg(small, int(rng.integers(10, 40)))
+    return small, factor, str(kind)
+
+
+class Nets:
+    """facenet's MTCNN networks (the teacher; P-net proposes) and trainable copies of R-net and O-net."""
+
+    def __init__(self) -> None:
+        from ..facenet_compat import import_facenet
+
+        facenet = import_facenet()
+        mtcnn = facenet.MTCNN(device="cpu").eval()
+        self.pnet, self.rnet, self.onet = mtcnn.pnet, mtcnn.rnet, mtcnn.onet
+        self.student_rnet, self.student_onet = copy.deepcopy(self.rnet), copy.deepcopy(self.onet)
+
+
+def crops(image: np.ndarray, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The networks' inputs for `boxes` (N, >=4) in `image`, cut as the detector cuts them; and the usable mask."""
+    from ..mtcnn import face_crops, net_input
+
+    h, w = image.shape[:2]
+    out, valid = face_crops(torch.empty(0), np.zeros(len(boxes), int), boxes, size, w, h, [image.astype(np.float32)])
+    return net_input(out), valid
+
+
+@torch.inference_mode()
+def scene_samples(nets: Nets, student: np.ndarray, teacher: np.ndarray, ratio: float,
+                  rng: np.random.Generator, max_per_stage: int = 400) -> dict[str, dict[str, torch.Tensor]]:
+    """Training samples of one scene: per stage ("rnet", "onet"), the student's crops of the candidate boxes and
+    the teacher network's outputs on the teacher view's crops of the same boxes (`ratio`: teacher px per student px)."""
+    from facenet_pytorch.models.utils import detect_face as fd
+
+    from ..mtcnn import pnet_stage, pyramid_scales
+
+    image = torch.from_numpy(student).permute(2, 0, 1)[None].float()
+    scales = pyramid_scales(student.shape[0], student.shape[1], 12, 0.709)
+    boxes, _ = pnet_stage(image, [student.astype(np.float32)], scales, nets.pnet, 0.6, torch.device("cpu"), torch.float32)
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for stage, size, net in (("rnet", 24, nets.rnet), ("onet", 48, nets.onet)):
+        if not len(boxes):
+            break
+        if len(boxes) > max_per_stage:
+            boxes = boxes[torch.from_numpy(np.sort(rng.choice(len(boxes), max_per_stage, replace=False)))]
+        boxes = boxes[:, :4].clone()
+        x_student, valid_s = crops(student, boxes, size)
+        scaled = boxes * ratio
+        x_teacher, valid_t = crops(teacher, scaled, size)
+        both = valid_s & valid_t
+        x_student = x_student[torch.from_numpy(both[valid_s])]
+        x_teacher = x_teacher[torch.from_numpy(both[valid_t])]
+        boxes = boxes[torch.from_numpy(both)]
+        targets = net(x_teacher)
+        out[stage] = {"x": x_student.to(torch.float16), "prob": targets[-1][:, 1], "reg": targets[0]}
+        if stage == "onet":
+            out[stage]["points"] = targets[1]
+        else:  # the next stage's candidates: what the original R-net would pass on, and more (threshold 0.05)
+            reg, probs = fd.fixed_batch_process(crops(student, boxes, 24)[0], nets.rnet)
+            keep = probs[:, 1] > 0.05
+            scored = torch.cat((boxes[keep], probs[keep, 1:2]), dim=1)
+            pick = fd.batched_nms(scored[:, :4], scored[:, 4], torch.zeros(len(scored)), 0.7)
+            boxes = fd.rerec(fd.bbreg(scored[pick], reg[keep][pick]))
+    return out
+
+
+def generate(nets: Nets, faces: list[np.ndarray], scenes: int, seed: int, log: Any = None) -> dict[str, dict[str, torch.Tensor]]:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[dict[str, torch.Tensor]]] = {"rnet": [], "onet": []}
+    started = time.perf_counter()
+    for k in range(scenes):
+        scene = make_scene(rng, faces)
+        student, factor, _ = student_view(rng, scene)
+        ratio = min(TEACHER_ZOOM, factor)
+        side = int(round(student.shape[0] * ratio))
+        teacher = scene if side >= scene.shape[0] else cv2.resize(scene, (side, side), interpolation=cv2.INTER_AREA)
+        ratio = teacher.shape[0] / student.shape[0]
+        for stage, sample in scene_samples(nets, student, teacher, ratio, rng).items():
+            parts[stage].append(sample)
+        if log and (k + 1) % 100 == 0:
+            log(f"{k + 1} scenes, {time.perf_counter() - started:.0f} s, "
+                + ", ".join(f"{s}: {sum(len(p['x']) for p in v)} crops" for s, v in parts.items()))
+    return {stage: {key: torch.cat([p[key] for p in v]) for key in v[0]} for stage, v in parts.items() if v}
+
+
+def distil(net: torch.nn.Module, data: dict[str, torch.Tensor], epochs: int, lr: float, seed: int,
+           log: Any = None, name: str = "") -> list[dict[str, float]]:
+    """Fit `net` (R-net or O-net) to the teacher's outputs: cross-entropy on the face probability, and the box
+    regression (and O-net's points) weighted by the teacher's probability."""
+    torch.manual_seed(seed)
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    n = len(data["x"])
+    history = []
+    steps = epochs * (n // 256)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(steps, 1))
+    for epoch in range(epochs):
+        order = torch.randperm(n)
+        totals = np.zeros(3)
+        for start in range(0, n - 255, 256):
+            idx = order[start:start + 256]
+            x = data["x"][idx].float()
+            outputs = net(x)
+            p = outputs[-1][:, 1].clamp(1e-6, 1 - 1e-6)
+            t = data["prob"][idx]
+            ce = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+            reg = ((outputs[0] - data["reg"][idx]) ** 2).sum(1)
+            reg = (reg * t).sum() / t.sum().clamp_min(1)
+            loss = ce + reg
+            if "points" in data:
+                pts = (((outputs[1] - data["points"][idx]) ** 2).sum(1) * t).sum() / t.sum().clamp_min(1)
+                loss = loss + pts
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            totals += [float(loss.detach()), float(ce.detach()), float(reg.detach())]
+        record = {"net": name, "epoch": epoch + 1, **dict(zip(("loss", "ce", "reg"), (totals / max(n // 256, 1)).round(5)))}
+        history.append(record)
+        if log:
+            log(json.dumps(record))
+    net.eval()
+    return history
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jasr_video.tools.tune_detector", description=__doc__.split("\n\n")[0])
+    p.add_argument("--faces", nargs="*", default=[str(SHARED / "faces68/train"), str(SHARED / "faces-utk/train")],
+                   help="folders of face photos (image + .pts; the points are not used)")
+    p.add_argument("--per-folder", type=int, default=1200, help="photos taken from each folder (default: 1200)")
+    p.add_argument("--scenes", type=int, default=1500, help="training scenes (default: 1500)")
+    p.add_argument("--val-scenes", type=int, default=150, help="held-out scenes for the validation figures (default: 150)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--out", default="models/mtcnn-cctv.pt", help="weights file to write (default: models/mtcnn-cctv.pt)")
+    return p
+
+
+def agreement(net: torch.nn.Module, data: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How often `net` on the student crops takes the teacher's side of 0.5, for faces and non-faces."""
+    with torch.inference_mode():
+        p = torch.cat([net(data["x"][k:k + 1024].float())[-1][:, 1] for k in range(0, len(data["x"]), 1024)])
+    face = data["prob"] >= 0.5
+    return {"faces": int(face.sum()), "non_faces": int((~face).sum()),
+            "faces_kept": round(float((p[face] >= 0.5).float().mean()), 4) if face.any() else None,
+            "non_faces_rejected": round(float((p[~face] < 0.5).float().mean()), 4) if (~face).any() else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for folder in args.faces:
+        if not Path(folder).is_dir():
+            print(f"tune_detector: error: face folder not found: {folder} (give --faces DIR ...)", file=sys.stderr)
+            return 2
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    rng = np.random.default_rng(args.seed)
+    faces = load_faces([Path(f) for f in args.faces], args.per_folder, rng)
+    nets = Nets()
+    log(f"{len(faces)} face photos; generating {args.scenes} + {args.val_scenes} scenes")
+    train_data = generate(nets, faces, args.scenes, args.seed + 1, log)
+    val_data = generate(nets, faces, args.val_scenes, args.seed + 2)
+    report: dict[str, Any] = {"settings": vars(args), "before": {}, "after": {}, "history": []}
+    for stage, net in (("rnet", nets.student_rnet), ("onet", nets.student_onet)):
+        report["before"][stage] = agreement(net, val_data[stage])
+        report["history"] += distil(net, train_data[stage], args.epochs, args.lr, args.seed, log, stage)
+        report["after"][stage] = agreement(net, val_data[stage])
+        log(f"{stage}: validation before {report['before'][stage]}, after {report['after'][stage]}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"rnet": nets.student_rnet.state_dict(), "onet": nets.student_onet.state_dict(),
+                "meta": {"tool": "jasr_video.tools.tune_detector", **{k: report[k] for k in ("settings", "before", "after")}}},
+               out)
+    out.with_suffix(".log.json").write_text(json.dumps(report, indent=1, default=str))
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
