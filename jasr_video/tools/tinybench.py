@@ -235,7 +235,7 @@ DetectFn = Callable[[list[np.ndarray]], np.ndarray]  # a run of frames -> boxes 
 def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     """The detectors to compare, each a function of a run of frames (only the last is used by frame detectors)."""
     from ..pipeline import PipelineConfig, auto_full_scan_every
-    from ..track import SortTracker
+    from ..track import make_tracker
 
     import torch
 
@@ -259,12 +259,14 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
                     config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", cfg.min_score)),
                     thresholds=tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds)
             out[name] = frame_detector(make_detector(config, torch.device("cpu")))
-        elif kind == "track":
+        elif kind == "track":  # track:det=NAME,start=P (start: the tracker's new-track score)
             det = make_detector(config, torch.device("cpu"))
+            tracking = replace(cfg, new_track_score=float(opts.get("start", cfg.new_track_score)))
             every = auto_full_scan_every(cfg, torch.device("cpu"))
 
-            def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every) -> np.ndarray:
-                faces = follow(frames, det, SortTracker(cfg.max_age, cfg.min_hits, cfg.iou_threshold), every)
+            def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every,
+                          tracking: Any = tracking) -> np.ndarray:
+                faces = follow(frames, det, make_tracker(tracking), every)  # the pipeline's tracker and settings
                 return np.array([f.box for f in faces], np.float32).reshape(-1, 4)
 
             out[name] = run_track
@@ -280,13 +282,12 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
 def track_clip(frames: Sequence[np.ndarray], config: Any, full_scan_every: int) -> list[dict[int, np.ndarray]]:
     """The pipeline's detection and tracking with `config` (a PipelineConfig) over `frames`: per frame, the
     reported boxes by track id."""
-    from ..track import SortTracker
+    from ..track import make_tracker
 
     import torch
 
     det = make_detector(config, torch.device("cpu"))
-    tracker = SortTracker(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score,
-                          config.coast, config.gate)
+    tracker = make_tracker(config)
     out = []
     for k, image in enumerate(frames):
         if k % max(full_scan_every, 1) == 0:
