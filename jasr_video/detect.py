@@ -42,10 +42,11 @@ class FaceDetector:
     "bf16", "fp16", or "auto" (bf16 on CPUs with native bf16, fp16 on CUDA); reduced precision is no faster
     (docs/benchmarks.md).
     refine_weights: R-net and O-net weights to use instead of facenet's (a name in ``models/detector/``, e.g.
-    "mtcnn-cctv", or a path; see :func:`load_refine_weights`); None: facenet's own.
+    "mtcnn-cctv", or a path; see :func:`load_refine_weights`); None: the class's ``refine_weights_default``
+    (here facenet's own).
     """
 
-    refine_weights_default: str | None = None  # what from_config asks for (subclasses: tuned weights)
+    refine_weights_default: str | None = None  # subclasses: tuned R-/O-net weights
 
     def __init__(
         self, min_face_size: int = 12, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
@@ -63,9 +64,9 @@ class FaceDetector:
             min_face_size=int(min_face_size), thresholds=list(thresholds), factor=factor, keep_all=True,
             select_largest=False, device=self.device,
         ).eval()
-        self.refine_weights = refine_weights
-        if refine_weights:
-            load_refine_weights(self.mtcnn, refine_weights)
+        self.refine_weights = refine_weights or self.refine_weights_default
+        if self.refine_weights:
+            load_refine_weights(self.mtcnn, self.refine_weights)
         from .model.inference import resolve_precision
 
         if precision not in ("auto", *DETECTOR_PRECISIONS):
@@ -146,7 +147,7 @@ class FaceDetector:
     def from_config(cls, config: Any, device: torch.device) -> "FaceDetector":
         """The detector a :class:`~jasr_video.pipeline.PipelineConfig` asks for, on `device`."""
         return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
-                   precision=config.detector_precision, refine_weights=cls.refine_weights_default)
+                   precision=config.detector_precision)
 
 
 class CctvFaceDetector(FaceDetector):
@@ -155,9 +156,6 @@ class CctvFaceDetector(FaceDetector):
     are facenet's. Recall and false positives against facenet's weights: docs/benchmarks.md, "Tiny faces"."""
 
     refine_weights_default = "mtcnn-cctv"
-
-    def __init__(self, *args: Any, refine_weights: str | None = "mtcnn-cctv", **kwargs: Any) -> None:
-        super().__init__(*args, refine_weights=refine_weights, **kwargs)
 
 
 def detector_weights_path(name_or_path: str) -> Path:

@@ -58,8 +58,8 @@ from ..track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "facenet-detector", "x8-only", "one-pass", "every-frame", "detect-every", "regions", "batch-1", "fp32", "bf16",
-            "detector-reduced", "reference-mtcnn", "threaded-sinks")
+VARIANTS = ("baseline", "default", "facenet-detector", "x8-only", "one-pass", "every-frame", "detect-every", "regions",
+            "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
@@ -155,11 +155,11 @@ def bicubic_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE)
 
 
 def reference_detector(config: PipelineConfig, device: torch.device) -> Any:
-    """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings."""
-    from ..detect import FaceDetector
+    """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings and weights."""
+    from ..detect import DETECTORS, FaceDetector
 
     return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
-                        fast=False)
+                        fast=False, refine_weights=DETECTORS[config.detector].refine_weights_default)
 
 
 def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path, device: torch.device) -> Run:

@@ -20,7 +20,8 @@ Detectors (``--detectors``): ``facenet`` (facenet-pytorch's own ``detect_face``,
 the baseline), ``before`` (the fast path with the same settings: the pipeline's detector before tiny-face
 support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
 ``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn`` (min face px, min score, P-/R-/O-net thresholds, detector name
-in ``jasr_video.detect.DETECTORS``; unset: the default; ``track:det=...`` too). ``track`` runs the pipeline's detection and
+in ``jasr_video.detect.DETECTORS``; unset: the default; ``track:det=NAME,start=P`` too, start being the tracker's
+new-track score). ``track`` runs the pipeline's detection and
 tracking (:func:`follow`: full scan on the first frame of each run, regions around the tracks after, as the
 CPU default) over the run of frames before each sample and scores the boxes it reports on the sample.
 
@@ -496,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-occlude", type=int, default=3, help="id benchmark: faces occluded (default: 3)")
     p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
-                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME, track, track:det=NAME "
-                        "(default: facenet before default track)")
+                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME, track, "
+                        "track:det=NAME,start=P (start: the tracker's new-track score) (default: facenet before default track)")
     p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
