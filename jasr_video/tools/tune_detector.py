@@ -157,7 +157,7 @@ def scene_samples(nets: Nets, student: np.ndarray, teacher: np.ndarray, ratio: f
         if stage == "onet":
             out[stage]["points"] = targets[1]
         else:  # the next stage's candidates: what the original R-net would pass on, and more (threshold 0.05)
-            reg, probs = fd.fixed_batch_process(crops(student, boxes, 24)[0], nets.rnet)
+            reg, probs = fd.fixed_batch_process(x_student, nets.rnet)  # the crops above, cut once
             keep = probs[:, 1] > 0.05
             scored = torch.cat((boxes[keep], probs[keep, 1:2]), dim=1)
             pick = fd.batched_nms(scored[:, :4], scored[:, 4], torch.zeros(len(scored)), 0.7)
