@@ -49,7 +49,7 @@ class PipelineConfig:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
     min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
-    new_track_score: float = 0.9  # detections below this probability only continue tracks (ByteTrack); 0: all start
+    new_track_score: float = 0.7  # detections below this probability only continue tracks (ByteTrack); 0: all start
     coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
     gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
     max_age: int = 25  # frames a track survives unmatched

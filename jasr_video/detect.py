@@ -172,12 +172,14 @@ def detector_weights_path(name_or_path: str) -> Path:
 
 
 def load_refine_weights(mtcnn: torch.nn.Module, name_or_path: str) -> None:
-    """Load tuned R-net and O-net weights (a file with ``rnet`` and ``onet`` state dicts) into facenet's MTCNN."""
+    """Load tuned MTCNN weights into facenet's MTCNN: a file with ``rnet`` and ``onet`` state dicts, and a ``pnet``
+    one where P-net was tuned too."""
     state = torch.load(detector_weights_path(name_or_path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not {"rnet", "onet"} <= set(state):
         raise ValueError(f"{name_or_path}: not MTCNN R-net / O-net weights (no 'rnet' and 'onet' entries)")
-    mtcnn.rnet.load_state_dict({k: v.float() for k, v in state["rnet"].items()})
-    mtcnn.onet.load_state_dict({k: v.float() for k, v in state["onet"].items()})
+    for stage in ("pnet", "rnet", "onet"):
+        if stage in state:
+            getattr(mtcnn, stage).load_state_dict({k: v.float() for k, v in state[stage].items()})
 
 
 # name -> detector class (``PipelineConfig.detector``): a new detector is one class with ``detect``,

@@ -93,3 +93,39 @@ def test_tune_detector_writes_weights_the_detector_loads(tmp_path):
     assert not _same(det.mtcnn.onet, FaceDetector(12).mtcnn.onet)
     assert Path(str(out).replace(".pt", ".log.json")).is_file()
     assert main(["--faces", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_pnet_distillation_moves_pnet_towards_the_teachers_clean_judgement():
+    """P-net tuned on H.264-degraded views of a few scenes keeps more of the windows facenet's P-net passes on the
+    clean views than facenet's P-net does on the degraded ones, and passes the clean views' windows as before."""
+    from jasr_video.model.degradations import h264_frame
+    from jasr_video.tools.tune_detector import (Nets, distil_pnet, load_faces, make_scene, pnet_agreement, pyramid,
+                                                reduce_scene)
+
+    rng = np.random.default_rng(0)
+    faces = load_faces([need(FACES_TRAIN)], 24, rng)
+
+    pairs = []
+    for _ in range(6):
+        clean, _ = reduce_scene(rng, make_scene(rng, faces))
+        pairs.append((h264_frame(clean, 40), clean))
+    nets = Nets()
+    assert [tuple(x.shape[-2:]) for x in pyramid(pairs[0][1])][0] == tuple(int(s + 1) for s in pairs[0][1].shape[:2])
+    before = pnet_agreement(nets.student_pnet, nets.pnet, pairs)
+    distil_pnet(nets.student_pnet, nets.pnet, pairs, epochs=6, lr=3e-3, seed=0, batch=2)
+    after = pnet_agreement(nets.student_pnet, nets.pnet, pairs)
+    assert before["faces"] > 100 and after["faces_kept"] >= before["faces_kept"] + 0.05, (before, after)
+    clean_views = [(clean, clean) for _, clean in pairs]
+    assert pnet_agreement(nets.student_pnet, nets.pnet, clean_views)["faces_kept"] >= 0.85
+
+
+def test_tune_detector_tunes_pnet_on_top_of_given_weights(tmp_path):
+    from jasr_video.tools.tune_detector import main
+
+    out = tmp_path / "pnet.pt"
+    assert main(["--faces", str(need(FACES_TRAIN)), "--per-folder", "24", "--stages", "pnet", "--init", "mtcnn-cctv",
+                 "--pnet-scenes", "4", "--val-scenes", "2", "--epochs", "1", "--out", str(out)]) == 0
+    tuned, shipped, facenet = FaceDetector(12, refine_weights=str(out)), CctvFaceDetector(12), FaceDetector(12)
+    assert not _same(tuned.mtcnn.pnet, facenet.mtcnn.pnet)
+    assert _same(tuned.mtcnn.rnet, shipped.mtcnn.rnet) and _same(tuned.mtcnn.onet, shipped.mtcnn.onet)
+    assert main(["--faces", str(need(FACES_TRAIN)), "--init", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2

@@ -37,7 +37,7 @@ def test_score_frame_counts_found_faces_and_false_positives():
     s = score_frame(gt, det, ignore, 0.5)
     assert s.found.tolist() == [True, True, False]
     assert s.gt_sizes.tolist() == [10, 30, 14]
-    assert s.fp_sizes.tolist() == [40]
+    assert s.fp_sizes.tolist() == [40] and s.fp_boxes.tolist() == [[300, 300, 340, 340]]
     s = score_frame(gt, det, None, 0.5)
     assert sorted(s.fp_sizes.tolist()) == [10, 40]
 
@@ -89,3 +89,11 @@ def test_tinybench_command_runs_on_one_clip(tmp_path):
         r = report["results"][f"before|{cond}"]
         assert r["frames"] == (2 if cond != "all" else 4)  # scales x1 and x2
         assert sum(r["gt_faces"].values()) >= 2 and 0 <= r["fp_per_frame"]
+
+
+def test_unknown_detector_options_are_refused():
+    from jasr_video.tinybench import main, make_detectors
+
+    with pytest.raises(ValueError, match="unknown option weak"):
+        make_detectors(["track:weak=1"])
+    assert main(["--detectors", "fast:start=0.7", "--ids-frames", "0"]) == 2

@@ -10,7 +10,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
-  R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``x8-only`` (``sr_factor="8"``: every face at 16x16
+  R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``strict-starts`` (``new_track_score=0.9``: only
+  detections of probability >= 0.9 start a track, weaker ones only continue one), ``x8-only`` (``sr_factor="8"``: every face at 16x16
   through the x8 JASRNet, instead of routing by face size), ``one-pass`` (``upright=0``: no second JASRNet pass
   for tilted heads), ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
@@ -58,8 +59,9 @@ from ..track import iou_matrix
 DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_opera_house_1080p25.mp4"
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
-VARIANTS = ("baseline", "default", "facenet-detector", "x8-only", "one-pass", "every-frame", "detect-every", "regions",
-            "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks")
+STRICT_START = 0.9  # the strict-starts variant's new_track_score
+VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "one-pass", "every-frame",
+            "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
@@ -487,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
         "facenet-detector": lambda d: run_pipeline("facenet-detector", clip, args.frames,
                                                    replace(config, detector="mtcnn"), d, warmup=args.warmup),
+        "strict-starts": lambda d: run_pipeline("strict-starts", clip, args.frames,
+                                                replace(config, new_track_score=STRICT_START), d, warmup=args.warmup),
         "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
                                           warmup=args.warmup),
         "one-pass": lambda d: run_pipeline("one-pass", clip, args.frames, replace(config, upright=0.0), d,

@@ -19,11 +19,13 @@ positives" are real faces: read the figure as an upper bound.
 Detectors (``--detectors``): ``facenet`` (facenet-pytorch's own ``detect_face``, min face 12 px, min score 0.9:
 the baseline), ``before`` (the fast path with the same settings: the pipeline's detector before tiny-face
 support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
-``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn`` (min face px, min score, P-/R-/O-net thresholds, detector name
-in ``jasr_video.detect.DETECTORS``; unset: the default; ``track:det=NAME,start=P`` too, start being the tracker's
-new-track score). ``track`` runs the pipeline's detection and
-tracking (:func:`follow`: full scan on the first frame of each run, regions around the tracks after, as the
-CPU default) over the run of frames before each sample and scores the boxes it reports on the sample.
+``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn,weights=W`` (min face px, min score, P-/R-/O-net thresholds,
+detector name in ``jasr_video.detect.DETECTORS``, MTCNN weights: a file or a name in ``models/detector``; unset:
+the default; ``track:det=NAME,weights=W,start=P`` too, start being the tracker's new-track score). ``track``
+runs the pipeline's detection and tracking (:func:`follow`: full scan on the first frame of each run, regions
+around the tracks after, as the CPU default) over the run of frames before each sample and scores the boxes it
+reports on the sample. ``--fp-crops`` writes every false positive of >= 24 px, cut from the full-size frame, for
+checking by eye whether it is a face the ground truth misses.
 
 Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
 """
@@ -91,6 +93,7 @@ class FrameScore:
     gt_sizes: np.ndarray
     found: np.ndarray
     fp_sizes: np.ndarray
+    fp_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # the false positives (N, 4)
 
 
 def score_frame(gt: np.ndarray, det: np.ndarray, ignore: np.ndarray | None = None,
@@ -110,7 +113,7 @@ def score_frame(gt: np.ndarray, det: np.ndarray, ignore: np.ndarray | None = Non
     if len(rest) and ignore is not None and len(np.asarray(ignore).reshape(-1, 4)):
         overlap = iou_matrix(det[rest], np.asarray(ignore, np.float64).reshape(-1, 4)).max(axis=1)
         rest = rest[overlap < iou_threshold]
-    return FrameScore(box_size(gt), found, box_size(det[rest]) if len(rest) else np.zeros(0))
+    return FrameScore(box_size(gt), found, box_size(det[rest]) if len(rest) else np.zeros(0), det[rest].reshape(-1, 4))
 
 
 @dataclass
@@ -233,6 +236,18 @@ def follow(frames: Sequence[np.ndarray], detector: FaceDetector, tracker: Any, f
 DetectFn = Callable[[list[np.ndarray]], np.ndarray]  # a run of frames -> boxes (N, 4) on its last frame
 
 
+def detector(config: Any, opts: dict[str, str]) -> FaceDetector:
+    """The detector `config` (a PipelineConfig) builds, with the MTCNN weights ``opts["weights"]`` if given."""
+    import torch
+
+    from ..detect import load_refine_weights
+
+    det = make_detector(config, torch.device("cpu"))
+    if "weights" in opts:
+        load_refine_weights(det.mtcnn, opts["weights"])
+    return det
+
+
 def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     """The detectors to compare, each a function of a run of frames (only the last is used by frame detectors)."""
     from ..pipeline import PipelineConfig, auto_full_scan_every
@@ -249,6 +264,10 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     for name in names:
         kind, _, spec = name.partition(":")
         opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv)  # min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn
+        known = {"fast": {"min", "score", "t", "det", "weights"}, "track": {"det", "weights", "start"}}.get(kind, set())
+        if set(opts) - known:
+            raise ValueError(f"{name!r}: unknown option {', '.join(sorted(set(opts) - known))} (known: "
+                             f"{', '.join(sorted(known)) or 'none'})")
         config = replace(cfg, detector=opts["det"]) if "det" in opts else cfg
         if kind == "facenet":
             out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9, fast=False))
@@ -259,9 +278,9 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
                 config = replace(
                     config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", cfg.min_score)),
                     thresholds=tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds)
-            out[name] = frame_detector(make_detector(config, torch.device("cpu")))
-        elif kind == "track":  # track:det=NAME,start=P (start: the tracker's new-track score)
-            det = make_detector(config, torch.device("cpu"))
+            out[name] = frame_detector(detector(config, opts))
+        elif kind == "track":  # track:det=NAME,weights=W,start=P (start: the tracker's new-track score)
+            det = detector(config, opts)
             tracking = replace(cfg, new_track_score=float(opts.get("start", cfg.new_track_score)))
             every = auto_full_scan_every(cfg, torch.device("cpu"))
 
@@ -461,6 +480,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                             save_montage(Path(args.crops) / f"{stem}_missed.png", r[-1], (gt / scale)[~score.found])
                             fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
                             save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
+                        large = score.fp_boxes[score.fp_sizes >= 24] if len(score.fp_boxes) else score.fp_boxes
+                        if args.fp_crops and len(large):  # every false positive >= 24 px, cut from the full-size frame
+                            Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
+                            stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
+                            save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)
                         for key in ((name, codec), (name, "all"), (name, f"{clip}|x{scale}|{codec}")):
                             tally = tallies.setdefault(key, Tally())
                             tally.add(score)
@@ -497,14 +521,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-occlude", type=int, default=3, help="id benchmark: faces occluded (default: 3)")
     p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
-                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME, track, "
-                        "track:det=NAME,start=P (start: the tracker's new-track score) (default: facenet before default track)")
+                   help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME,weights=W, "
+                        "track, track:det=NAME,weights=W,start=P (W: MTCNN weights, a file or a name in models/detector; "
+                        "start: the tracker's new-track score) (default: facenet before default track)")
     p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
     p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
     p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
+    p.add_argument("--fp-crops", metavar="DIR", help="write every false positive of >= 24 px, cut from the full-size "
+                   "frame, as PNG montages named detector_clip_scale_codec_sample.png (for checking them by eye)")
     p.add_argument("--crops", metavar="DIR", help="write PNG montages of the first sample's faces (ground truth, "
                    "missed, unmatched detections) per clip, scale and detector, for checking by eye")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")

@@ -15,11 +15,13 @@ two networks by distillation from themselves across image quality, with no face 
   for O-net the five points) are the target of the tuned network on the student view's crop.
 
 A compressed face is thus scored as the original networks score the clean face, a compressed non-face as
-they score the clean non-face: the original networks' judgement of what is a face is kept. P-net is unchanged.
-The training faces are never the benchmark clips. ``--out`` gets a ``.pt`` with both state dicts
-(``jasr_video.detect`` loads it as the ``mtcnn-cctv`` detector) and a log.
+they score the clean non-face: the original networks' judgement of what is a face is kept. P-net (``--stages
+pnet``) is taught the same way over every window of its image pyramid: the student view's levels against
+facenet's P-net on the same levels of the clean student-size view (:func:`pnet_loss`). The training faces are
+never the benchmark clips. ``--out`` gets a ``.pt`` with the three state dicts (``jasr_video.detect`` loads it
+as the ``mtcnn-cctv`` detector) and a log; ``--init`` starts from earlier weights (the stages not tuned keep them).
 
-    python -m jasr_video.tools.tune_detector --scenes 1500 --out models/mtcnn-cctv.pt
+    python -m jasr_video.tools.tune_detector --scenes 2000 --out models/detector/mtcnn-cctv.pt
 """
 from __future__ import annotations
 
@@ -81,14 +83,28 @@ def make_scene(rng: np.random.Generator, faces: list[np.ndarray]) -> np.ndarray:
 
 def student_view(rng: np.random.Generator, scene: np.ndarray) -> tuple[np.ndarray, float, str]:
     """The scene reduced (faces ~8-40 px) and degraded. Returns (image, reduction factor, degradation name)."""
-    import cv2
+    small, factor = reduce_scene(rng, scene)
+    image, kind = degrade(rng, small)
+    return image, factor, kind
 
-    from ..model.degradations import h264_frame, jpeg
+
+def reduce_scene(rng: np.random.Generator, scene: np.ndarray) -> tuple[np.ndarray, float]:
+    """The scene reduced by a random factor 3-14 (faces ~8-40 px), clean. Returns (image, reduction factor)."""
+    import cv2
 
     factor = float(rng.uniform(3.0, 14.0))
     side = int(round(scene.shape[0] / factor)) // 2 * 2
     factor = scene.shape[0] / side
-    small = cv2.resize(scene, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(scene, (side, side), interpolation=cv2.INTER_AREA), factor
+
+
+def degrade(rng: np.random.Generator, small: np.ndarray) -> tuple[np.ndarray, str]:
+    """`small` as CCTV would deliver it (or clean, a fifth of the time). Returns (image, degradation name)."""
+    import cv2
+
+    from ..model.degradations import h264_frame, jpeg
+
+    side = small.shape[0]
     kind = rng.choice(["clean", "h264-run", "h264-intra", "jpeg"], p=[0.2, 0.5, 0.2, 0.1])
     if kind == "h264-run":  # a few frames with a little camera motion, the last one kept (a P-frame)
         from .tinybench import h264_roundtrip
@@ -102,19 +118,32 @@ def student_view(rng: np.random.Generator, scene: np.ndarray) -> tuple[np.ndarra
         small = h264_frame(small, int(rng.integers(30, 43)))
     elif kind == "jpeg":
         small = jpeg(small, int(rng.integers(10, 40)))
-    return small, factor, str(kind)
+    return small, str(kind)
 
 
 class Nets:
-    """facenet's MTCNN networks (the teacher; P-net proposes) and trainable copies of R-net and O-net."""
+    """facenet's MTCNN networks (the teachers; facenet's P-net proposes the R-/O-net candidates) and trainable
+    copies of the three (`init`: weights file to start the copies from, e.g. earlier ``mtcnn-cctv`` weights)."""
 
-    def __init__(self) -> None:
+    def __init__(self, init: str | None = None) -> None:
         from ..facenet_compat import import_facenet
 
         facenet = import_facenet()
         mtcnn = facenet.MTCNN(device="cpu").eval()
         self.pnet, self.rnet, self.onet = mtcnn.pnet, mtcnn.rnet, mtcnn.onet
-        self.student_rnet, self.student_onet = copy.deepcopy(self.rnet), copy.deepcopy(self.onet)
+        self.student_pnet, self.student_rnet, self.student_onet = (copy.deepcopy(n) for n in (self.pnet, self.rnet, self.onet))
+        self.init_meta: dict[str, Any] = {}  # the `init` file's "meta" (its validation figures)
+        if init:
+            from ..detect import detector_weights_path
+
+            state = torch.load(detector_weights_path(init), map_location="cpu", weights_only=True)
+            for stage in ("pnet", "rnet", "onet"):
+                if stage in state:
+                    getattr(self, f"student_{stage}").load_state_dict({k: v.float() for k, v in state[stage].items()})
+            self.init_meta = state.get("meta", {})
+
+    def student(self, stage: str) -> torch.nn.Module:
+        return getattr(self, f"student_{stage}")
 
 
 def crops(image: np.ndarray, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -186,6 +215,104 @@ def generate(nets: Nets, faces: list[np.ndarray], scenes: int, seed: int, log: A
     return {stage: {key: torch.cat([p[key] for p in v]) for key in v[0]} for stage, v in parts.items() if v}
 
 
+def pyramid(image: np.ndarray, min_face_size: int = 12, factor: float = 0.709) -> list[torch.Tensor]:
+    """P-net's inputs for `image` (HxWx3 uint8): MTCNN's pyramid levels, each (1, 3, h, w) in the networks' range,
+    cut as the detector's CPU path cuts them (OpenCV's area filter)."""
+    import cv2
+
+    from ..mtcnn import net_input, pyramid_scales
+
+    h, w = image.shape[:2]
+    pixels = image.astype(np.float32)
+    levels = []
+    for scale in pyramid_scales(h, w, min_face_size, factor):
+        level = cv2.resize(pixels, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
+        levels.append(net_input(torch.from_numpy(level).permute(2, 0, 1)[None]))
+    return levels
+
+
+def generate_pnet(faces: list[np.ndarray], scenes: int, seed: int, log: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """P-net's training scenes: (student view, the same view clean) per scene, both uint8 at the student's size."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    started = time.perf_counter()
+    for k in range(scenes):
+        clean, _ = reduce_scene(rng, make_scene(rng, faces))
+        student, _ = degrade(rng, clean)
+        pairs.append((student, clean))
+        if log and (k + 1) % 200 == 0:
+            log(f"pnet: {k + 1} scenes, {time.perf_counter() - started:.0f} s")
+    return pairs
+
+
+def pnet_loss(net: torch.nn.Module, teacher: torch.nn.Module, student: np.ndarray, clean: np.ndarray,
+              face_weight: float = 1.0) -> torch.Tensor:
+    """P-net on every pyramid level of the student view against facenet's P-net on the same level of the clean view:
+    cross-entropy on the face probability of every window (mean over all windows, plus `face_weight` x the mean
+    weighted by the teacher's probability, so that the rare face windows count more), and the box regression
+    weighted by the teacher's probability; levels weigh equally."""
+    total = torch.zeros(())
+    levels = list(zip(pyramid(student), pyramid(clean)))
+    for x, x_clean in levels:
+        with torch.no_grad():
+            t_reg, t_prob = teacher(x_clean)
+        reg, prob = net(x)
+        p, t = prob[:, 1].clamp(1e-6, 1 - 1e-6), t_prob[:, 1]
+        ce = -(t * p.log() + (1 - t) * (1 - p).log())
+        weight = t.sum().clamp_min(1)
+        total = total + ce.mean() + face_weight * (ce * t).sum() / weight + (((reg - t_reg) ** 2).sum(1) * t).sum() / weight
+    return total / max(len(levels), 1)
+
+
+def distil_pnet(net: torch.nn.Module, teacher: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]],
+                epochs: int, lr: float, seed: int, log: Any = None, batch: int = 8,
+                face_weight: float = 1.0) -> list[dict[str, float]]:
+    """Fit `net` (a P-net) so that it scores the student views as `teacher` scores the clean ones (:func:`pnet_loss`)."""
+    torch.manual_seed(seed)
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = epochs * max(len(pairs) // batch, 1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
+    history = []
+    for epoch in range(epochs):
+        order = np.random.default_rng(seed + epoch).permutation(len(pairs))
+        total = 0.0
+        for start in range(0, max(len(pairs) - batch + 1, 1), batch):
+            loss = sum(pnet_loss(net, teacher, *pairs[k], face_weight) for k in order[start:start + batch]) / batch
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+        record = {"net": "pnet", "epoch": epoch + 1, "loss": round(total / max(len(pairs) // batch, 1), 5)}
+        history.append(record)
+        if log:
+            log(json.dumps(record))
+    net.eval()
+    return history
+
+
+@torch.inference_mode()
+def pnet_agreement(net: torch.nn.Module, teacher: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]],
+                   threshold: float = 0.6) -> dict[str, float]:
+    """Over all windows of the pyramids: of the windows facenet's P-net passes (>= `threshold`) on the clean view,
+    the share `net` passes on the student view; of those it does not pass, the share `net` does not pass either;
+    and how many windows `net` passes per window the teacher passes (the candidates R-net gets to see)."""
+    faces = kept = non_faces = rejected = passed = 0
+    for student, clean in pairs:
+        for x, x_clean in zip(pyramid(student), pyramid(clean)):
+            t = teacher(x_clean)[1][:, 1] >= threshold
+            s = net(x)[1][:, 1] >= threshold
+            faces += int(t.sum())
+            kept += int((s & t).sum())
+            non_faces += int((~t).sum())
+            rejected += int((~s & ~t).sum())
+            passed += int(s.sum())
+    return {"faces": faces, "non_faces": non_faces, "faces_kept": round(kept / max(faces, 1), 4),
+            "non_faces_rejected": round(rejected / max(non_faces, 1), 6),
+            "candidates_per_teacher_candidate": round(passed / max(faces, 1), 3)}
+
+
 def distil(net: torch.nn.Module, data: dict[str, torch.Tensor], epochs: int, lr: float, seed: int,
            log: Any = None, name: str = "") -> list[dict[str, float]]:
     """Fit `net` (R-net or O-net) to the teacher's outputs: cross-entropy on the face probability, and the box
@@ -232,7 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders of face photos (image + .pts; the points are not used)")
     p.add_argument("--per-folder", type=int, default=1200, help="photos taken from each folder (default: 1200)")
     p.add_argument("--scenes", type=int, default=1500, help="training scenes (default: 1500)")
+    p.add_argument("--pnet-scenes", type=int, default=3000, help="P-net's training scenes (default: 3000)")
+    p.add_argument("--pnet-face-weight", type=float, default=1.0,
+                   help="P-net: extra weight of the windows facenet's P-net scores as faces (default: 1.0)")
     p.add_argument("--val-scenes", type=int, default=150, help="held-out scenes for the validation figures (default: 150)")
+    p.add_argument("--stages", nargs="+", choices=("pnet", "rnet", "onet"), default=["rnet", "onet"],
+                   help="networks to tune (default: rnet onet, as the shipped mtcnn-cctv); the others keep their --init "
+                        "(or facenet's) weights")
+    p.add_argument("--init", default=None,
+                   help="detector weights to start from (a name in models/detector or a path; default: facenet's)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -265,19 +400,38 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     faces = load_faces([Path(f) for f in args.faces], args.per_folder, rng)
-    nets = Nets()
-    log(f"{len(faces)} face photos; generating {args.scenes} + {args.val_scenes} scenes")
-    train_data = generate(nets, faces, args.scenes, args.seed + 1, log)
-    val_data = generate(nets, faces, args.val_scenes, args.seed + 2)
+    try:
+        nets = Nets(args.init)
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+        print(f"tune_detector: error: --init {args.init}: {exc}", file=sys.stderr)
+        return 2
     report: dict[str, Any] = {"settings": vars(args), "before": {}, "after": {}, "history": []}
-    for stage, net in (("rnet", nets.student_rnet), ("onet", nets.student_onet)):
-        report["before"][stage] = agreement(net, val_data[stage])
-        report["history"] += distil(net, train_data[stage], args.epochs, args.lr, args.seed, log, stage)
-        report["after"][stage] = agreement(net, val_data[stage])
-        log(f"{stage}: validation before {report['before'][stage]}, after {report['after'][stage]}")
+    if args.init:  # the figures of the stages not trained here come with their weights
+        for key in ("before", "after"):
+            report[key].update({k: v for k, v in nets.init_meta.get(key, {}).items() if k not in args.stages})
+    if "pnet" in args.stages:
+        log(f"{len(faces)} face photos; P-net: generating {args.pnet_scenes} + {args.val_scenes} scenes")
+        train_pairs = generate_pnet(faces, args.pnet_scenes, args.seed + 3, log)
+        val_pairs = generate_pnet(faces, args.val_scenes, args.seed + 4)
+        report["before"]["pnet"] = pnet_agreement(nets.student_pnet, nets.pnet, val_pairs)
+        report["history"] += distil_pnet(nets.student_pnet, nets.pnet, train_pairs, args.epochs, args.lr, args.seed, log,
+                                         face_weight=args.pnet_face_weight)
+        report["after"]["pnet"] = pnet_agreement(nets.student_pnet, nets.pnet, val_pairs)
+        log(f"pnet: validation before {report['before']['pnet']}, after {report['after']['pnet']}")
+    refine = [stage for stage in ("rnet", "onet") if stage in args.stages]
+    if refine:
+        log(f"{len(faces)} face photos; R-/O-net: generating {args.scenes} + {args.val_scenes} scenes")
+        train_data = generate(nets, faces, args.scenes, args.seed + 1, log)
+        val_data = generate(nets, faces, args.val_scenes, args.seed + 2)
+        for stage in refine:
+            net = nets.student(stage)
+            report["before"][stage] = agreement(net, val_data[stage])
+            report["history"] += distil(net, train_data[stage], args.epochs, args.lr, args.seed, log, stage)
+            report["after"][stage] = agreement(net, val_data[stage])
+            log(f"{stage}: validation before {report['before'][stage]}, after {report['after'][stage]}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"rnet": nets.student_rnet.state_dict(), "onet": nets.student_onet.state_dict(),
+    torch.save({**{stage: nets.student(stage).state_dict() for stage in ("pnet", "rnet", "onet")},
                 "meta": {"tool": "jasr_video.tools.tune_detector", **{k: report[k] for k in ("settings", "before", "after")}}},
                out)
     out.with_suffix(".log.json").write_text(json.dumps(report, indent=1, default=str))
