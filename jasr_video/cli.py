@@ -19,6 +19,7 @@ import atexit
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="jasr-video: %(message)s")
     for handler in logging.getLogger().handlers:  # every log line (also other libraries') is redacted
         handler.addFilter(RedactFilter())
+    warnings.formatwarning = lambda message, *_, **__: f"jasr-video: warning: {redact(message)}\n"  # one line each
     try:
         code = _main(args)
         if code in (EXIT_SIGINT, EXIT_SIGTERM):  # stopped, outputs finalised: a further Ctrl-C / SIGTERM while the

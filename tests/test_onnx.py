@@ -31,7 +31,7 @@ from video_utils import make_clip
 from jasr_video.model import load_model
 from jasr_video.model.bench import deviation, real_inputs
 from jasr_video.model.checkpoint import export_main, read_checkpoint, resolve_weights
-from jasr_video.model.inference import FaceEnhancer, Prediction, cpu_has_int8_dot
+from jasr_video.model.inference import FaceEnhancer, Prediction, cpu_has_int8_dot, cpu_int8_saturates
 from jasr_video.model.onnx_backend import OnnxFaceEnhancer
 from jasr_video.model.onnx_export import OPSET, cached_export, int8_path, read_metadata, weights_sha256
 
@@ -73,6 +73,8 @@ def test_export_cli_metadata_and_fp32_match(tmp_path, faces, reference):
     assert deviation(Prediction(onnx.sr[:1], onnx.landmarks[:1], onnx.confidence[:1]), one)["sr_max_levels"] <= 0.01
 
 
+@pytest.mark.skipif(cpu_int8_saturates(), reason="x86 CPU without int8 dot products: int8 saturates here "
+                    "(tests/test_enhance_precision.py::test_int8_warns_where_it_saturates)")
 def test_int8_onnx_within_int8_tolerance(faces, reference):
     """The shipped int8 ONNX model is of the shipped weights and stays within torch int8's tolerances."""
     path = int8_path("jasr-cpu")

@@ -67,6 +67,31 @@ def cpu_has_int8_dot() -> bool:
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
+def cpu_int8_saturates() -> bool:
+    """True on x86 CPUs without int8 dot products: there int8 convolutions sum uint8 x int8 products in 16-bit
+    registers that saturate (the full-range activations of the shipped calibration overflow them), so int8 output
+    drifts far from fp32 (tests/test_enhance_precision.py). Other CPUs (e.g. ARM) are not flagged."""
+    import platform
+
+    return platform.machine().lower() in ("x86_64", "amd64", "x86", "i686") and not cpu_has_int8_dot()
+
+
+INT8_SATURATES_WARNING = ("int8 JASRNet on a CPU without int8 dot products (AVX512-VNNI, AVX-VNNI or AMX): its sums "
+                          "saturate and the output drifts from fp32; use --precision fp32 (or auto) on this CPU")
+
+
+_warned_int8: list[bool] = []  # the int8 warning was given in this process
+
+
+def warn_if_int8_saturates(precision: str, device: torch.device) -> None:
+    """One warning per process when `precision` is int8 on a CPU where it saturates (:func:`cpu_int8_saturates`)."""
+    if precision == "int8" and device.type == "cpu" and cpu_int8_saturates() and not _warned_int8:
+        import warnings
+
+        _warned_int8.append(True)
+        warnings.warn(INT8_SATURATES_WARNING, RuntimeWarning, stacklevel=3)
+
+
 BACKENDS = ("torch", "onnx")
 
 
@@ -112,6 +137,7 @@ class FaceEnhancer:
             from .quantize import load_int8
 
             self.model, self.dtype = load_int8(self.checkpoint, self.model), torch.float32
+            warn_if_int8_saturates(self.precision, self.device)
             return
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         if self.dtype != torch.float32:

@@ -21,7 +21,7 @@ import torch
 
 from .checkpoint import DEFAULT_WEIGHTS, read_checkpoint
 from .config import ModelConfig, from_dict
-from .inference import FaceEnhancer, Prediction, cpu_has_int8_dot, pick_device
+from .inference import FaceEnhancer, Prediction, cpu_has_int8_dot, pick_device, warn_if_int8_saturates
 from .network import JASRNet, JASROutput
 from .onnx_export import INPUT_NAME, cached_export, export_model, int8_path, read_metadata, weights_sha256
 
@@ -119,6 +119,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
                 return cached_export(weights)
             raise ValueError(f"{int8} was made from other weights: make it again with `jasr-export --onnx {weights} "
                              f"--int8 --data ../shared/data/faces68/train --out-dir {int8.parent}`")
+        warn_if_int8_saturates("int8", self.device)
         return int8
 
     def predict(self, inputs: torch.Tensor) -> Prediction:
