@@ -52,6 +52,7 @@ CLIPS: dict[str, tuple[tuple[int, ...], int, tuple[tuple[int, int], ...] | None]
     "royal_opera_house_1080p25.mp4": ((2, 3, 4), 1, None),
     "traffic_cctv_riders_360p30.mp4": ((1, 2), 2, ((110, 400), (710, 880))),
 }
+LARGE_FP_PX = 24  # false positives from this size up are counted apart (FP >= 24 px) and, with --fp-crops, cut out
 BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<12", 0.0, 12.0), ("12-16", 12.0, 16.0), ("16-24", 16.0, 24.0), ("24-32", 24.0, 32.0), (">=32", 32.0, np.inf))
 
@@ -133,7 +134,7 @@ class Tally:
             self.total[bucket_of(size)] += 1
             self.hits[bucket_of(size)] += int(ok)
         self.fp += len(score.fp_sizes)
-        self.fp_large += int((score.fp_sizes >= 24).sum())
+        self.fp_large += int((score.fp_sizes >= LARGE_FP_PX).sum())
 
     def recall(self) -> dict[str, float | None]:
         return {b: (self.hits[b] / self.total[b] if self.total[b] else None) for b in self.total}
@@ -480,8 +481,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                             save_montage(Path(args.crops) / f"{stem}_missed.png", r[-1], (gt / scale)[~score.found])
                             fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
                             save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
-                        large = score.fp_boxes[score.fp_sizes >= 24] if len(score.fp_boxes) else score.fp_boxes
-                        if args.fp_crops and len(large):  # every false positive >= 24 px, cut from the full-size frame
+                        large = score.fp_boxes[score.fp_sizes >= LARGE_FP_PX] if args.fp_crops else ()
+                        if len(large):  # every false positive >= 24 px, cut from the full-size frame
                             Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
                             stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
                             save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)

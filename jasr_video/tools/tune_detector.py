@@ -217,7 +217,8 @@ def generate(nets: Nets, faces: list[np.ndarray], scenes: int, seed: int, log: A
 
 def pyramid(image: np.ndarray, min_face_size: int = 12, factor: float = 0.709) -> list[torch.Tensor]:
     """P-net's inputs for `image` (HxWx3 uint8): MTCNN's pyramid levels, each (1, 3, h, w) in the networks' range,
-    cut as the detector's CPU path cuts them (OpenCV's area filter)."""
+    at the detector's scales and sizes, each reduced from `image` with OpenCV's area filter (the detector's CPU path,
+    :func:`jasr_video.mtcnn.pyramid_level`, reduces each level from the one before instead)."""
     import cv2
 
     from ..mtcnn import net_input, pyramid_scales
@@ -245,6 +246,12 @@ def generate_pnet(faces: list[np.ndarray], scenes: int, seed: int, log: Any = No
     return pairs
 
 
+def soft_cross_entropy(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Element-wise binary cross-entropy of probabilities `prob` against the teacher's probabilities `target`."""
+    p = prob.clamp(1e-6, 1 - 1e-6)
+    return -(target * p.log() + (1 - target) * (1 - p).log())
+
+
 def pnet_loss(net: torch.nn.Module, teacher: torch.nn.Module, student: np.ndarray, clean: np.ndarray,
               face_weight: float = 1.0) -> torch.Tensor:
     """P-net on every pyramid level of the student view against facenet's P-net on the same level of the clean view:
@@ -257,8 +264,8 @@ def pnet_loss(net: torch.nn.Module, teacher: torch.nn.Module, student: np.ndarra
         with torch.no_grad():
             t_reg, t_prob = teacher(x_clean)
         reg, prob = net(x)
-        p, t = prob[:, 1].clamp(1e-6, 1 - 1e-6), t_prob[:, 1]
-        ce = -(t * p.log() + (1 - t) * (1 - p).log())
+        t = t_prob[:, 1]
+        ce = soft_cross_entropy(prob[:, 1], t)
         weight = t.sum().clamp_min(1)
         total = total + ce.mean() + face_weight * (ce * t).sum() / weight + (((reg - t_reg) ** 2).sum(1) * t).sum() / weight
     return total / max(len(levels), 1)
@@ -331,9 +338,8 @@ def distil(net: torch.nn.Module, data: dict[str, torch.Tensor], epochs: int, lr:
             idx = order[start:start + 256]
             x = data["x"][idx].float()
             outputs = net(x)
-            p = outputs[-1][:, 1].clamp(1e-6, 1 - 1e-6)
             t = data["prob"][idx]
-            ce = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+            ce = soft_cross_entropy(outputs[-1][:, 1], t).mean()
             reg = ((outputs[0] - data["reg"][idx]) ** 2).sum(1)
             reg = (reg * t).sum() / t.sum().clamp_min(1)
             loss = ce + reg
