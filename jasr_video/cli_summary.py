@@ -27,6 +27,10 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
         rows.append(("models", ", ".join(f"{n} faces by {name}" for name, n in sorted(routes.items()))
                      + " (x8: brought to 16x16; x4 / x2: at about their own size; native: the face's own pixels "
                        "kept, landmarks by x2)"))
+    if not pipeline.config.sr_faces:
+        rows.append(("super-resolution", "skipped: no output shows super-resolved faces (JSON / CSV only, or a video "
+                     "without insets), so JASRNet found the landmarks only; --save-crops, --tracks or a video with "
+                     "insets turn it on"))
     rows.append(("people", f"{s['tracks']} tracks (a track is one person followed from frame to frame; a person who "
                  f"leaves and comes back, or is hidden for long, gets a new track)"))
     rows.append(("output filters", args.filter.describe()))

@@ -105,7 +105,7 @@ class ModelReplica:
         faces in the order given."""
         if isinstance(groups, np.ndarray):
             groups = [(8, groups)]
-        sr, lm, conf = self._batcher.submit(list(groups))
+        sr, lm, conf = self._batcher.submit(list(groups), wants_sr=want_sr)
         return (sr if want_sr else None), lm, conf
 
     def _ready(self, pending: list[_Request]) -> bool:
@@ -121,10 +121,12 @@ class ModelReplica:
             return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
 
         sizes = [sum(len(a) for _, a in r.payload) for r in batch]
-        out = self.enhancer(RoutedCrops.from_lr([(f, tensor(a)) for r in batch for f, a in r.payload if len(a)]))
+        out = self.enhancer(RoutedCrops.from_lr([(f, tensor(a)) for r in batch for f, a in r.payload if len(a)]),
+                            sr=any(r.wants_sr for r in batch))
         k = 0
         for r, n in zip(batch, sizes):
-            r.result = (out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
+            r.result = (out.sr[k:k + n] if out.sr is not None and r.wants_sr else None,
+                        out.landmarks[k:k + n], out.confidence[k:k + n])
             k += n
         with self._cv:
             self.stats["requests"] += len(batch)
@@ -174,7 +176,8 @@ class RemoteModel:
             return np.ascontiguousarray((lr.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
         return np.ascontiguousarray(lr.float().permute(0, 2, 3, 1).numpy())
 
-    def __call__(self, crops: Any) -> Any:
+    def __call__(self, crops: Any, sr: bool = True) -> Any:
+        """As a RoutedEnhancer; SR faces come back only when ``sr`` and ``want_sr`` (else ``sr`` None)."""
         import torch
 
         from .enhance import EnhancedFaces
@@ -193,27 +196,27 @@ class RemoteModel:
             lr = degrade(crops.float(), LR_SIZE) if crops.shape[-1] != LR_SIZE else crops
             order, groups = list(range(len(lr))), [(8, self._wire(lr))]
         n = len(order)
-        sent_sr, sent_lm, sent_conf = self._call(groups) if n else (None, np.zeros((0, 68, 2), np.float32),
-                                                                     np.zeros((0, 68), np.float32))
+        want = self.want_sr and sr
+        sent_sr, sent_lm, sent_conf = self._call(groups, want) if n else (None, np.zeros((0, 68, 2), np.float32),
+                                                                           np.zeros((0, 68), np.float32))
         lm, conf = np.empty_like(sent_lm), np.empty_like(sent_conf)
         lm[order], conf[order] = sent_lm, sent_conf
-        if sent_sr is None:  # JSON only: no super-resolved faces cross the network
-            sr = np.zeros((n, 128, 128, 3), np.uint8) if isinstance(crops, RoutedCrops) else \
-                np.broadcast_to(np.zeros((1, 128, 128, 3), np.uint8), (n, 128, 128, 3))
-        else:
-            sr = np.empty_like(sent_sr)
-            sr[order] = sent_sr
-        for i, image in enumerate(crops.native if isinstance(crops, RoutedCrops) else ()):
-            if image is not None:
-                sr[i] = image
+        sr = None  # JSON only: no super-resolved faces cross the network
+        if want:
+            sr = np.empty((n, 128, 128, 3), np.uint8)
+            if sent_sr is not None:
+                sr[order] = sent_sr
+            for i, image in enumerate(crops.native if isinstance(crops, RoutedCrops) else ()):
+                if image is not None:
+                    sr[i] = image
         self.stats["requests"] += 1
         self.stats["forwards"] += 1
         self.stats["faces"] += n
         self.stats["bytes_sent"] += sum(a.nbytes for _, a in groups)
-        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if sent_sr is None else sr.nbytes)
+        self.stats["bytes_received"] += lm.nbytes + conf.nbytes + (0 if sent_sr is None else sent_sr.nbytes)
         return EnhancedFaces(sr, lm, conf)
 
-    def _call(self, groups: list[tuple[int, np.ndarray]]):
+    def _call(self, groups: list[tuple[int, np.ndarray]], want_sr: bool):
         """Ask a replica; while it is down (being restarted) try the next ones, up to ``timeout`` seconds."""
         ray = _ray()
         deadline = time.monotonic() + self.timeout
@@ -221,7 +224,7 @@ class RemoteModel:
         while True:
             replica = self.replicas[(self.first + attempt) % len(self.replicas)]
             try:
-                return ray.get(replica.enhance.remote(groups, self.want_sr), timeout=max(1.0, deadline - time.monotonic()))
+                return ray.get(replica.enhance.remote(groups, want_sr), timeout=max(1.0, deadline - time.monotonic()))
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
                 attempt += 1
                 self.stats["retries"] += 1
@@ -369,7 +372,7 @@ class StreamWorker:
         # MTCNN on the worker's GPU when Ray gave it one (worker_gpus), else on its CPU
         dev = "cuda" if config.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
         detector = make_detector(config, torch.device(dev))
-        self.model = RemoteModel(replicas, index, detector, margin, want_sr=bool(outputs.out or outputs.crops),
+        self.model = RemoteModel(replicas, index, detector, margin, want_sr=outputs.shows_sr(),
                                  timeout=model_timeout, lr_dtype=lr_dtype, routing=info.get("routing"))
         cfg = dataclasses.replace(config, margin=margin, device=dev)
         if resume is not None and cfg.max_frames is not None:

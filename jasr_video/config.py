@@ -40,6 +40,9 @@ class PipelineConfig:
     # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the
     # face turned level (jasr_video.model.upright); 0: one pass for every face
     upright: float = DEFAULT_UPRIGHT_DEGREES
+    # super-resolved face images; False: landmarks only (FaceResult.sr None), JASRNet skips its SR branch. The CLI
+    # turns it off when no output shows SR faces (JSON / CSV only, or a video without insets)
+    sr_faces: bool = True
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every

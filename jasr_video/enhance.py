@@ -15,12 +15,12 @@ from .model.inference import make_enhancer
 class EnhancedFaces:
     """Model outputs for N faces, in the order they were given."""
 
-    sr: np.ndarray  # (N, 128, 128, 3) uint8 RGB super-resolved faces
+    sr: np.ndarray | None  # (N, 128, 128, 3) uint8 RGB super-resolved faces; None: landmarks only (sr=False)
     landmarks: np.ndarray  # (N, 68, 2) float32 in 128x128 crop pixels
     confidence: np.ndarray  # (N, 68) float32 in [0, 1]
 
     def __len__(self) -> int:
-        return len(self.sr)
+        return len(self.landmarks)
 
 
 class BatchEnhancer:
@@ -51,21 +51,23 @@ class BatchEnhancer:
         meta = self.enhancer.checkpoint.get("meta", {}) if isinstance(self.enhancer.checkpoint, dict) else {}
         return float(meta.get("train_config", {}).get("crop_margin", TrainConfig.crop_margin))
 
-    def __call__(self, crops: torch.Tensor, prepared: bool = False) -> EnhancedFaces:
-        """``prepared``: the crops already are the network's 128x128 inputs (:mod:`jasr_video.route`)."""
+    def __call__(self, crops: torch.Tensor, prepared: bool = False, sr: bool = True) -> EnhancedFaces:
+        """``prepared``: the crops already are the network's 128x128 inputs (:mod:`jasr_video.route`).
+        ``sr=False``: landmarks only (``EnhancedFaces.sr`` None); JASRNet skips its SR branch."""
         n = int(crops.shape[0])
         if n == 0:
-            return EnhancedFaces(np.zeros((0, 128, 128, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
-                                 np.zeros((0, 68), np.float32))
-        sr, lm, conf = [], [], []
+            return EnhancedFaces(np.zeros((0, 128, 128, 3), np.uint8) if sr else None,
+                                 np.zeros((0, 68, 2), np.float32), np.zeros((0, 68), np.float32))
+        images, lm, conf = [], [], []
         for start in range(0, n, self.batch_size):
             chunk = crops[start:start + self.batch_size]
             if self.device.type == "cuda":
                 chunk = chunk.pin_memory()
-            pred = self.enhancer.enhance_inputs(chunk) if prepared else self.enhancer.enhance(chunk)
-            sr.append((pred.sr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy())
+            pred = self.enhancer.enhance_inputs(chunk, sr) if prepared else self.enhancer.enhance(chunk, sr)
+            if sr:
+                images.append((pred.sr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy())
             lm.append(pred.landmarks.float().cpu().numpy())
             conf.append(pred.confidence.float().cpu().numpy())
         self.faces_done += n
-        return EnhancedFaces(np.concatenate(sr), np.concatenate(lm).astype(np.float32),
+        return EnhancedFaces(np.concatenate(images) if sr else None, np.concatenate(lm).astype(np.float32),
                              np.concatenate(conf).astype(np.float32))

@@ -79,7 +79,7 @@ class BestFace:
     face_px: float
     landmark_conf: float
     sharpness: float
-    sr: np.ndarray = field(repr=False)  # 128x128 RGB, grey where the crop was outside the frame
+    sr: np.ndarray | None = field(repr=False)  # 128x128 RGB, grey where the crop was outside the frame; None: no SR faces
     native: np.ndarray = field(repr=False)  # native-resolution crop, RGB
 
 
@@ -99,7 +99,7 @@ class TrackSummary:
     sum_score: float = 0.0
     sum_conf: float = 0.0
     best: BestFace | None = None
-    sr_png: str = ""  # file names in the gallery folder, once written
+    sr_png: str = ""  # file names in the gallery folder, once written ("" for sr_png: the run computed no SR faces)
     native_png: str = ""
 
     @property
@@ -158,7 +158,7 @@ class TrackGallery:
             q = quality(float(face.face_px), conf, sharp, bool(face.detected), edge)
             if t.best is None or q > t.best.quality:
                 t.best = BestFace(result.index, result.pts, q, float(face.face_px), conf, sharp,
-                                  mask_outside(face.sr, face.crop, w, h).copy(), native)
+                                  None if face.sr is None else mask_outside(face.sr, face.crop, w, h).copy(), native)
 
     def tracks(self) -> list[TrackSummary]:
         """Every track kept on at least ``min_track_frames`` frames, by track id."""
@@ -173,9 +173,11 @@ class TrackGallery:
         for t in tracks:
             if t.best is None:
                 continue
-            t.sr_png, t.native_png = f"track_{t.track_id:04d}_sr.png", f"track_{t.track_id:04d}_native.png"
+            t.native_png = f"track_{t.track_id:04d}_native.png"
+            t.sr_png = f"track_{t.track_id:04d}_sr.png" if t.best.sr is not None else ""
             for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native)):
-                _write_png(self.folder / name, img)
+                if name:
+                    _write_png(self.folder / name, img)
         rows = [t.row() for t in tracks]
         tmp = self.folder / "tracks.csv.partial"
         with open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -240,6 +240,7 @@ def plan(result: Any, style: DrawStyle | None = None) -> Layout:
                     layout.items.append(Item("label", face.track_id, cand, text=text, scale=scale, face=i))
                     break
     mode = style.insets
+    order = [i for i in order if faces[i].sr is not None]  # no SR face computed (sr_faces off): no inset
     if mode == "auto":
         for i in order:
             face = faces[i]

@@ -88,6 +88,14 @@ class OutputSpec:
     json_landmarks: str = "both"
     append: bool = False  # JSON Lines and CSV go on with an existing .partial file (a restarted Ray stream worker)
 
+    def shows_sr(self) -> bool:
+        """Whether an output shows super-resolved faces: the annotated video with insets, or the crops (JSON and
+        CSV carry landmarks only, so without these the pipeline can skip SR: ``PipelineConfig.sr_faces``)."""
+        from .layout import DrawStyle
+
+        style = self.style or DrawStyle(inset="auto" if self.inset else "off")
+        return bool(self.crops) or (bool(self.out) and style.insets != "off")
+
     def paths(self, label: str) -> dict[str, Path]:
         """The outputs of the stream `label`, by sink name."""
         paths = {}

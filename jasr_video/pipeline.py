@@ -191,7 +191,7 @@ class Pipeline:
         t3 = time.perf_counter()
         stats["crop_s"] += crop_s + t3 - t2
         if crops:
-            out = self.enhancer(batch)
+            out = self.enhancer(batch, sr=cfg.sr_faces)
         t4 = time.perf_counter()
         stats["enhance_s"] += t4 - t3
 
@@ -209,7 +209,8 @@ class Pipeline:
                 box, at_edge = clip_box(face.box, frame.image.shape[1], frame.image.shape[0])
                 route = routes[k] if routes else None
                 faces.append(FaceResult(face.track_id, box, face.score, face.detected,
-                                        raw, smoothed, out.confidence[k], size, out.sr[k], g, at_edge,
+                                        raw, smoothed, out.confidence[k], size,
+                                        out.sr[k] if out.sr is not None else None, g, at_edge,
                                         face.track_score,
                                         *((route.sr_factor, route.model_input_px) if route else ())))
                 if route:

@@ -142,23 +142,32 @@ class RoutedEnhancer(BatchEnhancer):
         """The route of a face whose crop side is ``side`` frame pixels."""
         return choose_route(side, self.mode, tuple(self.by_factor), self.ranges)
 
-    def __call__(self, crops: torch.Tensor | RoutedCrops, prepared: bool = False) -> EnhancedFaces:
+    def __call__(self, crops: torch.Tensor | RoutedCrops, prepared: bool = False, sr: bool = True) -> EnhancedFaces:
+        """Faces whose route keeps the native crop get a landmarks-only pass (the SR branch skipped), and so
+        does every face with ``sr=False`` (``EnhancedFaces.sr`` None)."""
         if not isinstance(crops, RoutedCrops):
-            return super().__call__(crops, prepared)
+            return super().__call__(crops, prepared, sr)
         n = len(crops)
-        sr = np.empty((n, 128, 128, 3), np.uint8)
+        images = np.empty((n, 128, 128, 3), np.uint8) if sr else None
         landmarks = np.empty((n, 68, 2), np.float32)
         confidence = np.empty((n, 68), np.float32)
         factors = np.array([r.sr_factor for r in crops.routes], int)
-        for factor in sorted(set(factors.tolist()), reverse=True):  # one batch per factor
-            index = np.flatnonzero(factors == factor)
-            out = BatchEnhancer.__call__(self.by_factor[factor], crops.inputs[torch.from_numpy(index)], True)
-            sr[index], landmarks[index], confidence[index] = out.sr, out.landmarks, out.confidence
-        for i, image in enumerate(crops.native):
-            if image is not None:
-                sr[i] = image
+        wants_sr = np.array([sr and crops.native[i] is None for i in range(n)], bool)
+        for factor in sorted(set(factors.tolist()), reverse=True):  # one batch per factor and need of SR
+            for need in (True, False):
+                index = np.flatnonzero((factors == factor) & (wants_sr == need))
+                if len(index) == 0:
+                    continue
+                out = BatchEnhancer.__call__(self.by_factor[factor], crops.inputs[torch.from_numpy(index)], True, need)
+                landmarks[index], confidence[index] = out.landmarks, out.confidence
+                if need:
+                    images[index] = out.sr
+        if images is not None:
+            for i, image in enumerate(crops.native):
+                if image is not None:
+                    images[i] = image
         self.route_counts.update(r.name for r in crops.routes)
-        return EnhancedFaces(sr, landmarks, confidence)
+        return EnhancedFaces(images, landmarks, confidence)
 
     def enhance_faces(self, faces: Sequence[np.ndarray]) -> tuple[EnhancedFaces, list[Route]]:
         """Library entry point: square uint8 RGB face crops of any size (training-style crop, 1.4 x the

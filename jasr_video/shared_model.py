@@ -24,6 +24,7 @@ class _Request:
     payload: Any  # face crops (enhancement) or frames (detection)
     thread: int
     since: float
+    wants_sr: bool = True  # enhancement: the asking stream uses SR faces
     result: Any = None
     error: BaseException | None = None
     done: bool = False
@@ -44,9 +45,9 @@ class _Batcher:
         self._pending: list[_Request] = []
         self._running = False
 
-    def submit(self, payload: Any, on_queued: Callable[[_Request], None] | None = None) -> Any:
+    def submit(self, payload: Any, on_queued: Callable[[_Request], None] | None = None, wants_sr: bool = True) -> Any:
         """Run `payload` in the next batch and return its result (`on_queued` is called under ``cv``)."""
-        req = _Request(payload, threading.get_ident(), time.monotonic())
+        req = _Request(payload, threading.get_ident(), time.monotonic(), wants_sr)
         batch: list[_Request] = []
         with self._cv:
             self._pending.append(req)
@@ -205,11 +206,13 @@ class SharedModel:
                 return False
         return True
 
-    def __call__(self, crops: Any) -> EnhancedFaces:
-        """Enhance crops (N, 3, S, S) in [0, 1] or RoutedCrops; batched with other streams' crops."""
+    def __call__(self, crops: Any, sr: bool = True) -> EnhancedFaces:
+        """Enhance crops (N, 3, S, S) in [0, 1] or RoutedCrops; batched with other streams' crops. ``sr=False``:
+        no SR faces for this stream (the batch skips JASRNet's SR branch when no stream in it wants them)."""
         me = threading.get_ident()
         try:
-            return self._batcher.submit(crops, on_queued=lambda r: self._state.__setitem__(me, ("waiting", r.since)))
+            return self._batcher.submit(crops, on_queued=lambda r: self._state.__setitem__(me, ("waiting", r.since)),
+                                        wants_sr=sr)
         finally:
             with self._cv:
                 self._state[me] = ("idle", time.monotonic())
@@ -224,11 +227,12 @@ class SharedModel:
             payloads = [r.payload for r in batch]
             crops = (payloads[0] if len(batch) == 1 else RoutedCrops.concat(payloads)
                      if isinstance(payloads[0], RoutedCrops) else torch.cat(payloads))
-            out = self.enhancer(crops)
+            out = self.enhancer(crops, sr=any(r.wants_sr for r in batch))
             k = 0
             for r in batch:
                 n = len(r.payload)
-                r.result = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n])
+                sr = out.sr[k:k + n] if out.sr is not None and r.wants_sr else None
+                r.result = EnhancedFaces(sr, out.landmarks[k:k + n], out.confidence[k:k + n])
                 k += n
         finally:
             with self._cv:

@@ -291,6 +291,8 @@ class CropSink:
     def write(self, result: FrameResult) -> None:
         h, w = result.image.shape[:2]
         for face in result.faces:
+            if face.sr is None:  # the pipeline computed no SR faces (PipelineConfig.sr_faces off)
+                continue
             d = self.folder / f"track_{face.track_id:04d}"
             d.mkdir(exist_ok=True)
             final = d / f"frame_{result.index:06d}.png"

@@ -75,7 +75,7 @@ class FaceResult:
     landmarks_smoothed: np.ndarray  # (68, 2) after the per-track Kalman filter
     landmark_confidence: np.ndarray  # (68,) heatmap peak values in [0, 1]
     face_px: float  # face size in the frame: longer side of the box
-    sr: np.ndarray  # (128, 128, 3) uint8 RGB super-resolved face (16x16 -> 128x128)
+    sr: np.ndarray | None  # (128, 128, 3) uint8 RGB super-resolved face; None when no output shows one (sr_faces off)
     crop: CropGeometry  # the square crop fed to the model (jasr_video.crop.CropGeometry)
     at_edge: bool = False  # the tracker's box touched or crossed the frame edge (``box`` is clipped to the frame)
     track_score: float = 0.0  # highest MTCNN probability of the track so far (>= new_track_score: it started it)

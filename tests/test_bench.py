@@ -22,13 +22,13 @@ def clip(tmp_path_factory) -> Path:
 def test_bench_reports_runs_ratios_recall_and_streams(clip, tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "jasr_video.bench", "--input", str(clip), "--frames", "8", "--warmup", "1",
-                        "--threads", "2", "--device", "cpu", "--variants", "baseline", "default", "reference-mtcnn",
+                        "--threads", "2", "--device", "cpu", "--variants", "baseline", "default", "reference-mtcnn", "json-only",
                         "--streams", "2", "--model-seconds", "0", "--json", str(out)],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text())
     runs = {row["name"]: row for row in report["runs"]}
-    assert set(runs) == {"baseline", "default", "reference-mtcnn"}
+    assert set(runs) == {"baseline", "default", "reference-mtcnn", "json-only"}
     for row in runs.values():
         assert row["frames"] == 8 and row["fps"] > 0  # 8 frames from a 6-frame clip: it loops
         assert row["ms_per_frame"]["detect"] > 0 and row["peak_rss_mb"] > 0
@@ -38,6 +38,9 @@ def test_bench_reports_runs_ratios_recall_and_streams(clip, tmp_path):
     assert runs["default"]["vs_baseline"]["reference_faces"] > 0
     # tracks are shown from their 2nd detection (min_hits), so frame 0 has none: 87 % measured on 8 frames
     assert runs["default"]["vs_baseline"]["recall"] >= 0.7
+    lean = runs["json-only"]  # no SR faces: landmarks as the default's, within batch-size rounding
+    assert "sr_max_levels" not in lean["vs_default"] and lean["vs_default"]["landmark_max_px"] < 0.01
+    assert lean["ms_per_frame"]["encode"] == 0 and runs["default"]["ms_per_frame"]["encode"] > 0
     (streams,) = report["streams"]
     assert streams["streams"] == 2 and streams["frames"] == 16 and not streams["failed"]
     assert "Simultaneous streams" in r.stdout and "x baseline" in r.stdout

@@ -185,3 +185,27 @@ def test_pipeline_default_matches_fp32_reference(tmp_path):
 
     precision = Pipeline(PipelineConfig(device="cpu")).enhancer.enhancer.precision
     check_tolerances(pred(sr_b, lm_b), pred(sr_a, lm_a), "int8-video" if precision == "int8" else precision)
+
+
+def test_landmarks_only_pass_skips_sr_and_keeps_landmarks(faces, reference):
+    """sr=False (no output shows SR faces; the upright pass): the network skips its SR branch and returns the
+    same landmarks, in fp32 and in the int8 graph pruned of that branch (equal to the full int8 graph's, on
+    any CPU: both run the same int8 kernels)."""
+    import time
+
+    enhancer = FaceEnhancer("jasr-cpu", device="cpu", precision="fp32")
+    lean = enhancer.predict(faces, sr=False)
+    assert lean.sr is None
+    assert torch.equal(lean.landmarks, reference.landmarks) and torch.equal(lean.confidence, reference.confidence)
+    model, checkpoint = load_model("jasr-cpu")
+    int8 = QuantizedJASRNet(model, checkpoint["int8"]["qparams"])
+    with torch.inference_mode():
+        full, pruned = int8(faces[:16]), int8(faces[:16], sr=False)
+        assert pruned.sr is None and full.sr is not None
+        assert all(torch.equal(a, b) for a, b in zip(full.heatmaps, pruned.heatmaps))
+        timings = {}
+        for sr in (True, False, True, False):  # the pruned graph runs fewer convolutions
+            start = time.perf_counter()
+            int8(faces[:16], sr=sr)
+            timings[sr] = min(timings.get(sr, float("inf")), time.perf_counter() - start)
+    assert timings[False] < 0.9 * timings[True], timings

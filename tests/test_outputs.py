@@ -214,3 +214,15 @@ def test_report_renders_in_a_headless_browser(cli_run, tmp_path):
     img = cv2.imread(str(shot))
     # the gallery's faces make the top of the page far from a blank white page
     assert (img[:700] < 200).any(axis=2).mean() > 0.05
+
+
+def test_shows_sr_only_for_outputs_that_show_sr_faces():
+    from jasr_video.layout import DrawStyle
+    from jasr_video.outputs import OutputSpec
+
+    assert not OutputSpec(json="a.jsonl", csv="a.csv").shows_sr()
+    assert OutputSpec(out="a.mp4").shows_sr()
+    assert not OutputSpec(out="a.mp4", inset=False).shows_sr()
+    assert not OutputSpec(out="a.mp4", style=DrawStyle(draw=frozenset({"boxes", "landmarks"}))).shows_sr()
+    assert OutputSpec(out="a.mp4", style=DrawStyle(inset="side")).shows_sr()
+    assert OutputSpec(json="a.jsonl", crops="crops/").shows_sr()

@@ -86,6 +86,23 @@ def test_sink_thread_writes_the_same_outputs(small_clip, cli_outputs, tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_json_only_run_skips_sr_and_keeps_the_landmarks(small_clip, cli_outputs, tmp_path):
+    """No output shows SR faces (JSON only): JASRNet skips its SR branch; the JSON is that of the run with a
+    video and crops, landmarks within rounding (other batch sizes), everything else equal."""
+    r = cli(small_clip, "--json", tmp_path / "j.jsonl", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "super-resolution" in r.stderr and "skipped" in r.stderr
+    assert "skipped" not in cli_outputs["stderr"]  # the run with a video and crops made SR faces
+    got, want = read_jsonl(tmp_path / "j.jsonl"), read_jsonl(cli_outputs["jsonl"])
+    assert len(got) == len(want) and sum(len(row["faces"]) for row in got) > 0
+    for a, b in zip(got, want):
+        assert [f["track_id"] for f in a["faces"]] == [f["track_id"] for f in b["faces"]]
+        for fa, fb in zip(a["faces"], b["faces"]):
+            assert fa["box"] == fb["box"] and fa["sr_factor"] == fb["sr_factor"]
+            for key in ("landmarks_raw", "landmarks_smoothed"):
+                assert np.abs(np.array(fa[key]) - np.array(fb[key])).max() <= 0.02, key
+
+
 def test_tracks_persist_across_frames(cli_outputs):
     rows = read_jsonl(cli_outputs["jsonl"])
     counts: dict[int, int] = {}

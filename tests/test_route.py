@@ -98,6 +98,29 @@ def test_routed_enhancer_keeps_order_and_batches_per_factor(routed, faces_test):
         assert np.abs(alone.sr[0].astype(int) - out.sr[i].astype(int)).max() <= 1
 
 
+def test_landmarks_only_passes_give_the_same_landmarks(routed, faces_test):
+    """Faces that keep their native crop, and every face with sr=False, skip JASRNet's SR branch: their
+    landmarks are those of the full pass (the SR branch feeds nothing into the heatmaps; batches of other sizes
+    may round differently)."""
+    from jasr_video.enhance import BatchEnhancer
+    from jasr_video.route import RoutedCrops
+
+    sizes = [16, 40, 128, 70]
+    faces = real_faces(faces_test, sizes)
+    routes = [routed.route(s) for s in sizes]
+    assert [r.keep_native for r in routes] == [False, False, True, False]
+    crops = RoutedCrops.from_crops([cv2.resize(f, (r.crop_px, r.crop_px), interpolation=cv2.INTER_AREA)
+                                    if f.shape[0] != r.crop_px else f for f, r in zip(faces, routes)], routes)
+    full = routed(crops)
+    lean = routed(crops, sr=False)
+    assert lean.sr is None and full.sr is not None and len(lean) == 4
+    assert np.abs(lean.landmarks - full.landmarks).max() < 1e-3 and np.abs(lean.confidence - full.confidence).max() < 1e-4
+    x2 = routed.by_factor[2]  # the native face against a full x2 pass that computes (and drops) its SR face
+    alone = BatchEnhancer.__call__(x2, crops.inputs[2:3], True, True)
+    assert alone.sr is not None and np.abs(alone.landmarks[0] - full.landmarks[2]).max() < 1e-3
+    assert np.array_equal(full.sr[2], crops.native[2])
+
+
 def test_forced_x8_is_todays_enhancer(routed, faces_test):
     """--sr-factor 8: every face brought to 16x16 for the x8 model, exactly as BatchEnhancer does."""
     from jasr_video.enhance import BatchEnhancer

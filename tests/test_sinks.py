@@ -59,6 +59,26 @@ def test_annotate_draws_without_touching_input():
     assert (out[15:16, 15:46] != before[15:16, 15:46]).any()  # the box's top edge
 
 
+def test_faces_without_sr_get_no_inset_and_no_crop(tmp_path):
+    """A run without SR faces (PipelineConfig.sr_faces off): insets and crops leave those faces out."""
+    from dataclasses import replace
+
+    from jasr_video.layout import plan
+    from jasr_video.sinks import CropSink
+
+    r = frame(0, 200, 120)
+    assert [it.kind for it in plan(r).items].count("inset") == 1
+    lean = replace(r, faces=[replace(f, sr=None) for f in r.faces])
+    layout = plan(lean)
+    assert "inset" not in [it.kind for it in layout.items] and layout.no_room == 0
+    assert "box" in [it.kind for it in layout.items]
+    annotate(lean)  # draws the rest
+    sink = CropSink(tmp_path / "crops")
+    sink.write(lean)
+    sink.write(r)
+    assert sink.files == 1
+
+
 def test_background_writer_writes_every_frame_in_order(tmp_path):
     from jasr_video.sinks import BackgroundWriter
 

@@ -80,11 +80,14 @@ def real_inputs(data: str | None, count: int, margin: float) -> torch.Tensor:
 
 
 def deviation(reference: Any, other: Any) -> dict[str, float]:
-    """How far a reduced-precision prediction is from the fp32 one: SR in 8-bit levels, landmarks in px."""
-    sr = (reference.sr - other.sr).abs().mul(255)
+    """How far a reduced-precision prediction is from the fp32 one: SR in 8-bit levels (left out when either
+    has no SR faces), landmarks in px."""
     points = (reference.landmarks - other.landmarks).norm(dim=-1)
-    return {"sr_max_levels": float(sr.max()), "sr_mean_levels": float(sr.mean()),
-            "landmark_mean_px": float(points.mean()), "landmark_max_px": float(points.max())}
+    out = {"landmark_mean_px": float(points.mean()), "landmark_max_px": float(points.max())}
+    if reference.sr is None or other.sr is None:
+        return out
+    sr = (reference.sr - other.sr).abs().mul(255)
+    return {"sr_max_levels": float(sr.max()), "sr_mean_levels": float(sr.mean()), **out}
 
 
 def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],

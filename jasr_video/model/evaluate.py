@@ -102,10 +102,10 @@ def evaluate(
 
 def _one_pass(model: JASRNet, input_dtype: torch.dtype):
     """The network's one pass as a Prediction (for :func:`upright.upright_landmarks`)."""
-    def predict(x: torch.Tensor) -> Prediction:
-        out = model(x.to(input_dtype))
+    def predict(x: torch.Tensor, sr: bool = True) -> Prediction:
+        out = model(x.to(input_dtype), sr=sr)
         points, confidence = heatmap_landmarks(out.heatmaps[-1].float(), model.config.num_landmarks)
-        return Prediction(out.sr.float(), points, confidence)
+        return Prediction(out.sr.float() if out.sr is not None else None, points, confidence)
     return predict
 
 

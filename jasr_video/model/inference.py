@@ -16,7 +16,7 @@ from .upright import DEFAULT_UPRIGHT_DEGREES, upright_landmarks
 
 @dataclass
 class Prediction:
-    sr: torch.Tensor  # (B, 3, 128, 128) float in [0, 1]
+    sr: torch.Tensor | None  # (B, 3, 128, 128) float in [0, 1]; None from a landmarks-only pass (sr=False)
     landmarks: torch.Tensor  # (B, 68, 2) in 128x128 pixel coordinates
     confidence: torch.Tensor  # (B, 68) in [0, 1]
 
@@ -145,21 +145,22 @@ class FaceEnhancer:
         self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def enhance_inputs(self, inputs: torch.Tensor) -> Prediction:
+    def enhance_inputs(self, inputs: torch.Tensor, sr: bool = True) -> Prediction:
         """inputs: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]. Faces whose eye line tilts more than
-        ``upright`` degrees get their landmarks from a second pass on the face turned level (:mod:`.upright`)."""
-        return upright_landmarks(self.predict, inputs, self.predict(inputs), self.upright)
+        ``upright`` degrees get their landmarks from a second pass on the face turned level (:mod:`.upright`).
+        ``sr=False``: landmarks only (``Prediction.sr`` None; the network skips its SR branch)."""
+        return upright_landmarks(self.predict, inputs, self.predict(inputs, sr), self.upright)
 
     @torch.inference_mode()
-    def predict(self, inputs: torch.Tensor) -> Prediction:
-        """One pass of the network: inputs as for :meth:`enhance_inputs`."""
+    def predict(self, inputs: torch.Tensor, sr: bool = True) -> Prediction:
+        """One pass of the network: inputs and ``sr`` as for :meth:`enhance_inputs`."""
         x = inputs.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        out = self.model(x)
+        out = self.model(x, sr=sr)
         landmarks, confidence = heatmap_landmarks(out.heatmaps[-1], self.model.config.num_landmarks, x.shape[-1])
-        return Prediction(out.sr.float().clamp(0, 1), landmarks, confidence)
+        return Prediction(out.sr.float().clamp(0, 1) if out.sr is not None else None, landmarks, confidence)
 
-    def enhance(self, faces: torch.Tensor) -> Prediction:
+    def enhance(self, faces: torch.Tensor, sr: bool = True) -> Prediction:
         """faces: any-size square crops (B, 3, S, S) in [0, 1]; brought to 16x16 then up to 128x128."""
         faces = faces.to(self.device)
         lr = faces if faces.shape[-1] == LR_SIZE else degrade(faces.float(), LR_SIZE)
-        return self.enhance_inputs(upsample(lr, HR_SIZE))
+        return self.enhance_inputs(upsample(lr, HR_SIZE), sr)

@@ -134,7 +134,9 @@ class JASRNet(nn.Module):
             if config.refine_blocks:
                 self.refine = FineStage(w, k, config.refine_blocks)
 
-    def forward(self, x: torch.Tensor) -> JASROutput:
+    def forward(self, x: torch.Tensor, sr: bool = True) -> JASROutput:
+        """``sr=False``: landmarks only; the SR branch is skipped (the output's ``sr`` is None) and the heatmaps
+        are the same as with it, which needs none of its layers."""
         x = x - self.rgb_mean
         shallow = self.head(x)
         h0 = self.f0(shallow)
@@ -145,15 +147,15 @@ class JASRNet(nn.Module):
             h = h3
         else:  # Eq. 2: H = g3(g2(g1(H0) + H1) + H2) + H3
             h = self.fuse[2](self.fuse[1](self.fuse[0](h0, h1), h2), h3)
-        sr = None
-        if self.config.does_sr:
+        image = None
+        if self.config.does_sr and sr:
             features = self.sr_body(h)
             if self.config.long_skip:
                 features = features + self.long_skip(shallow)
             base = x + self.rgb_mean if self.config.input_residual else self.rgb_mean
-            sr = self.to_rgb(self.upsample(features)) + base
+            image = self.to_rgb(self.upsample(features)) + base
             if self.config.detail_width:
-                sr = sr + self.detail(sr - self.rgb_mean)
+                image = image + self.detail(image - self.rgb_mean)
         heatmaps: list[torch.Tensor] = []
         if self.config.does_align:
             stage_input = h
@@ -162,7 +164,7 @@ class JASRNet(nn.Module):
                 stage_input = torch.cat([h, heatmaps[-1]], dim=1)
             if self.config.refine_blocks:
                 heatmaps.append(self.refine(h2, h, heatmaps[-1]))
-        return JASROutput(sr, heatmaps)
+        return JASROutput(image, heatmaps)
 
 
 def count_parameters(model: nn.Module) -> int:

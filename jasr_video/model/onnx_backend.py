@@ -122,12 +122,13 @@ class OnnxFaceEnhancer(FaceEnhancer):
         warn_if_int8_saturates("int8", self.device)
         return int8
 
-    def predict(self, inputs: torch.Tensor) -> Prediction:
-        """One pass of the network: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]."""
+    def predict(self, inputs: torch.Tensor, sr: bool = True) -> Prediction:
+        """One pass of the network: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]. ``sr=False`` returns no
+        SR faces (``Prediction.sr`` None); the exported graph still computes them."""
         x = np.ascontiguousarray(inputs.detach().float().cpu().numpy())
-        sr, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
+        image, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
-        return Prediction(as_tensor(sr), as_tensor(landmarks), as_tensor(confidence))
+        return Prediction(as_tensor(image) if sr else None, as_tensor(landmarks), as_tensor(confidence))
 
 
 class OnnxNetwork:
@@ -140,6 +141,6 @@ class OnnxNetwork:
     def eval(self) -> "OnnxNetwork":
         return self
 
-    def __call__(self, x: torch.Tensor) -> JASROutput:
-        sr, heatmaps = self.session.run(["sr", "heatmaps"], {INPUT_NAME: np.ascontiguousarray(x.float().cpu().numpy())})
-        return JASROutput(torch.from_numpy(sr).to(x.device), [torch.from_numpy(heatmaps).to(x.device)])
+    def __call__(self, x: torch.Tensor, sr: bool = True) -> JASROutput:
+        image, heatmaps = self.session.run(["sr", "heatmaps"], {INPUT_NAME: np.ascontiguousarray(x.float().cpu().numpy())})
+        return JASROutput(torch.from_numpy(image).to(x.device) if sr else None, [torch.from_numpy(heatmaps).to(x.device)])

@@ -34,13 +34,25 @@ ENGINE = "onednn"
 OBSERVER_KEY = "activation_post_process"
 
 
+class _Joint(nn.Module):
+    """JASRNet's full forward (SR and landmarks) as a module FX can trace: its ``sr`` switch is a Python bool,
+    which symbolic tracing cannot take as an input."""
+
+    def __init__(self, net: JASRNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> JASROutput:
+        return self.net(x)
+
+
 def _prepared(model: JASRNet) -> nn.Module:
     """An fp32 copy of `model` with observers inserted (FX graph mode, the engine's default int8 settings)."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     torch.backends.quantized.engine = ENGINE
-    net = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    net = _Joint(copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval())
     with warnings.catch_warnings():  # torch.ao's FX API announces its move to torchao; it works as documented here
         warnings.simplefilter("ignore")
         return prepare_fx(net, get_default_qconfig_mapping(ENGINE),
@@ -58,10 +70,22 @@ def calibrate(model: JASRNet, inputs: Iterable[torch.Tensor]) -> dict[str, tuple
             for name, module in prepared.named_modules() if name.startswith(OBSERVER_KEY)}
 
 
+def _landmarks_only(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of a converted JASRNet graph whose output has no SR image: every node only the SR branch needs
+    is removed, the rest (and its int8 ranges) is the same."""
+    pruned = copy.deepcopy(graph_module)
+    (joint,) = [n for n in pruned.graph.nodes if n.op == "call_function" and n.target is JASROutput]
+    joint.args = (None, *joint.args[1:])
+    pruned.graph.eliminate_dead_code()
+    pruned.recompile()
+    return pruned
+
+
 class QuantizedJASRNet(nn.Module):
     """JASRNet with int8 convolutions, built from fp32 `model` and stored ranges (:func:`calibrate`).
 
-    Takes and returns what JASRNet does (fp32 tensors); ``config`` is the network's.
+    Takes and returns what JASRNet does (fp32 tensors), ``sr=False`` included (a second int8 graph without
+    the SR branch, made on first use); ``config`` is the network's.
     """
 
     def __init__(self, model: JASRNet, qparams: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -78,9 +102,14 @@ class QuantizedJASRNet(nn.Module):
             warnings.simplefilter("ignore")
             self.net = convert_fx(prepared)
         self.config = model.config
+        self._landmarks_net: torch.fx.GraphModule | None = None
 
-    def forward(self, x: torch.Tensor) -> JASROutput:
-        return self.net(x.float().contiguous())
+    def forward(self, x: torch.Tensor, sr: bool = True) -> JASROutput:
+        if sr:
+            return self.net(x.float().contiguous())
+        if self._landmarks_net is None:
+            self._landmarks_net = _landmarks_only(self.net)
+        return self._landmarks_net(x.float().contiguous())
 
 
 def load_int8(checkpoint: dict[str, Any], model: JASRNet) -> QuantizedJASRNet:

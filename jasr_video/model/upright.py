@@ -60,7 +60,7 @@ def points_back(points: torch.Tensor, roll: torch.Tensor, size: int) -> torch.Te
 def upright_landmarks(predict: Callable, inputs: torch.Tensor, first, threshold: float = DEFAULT_UPRIGHT_DEGREES):
     """`first` = predict(inputs) (a Prediction: sr, landmarks, confidence). Faces whose eye line tilts more
     than `threshold` degrees (up to `MAX_ROLL_DEGREES`) get their landmarks and confidence from a pass on the
-    input turned upright."""
+    input turned upright: ``predict(turned, sr=False)``, landmarks only."""
     if threshold <= 0 or len(inputs) == 0:
         return first
     roll = eye_roll(first.landmarks.float())
@@ -68,7 +68,7 @@ def upright_landmarks(predict: Callable, inputs: torch.Tensor, first, threshold:
     if len(tilted) == 0:
         return first
     roll_t = roll[tilted].to(inputs.device)
-    second = predict(turn_upright(inputs[tilted.to(inputs.device)], roll_t).to(inputs.dtype))
+    second = predict(turn_upright(inputs[tilted.to(inputs.device)], roll_t).to(inputs.dtype), sr=False)
     landmarks, confidence = first.landmarks.clone(), first.confidence.clone()
     landmarks[tilted] = points_back(second.landmarks, roll_t, inputs.shape[-1]).to(landmarks.device, landmarks.dtype)
     confidence[tilted] = second.confidence.to(confidence.device, confidence.dtype)

@@ -12,7 +12,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
 * variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
   R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``strict-starts`` (``new_track_score=0.9``: only
   detections of probability >= 0.9 start a track, weaker ones only continue one), ``x8-only`` (``sr_factor="8"``: every face at 16x16
-  through the x8 JASRNet, instead of routing by face size), ``one-pass`` (``upright=0``: no second JASRNet pass
+  through the x8 JASRNet, instead of routing by face size), ``json-only`` (JSON Lines only, no video:
+  ``sr_faces=False``, as the CLI runs when no output shows SR faces; JASRNet finds the landmarks only), ``one-pass`` (``upright=0``: no second JASRNet pass
   for tilted heads), ``every-frame`` (full-frame MTCNN on every frame, when
   the default scans the full frame less often: ``PipelineConfig.full_scan_every``, auto 5 on CPU),
   ``detect-every`` (MTCNN on every 3rd frame with Kalman-predicted boxes in between), ``regions`` (run name
@@ -60,7 +61,7 @@ DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_op
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
 STRICT_START = 0.9  # the strict-starts variant's new_track_score
-VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "one-pass", "every-frame",
+VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
             "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
@@ -133,11 +134,12 @@ def _record(run: Run, result: FrameResult, keep_outputs: bool) -> None:
             run.outputs[(result.index, f.track_id)] = (f.landmarks_raw, f.sr)
 
 
-def _make_sinks(info: Any, clip: Path, out_dir: Path, name: str) -> list[Any]:
-    """The CLI's sinks with their defaults: an annotated video and JSON Lines."""
+def _make_sinks(info: Any, clip: Path, out_dir: Path, name: str, video: bool = True) -> list[Any]:
+    """The CLI's sinks with their defaults: an annotated video (unless not `video`) and JSON Lines."""
     from ..outputs import OutputSpec, build_sinks
 
-    return build_sinks(OutputSpec(), {"out": out_dir / f"{name}.mp4", "json": out_dir / f"{name}.jsonl"}, info, str(clip))
+    paths = {"out": out_dir / f"{name}.mp4"} if video else {}
+    return build_sinks(OutputSpec(), {**paths, "json": out_dir / f"{name}.jsonl"}, info, str(clip))
 
 
 def _sink_seconds(sinks: list[Any]) -> dict[str, float]:
@@ -211,10 +213,11 @@ def run_baseline(clip: Path, frames: int, config: PipelineConfig, out_dir: Path,
 
 
 def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out_dir: Path, threaded_sinks: bool = False,
-                 warmup: int = 4, keep_outputs: bool = False, use_reference_detector: bool = False) -> Run:
+                 warmup: int = 4, keep_outputs: bool = False, use_reference_detector: bool = False,
+                 video: bool = True) -> Run:
     """The pipeline with `config` on the first `frames` frames, writing through the real sinks; models are
     loaded and warmed up on `warmup` frames before the clock starts. use_reference_detector: facenet-pytorch's
-    own MTCNN code instead of the fast path (:func:`reference_detector`)."""
+    own MTCNN code instead of the fast path (:func:`reference_detector`); `video`: False writes JSON Lines only."""
     from ..model.inference import pick_device
     from ..sinks import BackgroundWriter
     from ..source import open_source
@@ -232,7 +235,7 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
                             "frame_batch": pipeline.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
                             "min_face_size": config.min_face_size, "threaded_sinks": threaded_sinks})
     with open_source(str(clip), loop=True) as src:
-        sinks = _make_sinks(src.info, clip, out_dir, name)
+        sinks = _make_sinks(src.info, clip, out_dir, name, video)
         writer = BackgroundWriter(sinks) if threaded_sinks else None
         reset_peak_memory(device)
         start = time.perf_counter()
@@ -319,6 +322,8 @@ def output_deviation(reference: Run, other: Run) -> dict[str, float] | None:
 
     def stack(run: Run) -> SimpleNamespace:
         lm = torch.from_numpy(np.stack([run.outputs[k][0] for k in keys]).astype(np.float32))
+        if any(run.outputs[k][1] is None for k in keys):  # a run without SR faces (json-only)
+            return SimpleNamespace(sr=None, landmarks=lm)
         sr = torch.from_numpy(np.stack([run.outputs[k][1] for k in keys])).float().div(255.0)
         return SimpleNamespace(sr=sr, landmarks=lm)
 
@@ -406,8 +411,10 @@ def print_report(report: dict[str, Any]) -> None:
             for r in runs:
                 if r["name"] not in ("baseline", "default"):
                     dev = r.get("vs_default")
-                    text = (f"SR max {dev['sr_max_levels']:.1f} / mean {dev['sr_mean_levels']:.3f} levels, landmarks mean "
-                            f"{dev['landmark_mean_px']:.3f} / max {dev['landmark_max_px']:.2f} px over {dev['faces_compared']} faces"
+                    sr = (f"SR max {dev['sr_max_levels']:.1f} / mean {dev['sr_mean_levels']:.3f} levels, "
+                          if dev and "sr_max_levels" in dev else "no SR faces, ")
+                    text = (f"{sr}landmarks mean {dev['landmark_mean_px']:.3f} / max {dev['landmark_max_px']:.2f} px "
+                            f"over {dev['faces_compared']} faces"
                             if dev else "outputs not compared (different detections or same settings)")
                     console.print(f"[bold]{r['name']}[/] vs default: {default['fps'] / r['fps']:.2f}x faster with default; {text}")
     if report.get("streams"):
@@ -493,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 replace(config, new_track_score=STRICT_START), d, warmup=args.warmup),
         "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
                                           warmup=args.warmup),
+        "json-only": lambda d: run_pipeline("json-only", clip, args.frames, replace(config, sr_faces=False), d,
+                                            warmup=args.warmup, keep_outputs=True, video=False),
         "one-pass": lambda d: run_pipeline("one-pass", clip, args.frames, replace(config, upright=0.0), d,
                                            warmup=args.warmup, keep_outputs=True),
         "every-frame": lambda d: run_pipeline("every-frame", clip, args.frames, replace(config, full_scan_every=1), d,
