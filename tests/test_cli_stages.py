@@ -17,9 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_cli_defaults_are_the_config_defaults():
-    args = build_parser().parse_args(["clip.mp4", "--json", "clip.jsonl"])
+    args = build_parser().parse_args(["clip.mp4", "--out", "clip.mp4", "--json", "clip.jsonl"])
     assert _config(args, live=False) == PipelineConfig()
     assert _config(args, live=True).frame_batch == LIVE_FRAME_BATCH
+    # no output shows SR faces: landmarks only (PipelineConfig.sr_faces), else the same
+    for options in (["--json", "c.jsonl"], ["--csv", "c.csv"], ["--out", "c.mp4", "--no-inset"], ["--out", "c.mp4", "--inset", "off"]):
+        args = build_parser().parse_args(["clip.mp4", *options])
+        assert _config(args, live=False) == PipelineConfig(sr_faces=False), options
+    for options in (["--json", "c.jsonl", "--save-crops", "crops/"], ["--json", "c.jsonl", "--tracks", "people/"]):
+        assert _config(build_parser().parse_args(["clip.mp4", *options]), live=False).sr_faces, options
     args = build_parser().parse_args(["clip.mp4", "--smoother", "one-euro", "--frame-batch", "3"])
     cfg = _config(args, live=True)
     assert cfg.smoother == "one-euro" and cfg.frame_batch == 3
