@@ -77,6 +77,15 @@ def test_faces_without_sr_get_no_inset_and_no_crop(tmp_path):
     sink.write(lean)
     sink.write(r)
     assert sink.files == 1
+    from jasr_video.gallery import TrackGallery
+
+    gallery = TrackGallery(tmp_path / "people")  # best faces: the native crop only, no SR file named
+    for i in range(3):
+        gallery.write(replace(frame(i, 200, 120), faces=[replace(f, sr=None) for f in r.faces]))
+    gallery.close()
+    (track,) = gallery.tracks()
+    assert track.sr_png == "" and (tmp_path / "people" / track.native_png).is_file()
+    assert not list((tmp_path / "people").glob("*_sr.png"))
 
 
 def test_background_writer_writes_every_frame_in_order(tmp_path):
