@@ -58,11 +58,16 @@ def test_model_bench_times_an_untrained_preset_with_overrides_in_int8(tmp_path):
     report = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "jasr_video.model.bench", "--models", "preset:tiny,width=24",
                           "--precisions", "fp32", "int8", "--backends", "torch", "--batch-sizes", "2",
-                          "--seconds", "0.2", "--threads", "1", "--json", str(report)],
+                          "--passes", "full", "landmarks", "--seconds", "0.2", "--threads", "1", "--json", str(report)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = json.loads(report.read_text())["rows"]
-    assert [r["precision"] for r in rows] == ["fp32", "int8"] and all(r["faces_per_s"] > 0 for r in rows)
+    assert [(r["precision"], r["pass"]) for r in rows] == [("fp32", "full"), ("fp32", "landmarks"),
+                                                            ("int8", "full"), ("int8", "landmarks")]
+    assert all(r["faces_per_s"] > 0 for r in rows)
+    full, lean = rows[0], rows[1]  # the landmarks-only pass: fewer FLOPs, landmarks as the full pass's
+    assert lean["gflop_per_face"] < 0.8 * full["gflop_per_face"]
+    assert "sr_max_levels" not in lean["vs_fp32"] and lean["vs_fp32"]["landmark_max_px"] == 0
     for bad, message in (("preset:tiny,widht=24", "widht"), ("preset:tiny,width=x", "FIELD=INTEGER")):
         run = subprocess.run([sys.executable, "-m", "jasr_video.model.bench", "--models", bad, "--precisions",
                               "fp32", "--backends", "torch", "--batch-sizes", "2", "--seconds", "0.1"],

@@ -33,13 +33,13 @@ from .inference import FaceEnhancer, pick_device
 from .network import JASRNet, count_parameters
 
 
-def forward_flops(model: JASRNet) -> float:
-    """FLOPs of one face's forward pass (multiply-add = 2 FLOPs), counted by torch."""
+def forward_flops(model: JASRNet, sr: bool = True) -> float:
+    """FLOPs of one face's forward pass (multiply-add = 2 FLOPs; ``sr=False``: the landmarks-only pass), counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
     probe = JASRNet(model.config).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        probe(torch.zeros(1, 3, HR_SIZE, HR_SIZE))
+        probe(torch.zeros(1, 3, HR_SIZE, HR_SIZE), sr=sr)
     return float(counter.get_total_flops())
 
 
@@ -93,17 +93,20 @@ def deviation(reference: Any, other: Any) -> dict[str, float]:
 def bench_model(name: str, model: JASRNet, device: torch.device, precisions: list[str], batch_sizes: list[int],
                 seconds: float, faces: torch.Tensor, compile_model: bool = False,
                 compile_mode: str = "max-autotune-no-cudagraphs", checkpoint: dict | None = None,
-                onnx_precisions: tuple[str, ...] | list[str] = (), repeat: int = 1) -> list[dict[str, Any]]:
+                onnx_precisions: tuple[str, ...] | list[str] = (), repeat: int = 1,
+                passes: tuple[str, ...] | list[str] = ("full",)) -> list[dict[str, Any]]:
     """Faces/s of one network pass (`FaceEnhancer.predict`: no upright pass) at each precision and batch size
     (inputs already on the device); `checkpoint`:
     the one the network came from (int8 needs its calibration). `onnx_precisions`: also the ONNX Runtime
     backend (:class:`~.onnx_backend.OnnxFaceEnhancer`) at these precisions (fp32: the network exported in
     memory; int8: the checkpoint's NAME.int8.onnx); deviations are always against torch fp32.
     `repeat` > 1: every configuration is timed that many times, round-robin over all of them (so a change in
-    the machine's load hits each alike), and the best time is kept."""
-    flops = forward_flops(model)
+    the machine's load hits each alike), and the best time is kept. `passes`: "full" (SR and landmarks) and / or
+    "landmarks" (``predict(x, sr=False)``: the SR branch skipped, as the pipeline runs faces whose SR image is
+    not used)."""
+    flops = {kind: forward_flops(model, sr=kind == "full") for kind in passes}
     reference = FaceEnhancer(device=str(device), model=copy.deepcopy(model)).predict(faces)
-    runs: list[tuple[str, str, Any, dict[str, float] | None]] = []  # backend, precision, enhancer, deviation
+    runs: list[tuple[str, str, Any, dict[str, float] | None, str]] = []  # backend, precision, enhancer, deviation, pass
     for backend, precision in [("torch", p) for p in precisions] + [("onnx", p) for p in onnx_precisions]:
         if backend == "onnx":
             from .onnx_backend import OnnxFaceEnhancer
@@ -116,24 +119,25 @@ def bench_model(name: str, model: JASRNet, device: torch.device, precisions: lis
                                     checkpoint=checkpoint)
         if compile_model:
             enhancer.model = torch.compile(enhancer.model, mode=compile_mode)
-        check = enhancer.predict(faces)
-        numerics = deviation(reference, check) if precision != "fp32" or compile_model or backend != "torch" else None
-        runs.append((backend, precision, enhancer, numerics))
+        for kind in passes:
+            check = enhancer.predict(faces, sr=kind == "full")
+            changed = precision != "fp32" or compile_model or backend != "torch" or kind != "full"
+            runs.append((backend, precision, enhancer, deviation(reference, check) if changed else None, kind))
     best: dict[tuple[int, int], float] = {}
     for _ in range(max(1, repeat)):
-        for index, (_, _, enhancer, _) in enumerate(runs):
+        for index, (_, _, enhancer, _, kind) in enumerate(runs):
             for batch in batch_sizes:
                 x = faces.repeat((batch + len(faces) - 1) // len(faces), 1, 1, 1)[:batch].to(device)
-                per_call = time_calls(lambda: enhancer.predict(x), device, seconds)
+                per_call = time_calls(lambda: enhancer.predict(x, sr=kind == "full"), device, seconds)
                 best[index, batch] = min(best.get((index, batch), per_call), per_call)
     rows: list[dict[str, Any]] = []
-    for index, (backend, precision, _, numerics) in enumerate(runs):
+    for index, (backend, precision, _, numerics, kind) in enumerate(runs):
         for batch in batch_sizes:
             per_call = best[index, batch]
-            row = {"model": name, "backend": backend, "precision": precision, "batch": batch,
+            row = {"model": name, "backend": backend, "precision": precision, "pass": kind, "batch": batch,
                    "compiled": compile_mode if compile_model else False,
                    "faces_per_s": batch / per_call, "ms_per_face": 1000 * per_call / batch,
-                   "tflops": flops * batch / per_call / 1e12, "gflop_per_face": flops / 1e9}
+                   "tflops": flops[kind] * batch / per_call / 1e12, "gflop_per_face": flops[kind] / 1e9}
             if numerics:
                 row["vs_fp32"] = numerics
             rows.append(row)
@@ -184,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: torch, plus onnx (fp32, and int8 where the weights have a NAME.int8.onnx) when "
                    "onnxruntime is installed")
     p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 8 32 on CPU, 1 32 128 512 on CUDA")
+    p.add_argument("--passes", nargs="+", choices=("full", "landmarks"), default=["full"],
+                   help="full: SR and landmarks (default); landmarks: the SR branch skipped, as the pipeline runs "
+                        "faces whose SR image no output uses")
     p.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per configuration")
     p.add_argument("--repeat", type=int, default=1, help="time every configuration N times, round-robin, and keep "
                    "the best (steadier ratios on a loaded machine; default 1)")
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 onnx = ["fp32"] + (["int8"] if not cuda and checkpoint and int8_path(checkpoint["path"]).is_file() else [])
             report["rows"] += bench_model(name, model, device, these if "torch" in backends else [], batch_sizes,
                                           args.seconds, faces, checkpoint=checkpoint, onnx_precisions=onnx,
-                                          repeat=args.repeat)
+                                          repeat=args.repeat, passes=args.passes)
             if args.compile:
                 report["rows"] += bench_model(name, model, device,
                                               [p for p in these if p not in ("fp32", "int8")] or ["fp32"],
@@ -240,14 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jasr-video bench: error: {error}", file=sys.stderr)
         return 2
     table = Table(title=f"JASRNet throughput on {report['device']} (torch {report['torch']}, {report['threads']} threads)")
-    for column in ("model", "backend", "precision", "batch", "faces/s", "ms/face", "TFLOP/s", "vs fp32: SR max / landmarks mean"):
+    for column in ("model", "backend", "precision", "pass", "batch", "faces/s", "ms/face", "TFLOP/s",
+                   "vs fp32: SR max / landmarks mean"):
         table.add_column(column, justify="right")
     for row in report["rows"]:
         numerics = row.get("vs_fp32")
         table.add_row(row["model"] + (f" (compiled: {row['compiled']})" if row["compiled"] else ""),
-                      row.get("backend", "torch"), row["precision"], str(row["batch"]),
+                      row.get("backend", "torch"), row["precision"], row.get("pass", "full"), str(row["batch"]),
                       f"{row['faces_per_s']:.1f}", f"{row['ms_per_face']:.2f}", f"{row['tflops']:.2f}",
-                      f"{numerics['sr_max_levels']:.3g} lv / {numerics['landmark_mean_px']:.3g} px" if numerics else "-")
+                      (f"{numerics['sr_max_levels']:.3g} lv / " if "sr_max_levels" in numerics else "no SR / ")
+                      + f"{numerics['landmark_mean_px']:.3g} px" if numerics else "-")
     console.print(table)
     if "bf16_matmul_tflops" in report:
         console.print(f"measured bf16 matmul roofline: {report['bf16_matmul_tflops']:.0f} TFLOP/s")
