@@ -71,6 +71,9 @@ def test_export_cli_metadata_and_fp32_match(tmp_path, faces, reference):
     assert d["confidence_max"] <= 1e-4, d
     one = enhancer.predict(faces[:1])  # another batch size through the same graph
     assert deviation(Prediction(onnx.sr[:1], onnx.landmarks[:1], onnx.confidence[:1]), one)["sr_max_levels"] <= 0.01
+    lean = enhancer.predict(faces, sr=False)  # landmarks only: the graph pruned of its SR branch
+    assert lean.sr is None and [o.name for o in enhancer.landmarks_session().get_outputs()] == ["landmarks", "confidence"]
+    assert torch.equal(lean.landmarks, onnx.landmarks) and torch.equal(lean.confidence, onnx.confidence)
 
 
 @pytest.mark.skipif(cpu_int8_saturates(), reason="x86 CPU without int8 dot products: int8 saturates here "

@@ -96,6 +96,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.providers = self.session.get_providers()
+        self._source, self._options, self._landmarks_session = source, options, None
         self.model = OnnxNetwork(self.session, self.config)
 
     def _pick_file(self, weights: str | Path, precision: str) -> Path:
@@ -123,12 +124,28 @@ class OnnxFaceEnhancer(FaceEnhancer):
         return int8
 
     def predict(self, inputs: torch.Tensor, sr: bool = True) -> Prediction:
-        """One pass of the network: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]. ``sr=False`` returns no
-        SR faces (``Prediction.sr`` None); the exported graph still computes them."""
+        """One pass of the network: bicubic-upsampled faces (B, 3, 128, 128) in [0, 1]. ``sr=False``: landmarks
+        only (``Prediction.sr`` None), from the graph pruned of its SR branch (:meth:`landmarks_session`)."""
         x = np.ascontiguousarray(inputs.detach().float().cpu().numpy())
-        image, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
-        return Prediction(as_tensor(image) if sr else None, as_tensor(landmarks), as_tensor(confidence))
+        if not sr:
+            landmarks, confidence = self.landmarks_session().run(["landmarks", "confidence"], {INPUT_NAME: x})
+            return Prediction(None, as_tensor(landmarks), as_tensor(confidence))
+        image, landmarks, confidence = self.session.run(["sr", "landmarks", "confidence"], {INPUT_NAME: x})
+        return Prediction(as_tensor(image), as_tensor(landmarks), as_tensor(confidence))
+
+    def landmarks_session(self) -> Any:
+        """A session of the same model with only the landmark outputs: every node only the SR image needs is
+        pruned (ONNX Runtime runs every node of a graph, whatever outputs are asked for). Made on first use."""
+        if self._landmarks_session is None:
+            import onnx
+            from onnx.utils import Extractor
+
+            proto = onnx.load_from_string(self._source) if isinstance(self._source, bytes) else onnx.load(self._source)
+            pruned = Extractor(proto).extract_model([INPUT_NAME], ["landmarks", "confidence"])
+            self._landmarks_session = import_onnxruntime().InferenceSession(
+                pruned.SerializeToString(), self._options, providers=self.providers)
+        return self._landmarks_session
 
 
 class OnnxNetwork:
