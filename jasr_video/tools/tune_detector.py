@@ -378,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    p.add_argument("--out", default="models/mtcnn-cctv.pt", help="weights file to write (default: models/mtcnn-cctv.pt)")
+    p.add_argument("--out", default="runs/detector/mtcnn-cctv.pt",
+                   help="weights file to write (default: runs/detector/mtcnn-cctv.pt; the detector reads shipped "
+                        "weights from models/detector/, tinybench rows take any file: weights=FILE)")
     return p
 
 
