@@ -48,7 +48,8 @@ def _check_output_options(args: argparse.Namespace) -> None:
 def output_spec(args: argparse.Namespace) -> OutputSpec:
     """The per-frame outputs the options ask for (one place for the CLI, several streams and --ray)."""
     return OutputSpec(out=args.out, json=args.json, crops=args.save_crops, csv=args.csv, crf=args.crf,
-                      even_size=args.even_size, inset=not args.no_inset and args.inset != "off", style=getattr(args, "style", None),
+                      even_size=args.even_size, inset=not args.no_inset and args.inset != "off",
+                      style=getattr(args, "style", None),  # set by _check_output_options
                       json_decimals=args.json_decimals, json_landmarks=args.json_landmarks)
 
 
