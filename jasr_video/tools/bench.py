@@ -262,15 +262,17 @@ def run_streams(clip: Path, frames: int, config: PipelineConfig, count: int, out
                 video: bool) -> dict[str, Any]:
     """`count` copies of the clip at once through :class:`~jasr_video.multistream.MultiStreamRunner` (one
     shared MTCNN + JASRNet, faces batched across streams), each stream `frames` frames read as fast as they
-    decode; JSON Lines per stream, plus an annotated video each when `video`. Real time when every stream
+    decode; JSON Lines per stream, plus an annotated video each when `video` (without it JASRNet finds the
+    landmarks only, as the CLI runs JSON-only streams). Real time when every stream
     keeps up with the clip's frame rate."""
     from ..multistream import MultiStreamRunner, OutputSpec, StreamSpec
 
     specs = [StreamSpec(f"s{k + 1}", str(clip)) for k in range(count)]
     outputs = OutputSpec(json=str(out_dir / f"streams{count}-{{stream}}.jsonl"),
                          out=str(out_dir / f"streams{count}-{{stream}}.mp4") if video else None)
-    runner = MultiStreamRunner(replace(config, max_frames=frames), specs, outputs, source_options={"loop": True},
-                               model=model)
+    # SR faces only with video, as the CLI runs (PipelineConfig.sr_faces)
+    runner = MultiStreamRunner(replace(config, max_frames=frames, sr_faces=outputs.shows_sr()), specs, outputs,
+                               source_options={"loop": True}, model=model)
     device = model.device
     reset_peak_memory(device)
     start = time.perf_counter()
