@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs (at least one)",
         "with several inputs each output is a path holding {stream} (replaced by the stream's label: file name "
         "without extension, camera device, or the URL's last path part; repeats get -2, -3) or a folder "
-        "(ending in / or existing)")
+        "(ending in / or existing). Super-resolved faces are computed only when an output shows them (a video "
+        "with insets, --save-crops, --tracks, --report); otherwise JASRNet finds the landmarks only")
     out.add_argument("--out", metavar="VIDEO", help="annotated video (.mp4/.mov/.mkv, H.264): boxes, track ids, landmarks "
                      "and a super-resolved inset per face, never over another face (see --draw, --inset); same size, frame count, timestamps and audio as the input")
     out.add_argument("--json", metavar="JSONL", help="JSON Lines, one object per frame: frame, pts (s), faces with track_id, "
