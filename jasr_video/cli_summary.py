@@ -19,8 +19,9 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
     small = s["faces_below_16px"]
     rows.append(("faces", f"{s['faces']} face images found on {frames} frames (one person on one frame is one face "
                  f"image); {args.filter.counts['kept']} written after the output filters"))
+    guessed = "super-resolved detail is" if pipeline.config.sr_faces else "landmarks are"
     rows.append(("face size", f"{small} of the faces were smaller than 16 pixels across: the smallest model works on "
-                 f"16x16 pixel faces, so these were enlarged first and their super-resolved detail is more guessed than "
+                 f"16x16 pixel faces, so these were enlarged first and their {guessed} more guessed than "
                  f"seen (treat them with care); {s['faces'] - small} were 16 pixels or larger"))
     routes = s.get("routes") or {}
     if routes:
@@ -34,7 +35,8 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
     rows.append(("people", f"{s['tracks']} tracks (a track is one person followed from frame to frame; a person who "
                  f"leaves and comes back, or is hidden for long, gets a new track)"))
     rows.append(("output filters", args.filter.describe()))
-    rows.append(("time", f"detection {s['detect_s']:.1f} s, super-resolution {s['enhance_s']:.1f} s, "
+    jasr = "super-resolution" if pipeline.config.sr_faces else "landmarks (JASRNet)"
+    rows.append(("time", f"detection {s['detect_s']:.1f} s, {jasr} {s['enhance_s']:.1f} s, "
                  f"total {s['elapsed_s']:.1f} s"))
     src = s.get("source", {})
     if src.get("corrupt_skipped") or src.get("dropped") or src.get("reconnects") or src.get("frames_missing"):
