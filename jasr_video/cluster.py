@@ -101,12 +101,11 @@ class ModelReplica:
     def enhance(self, groups: Sequence[tuple[int, np.ndarray]] | np.ndarray,
                 want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """groups: (factor, LR faces (n, m, m, 3) RGB, uint8 or float in [0, 1]) per route, or one array of
-        16x16 faces for x8 -> (sr (N, 128, 128, 3) uint8 or None, landmarks (N, 68, 2), confidence (N, 68)),
-        faces in the order given."""
+        16x16 faces for x8 -> (sr (N, 128, 128, 3) uint8, None unless `want_sr`, landmarks (N, 68, 2), confidence
+        (N, 68)), faces in the order given."""
         if isinstance(groups, np.ndarray):
             groups = [(8, groups)]
-        sr, lm, conf = self._batcher.submit(list(groups), wants_sr=want_sr)
-        return (sr if want_sr else None), lm, conf
+        return self._batcher.submit(list(groups), wants_sr=want_sr)  # _forward leaves sr None unless wanted
 
     def _ready(self, pending: list[_Request]) -> bool:
         return len(pending) >= self.expect or time.monotonic() - min(r.since for r in pending) >= self.gather
