@@ -202,6 +202,30 @@ def test_refine_stage_added_to_trained_weights_trains_alone(tmp_path, faces_trai
         train(*_args(faces_train, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", "--train-only", "refine"))
 
 
+def test_align_only_training_moves_the_alignment_branch_and_keeps_sr(tmp_path, faces_train):
+    """--train-only align: the CPM stages and the refine stage move, the shared encoder and the SR branch stay
+    (same SR image); the run logs the heatmap loss only (the SR branch is skipped)."""
+    from jasr_video.model.checkpoint import load_model
+
+    first = tmp_path / "first"
+    train(*_args(faces_train, first, "--epochs", "1", "--max-steps", "3", "--refine-blocks", "1"))
+    base, _ = load_model(first / "last.pt")
+    out = tmp_path / "align"
+    meta = train(*_args(faces_train, out, "--epochs", "2", "--max-steps", "6", "--init", str(first / "last.pt"),
+                        "--train-only", "align"))
+    assert meta["train_config"]["train_only"] == "align" and meta["step"] == 6
+    tuned, _ = load_model(out / "last.pt")
+    before = tuned.state_dict(), base.state_dict()
+    moved = {key.split(".")[0] for key, value in before[0].items() if not torch.equal(value, before[1][key])}
+    assert moved == {"stages", "refine"}, moved
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all("sr" not in r for r in records if "total" in r) and any("heatmap" in r for r in records)
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        a, b = base.eval()(x), tuned.eval()(x)
+    assert torch.equal(a.sr, b.sr) and not torch.equal(a.heatmaps[-1], b.heatmaps[-1])
+
+
 def test_training_batches_are_made_in_the_loader_workers_and_repeat(faces_train):
     """TrainingBatches (the loader's collate_fn): clean inputs are the LR protocol at the drawn sizes; with CCTV
     degradations the batches built by two worker processes are degraded, differ between workers and repeat

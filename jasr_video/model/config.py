@@ -67,8 +67,13 @@ class ModelConfig:
 # Parts not in the paper that can be added to trained weights (`jasr-train --init`): network attribute ->
 # the ModelConfig fields that build it (the first one, when non-zero, says the part is there).
 ADDED_PARTS: dict[str, tuple[str, ...]] = {"detail": ("detail_width", "detail_layers"), "refine": ("refine_blocks",)}
-# What `TrainConfig.train_only` may name: every parameter, or one added part of the network (the rest frozen).
-TRAIN_ONLY = ("all", *ADDED_PARTS)
+# What `TrainConfig.train_only` may name -> the network attributes it trains (the rest frozen): every parameter,
+# one added part, or the whole alignment branch (CPM stages and refine stage; the shared encoder and SR unchanged).
+TRAINED_PARTS: dict[str, tuple[str, ...]] = {"all": (), **{part: (part,) for part in ADDED_PARTS},
+                                             "align": ("stages", "refine")}
+TRAIN_ONLY = tuple(TRAINED_PARTS)
+# Trained parts that the SR image does not depend on: such a run skips the SR branch (`forward(sr=False)`).
+LANDMARK_PARTS = ("refine", "align")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .config import (ABLATIONS, ADDED_PARTS, HR_SIZE, PRESETS, SR_FACTORS, TRAIN_ONLY, ModelConfig, TrainConfig,
-                     from_dict, model_config, to_dict)
+from .config import (ABLATIONS, ADDED_PARTS, HR_SIZE, LANDMARK_PARTS, PRESETS, SR_FACTORS, TRAIN_ONLY, TRAINED_PARTS,
+                     ModelConfig, TrainConfig, from_dict, model_config, to_dict)
 from .data import FaceDataset, find_pairs, lr_inputs
 from .degradations import TRAIN as TRAIN_DEGRADATION
 from .degradations import DegradationConfig, degrade_batch, sample_params, with_clean_probability
@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "to the network or to the --init weights (default 0 = none)")
     p.add_argument("--train-only", choices=TRAIN_ONLY, default="all",
                    help="detail: train the detail head only, every other weight frozen (landmarks unchanged; the "
-                        "best checkpoint is picked by validation PSNR); refine: the 32x32 stage only (SR unchanged)")
+                        "best checkpoint is picked by validation PSNR); refine: the 32x32 stage only; align: the "
+                        "alignment branch (CPM stages and refine stage; the shared encoder frozen). refine and align "
+                        "leave the SR image unchanged and train without the SR branch (landmark loss only)")
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="heatmap loss weight")
     p.add_argument("--sigma", type=float, default=defaults.heatmap_sigma, help="heatmap Gaussian sigma (cells)")
     p.add_argument("--rotation", type=float, default=defaults.aug_rotation, help="rotation augmentation, +- degrees")
@@ -262,6 +264,8 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
         raise ValueError("--train-only detail needs a detail head: add --detail-head WIDTH")
     if tconf.train_only == "refine" and not (mconf.refine_blocks and mconf.does_align):
         raise ValueError("--train-only refine needs a joint network with a refine stage: add --refine-blocks N")
+    if tconf.train_only == "align" and not mconf.does_align:
+        raise ValueError("--train-only align needs a network that finds landmarks (not an SR-only ablation)")
     torch.manual_seed(tconf.seed)
 
     pairs = find_pairs(run.data)
@@ -284,7 +288,9 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
             raise ValueError(f"{run.init}: weights do not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if tconf.train_only != "all":
         model.requires_grad_(False)
-        getattr(model, tconf.train_only).requires_grad_(True)
+        for part in TRAINED_PARTS[tconf.train_only]:
+            if hasattr(model, part):
+                getattr(model, part).requires_grad_(True)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -392,7 +398,7 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
                 if device.type == "cuda":
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=run.amp):
-                    out = model(inputs)
+                    out = model(inputs, sr=tconf.train_only not in LANDMARK_PARTS)
                 loss, terms = jasr_loss(out, hr, landmarks, visible, mconf, tconf.alpha, tconf.heatmap_sigma)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
