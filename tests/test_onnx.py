@@ -72,8 +72,15 @@ def test_export_cli_metadata_and_fp32_match(tmp_path, faces, reference):
     one = enhancer.predict(faces[:1])  # another batch size through the same graph
     assert deviation(Prediction(onnx.sr[:1], onnx.landmarks[:1], onnx.confidence[:1]), one)["sr_max_levels"] <= 0.01
     lean = enhancer.predict(faces, sr=False)  # landmarks only: the graph pruned of its SR branch
-    assert lean.sr is None and [o.name for o in enhancer.landmarks_session().get_outputs()] == ["landmarks", "confidence"]
+    outputs = [o.name for o in enhancer.landmarks_session().get_outputs()]
+    assert lean.sr is None and outputs == ["heatmaps", "landmarks", "confidence"]
     assert torch.equal(lean.landmarks, onnx.landmarks) and torch.equal(lean.confidence, onnx.confidence)
+    # jasr-eval's network view (its upright pass asks for landmarks only) runs that pruned graph too.
+    calls = []
+    enhancer.model.landmarks_session = lambda: calls.append(1) or enhancer.landmarks_session()
+    full, bare = enhancer.model(faces), enhancer.model(faces, sr=False)
+    assert bare.sr is None and full.sr is not None and calls == [1]
+    assert torch.equal(bare.heatmaps[-1], full.heatmaps[-1])
 
 
 @pytest.mark.skipif(cpu_int8_saturates(), reason="x86 CPU without int8 dot products: int8 saturates here "

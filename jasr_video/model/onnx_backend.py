@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -97,7 +97,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.providers = self.session.get_providers()
         self._source, self._options, self._landmarks_session = source, options, None
-        self.model = OnnxNetwork(self.session, self.config)
+        self.model = OnnxNetwork(self.session, self.config, self.landmarks_session)
 
     def _pick_file(self, weights: str | Path, precision: str) -> Path:
         """The .onnx file to run: the given one, the int8 one beside the weights, or the fp32 export (cached)."""
@@ -142,7 +142,7 @@ class OnnxFaceEnhancer(FaceEnhancer):
             from onnx.utils import Extractor
 
             proto = onnx.load_from_string(self._source) if isinstance(self._source, bytes) else onnx.load(self._source)
-            pruned = Extractor(proto).extract_model([INPUT_NAME], ["landmarks", "confidence"])
+            pruned = Extractor(proto).extract_model([INPUT_NAME], ["heatmaps", "landmarks", "confidence"])
             self._landmarks_session = import_onnxruntime().InferenceSession(
                 pruned.SerializeToString(), self._options, providers=self.providers)
         return self._landmarks_session
@@ -150,14 +150,19 @@ class OnnxFaceEnhancer(FaceEnhancer):
 
 class OnnxNetwork:
     """An ONNX Runtime session in JASRNet's shape, for code that runs a network itself (``jasr-eval``):
-    ``(B, 3, 128, 128)`` -> ``JASROutput(sr, [last-stage heatmaps])``; ``config`` is the exported network's."""
+    ``(B, 3, 128, 128)`` -> ``JASROutput(sr, [last-stage heatmaps])``; ``config`` is the exported network's.
+    ``sr=False`` runs ``landmarks_session()`` (the graph pruned of the SR branch) when given."""
 
-    def __init__(self, session: Any, config: ModelConfig) -> None:
-        self.session, self.config = session, config
+    def __init__(self, session: Any, config: ModelConfig, landmarks_session: Callable[[], Any] | None = None) -> None:
+        self.session, self.config, self.landmarks_session = session, config, landmarks_session
 
     def eval(self) -> "OnnxNetwork":
         return self
 
     def __call__(self, x: torch.Tensor, sr: bool = True) -> JASROutput:
-        image, heatmaps = self.session.run(["sr", "heatmaps"], {INPUT_NAME: np.ascontiguousarray(x.float().cpu().numpy())})
+        feed = {INPUT_NAME: np.ascontiguousarray(x.float().cpu().numpy())}
+        if not sr and self.landmarks_session is not None:
+            (heatmaps,) = self.landmarks_session().run(["heatmaps"], feed)
+            return JASROutput(None, [torch.from_numpy(heatmaps).to(x.device)])
+        image, heatmaps = self.session.run(["sr", "heatmaps"], feed)
         return JASROutput(torch.from_numpy(image).to(x.device) if sr else None, [torch.from_numpy(heatmaps).to(x.device)])
