@@ -122,11 +122,8 @@ class ModelReplica:
         sizes = [sum(len(a) for _, a in r.payload) for r in batch]
         out = self.enhancer(RoutedCrops.from_lr([(f, tensor(a)) for r in batch for f, a in r.payload if len(a)]),
                             sr=any(r.wants_sr for r in batch))
-        k = 0
-        for r, n in zip(batch, sizes):
-            r.result = (out.sr[k:k + n] if out.sr is not None and r.wants_sr else None,
-                        out.landmarks[k:k + n], out.confidence[k:k + n])
-            k += n
+        for r, part in zip(batch, out.split(sizes, [r.wants_sr for r in batch])):
+            r.result = (part.sr, part.landmarks, part.confidence)
         with self._cv:
             self.stats["requests"] += len(batch)
             self.stats["forwards"] += 1

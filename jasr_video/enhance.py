@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,6 +22,16 @@ class EnhancedFaces:
 
     def __len__(self) -> int:
         return len(self.landmarks)
+
+    def split(self, sizes: Sequence[int], with_sr: Sequence[bool]) -> list["EnhancedFaces"]:
+        """Consecutive parts of ``sizes[i]`` faces (one per request of a shared batch); part i keeps its SR
+        faces only where ``with_sr[i]``."""
+        parts, k = [], 0
+        for n, keep in zip(sizes, with_sr):
+            sr = self.sr[k:k + n] if self.sr is not None and keep else None
+            parts.append(EnhancedFaces(sr, self.landmarks[k:k + n], self.confidence[k:k + n]))
+            k += n
+        return parts
 
 
 class BatchEnhancer:

@@ -220,7 +220,6 @@ class SharedModel:
     def _forward(self, batch: list[_Request]) -> None:
         import torch
 
-        from .enhance import EnhancedFaces
         from .route import RoutedCrops
 
         try:
@@ -228,12 +227,8 @@ class SharedModel:
             crops = (payloads[0] if len(batch) == 1 else RoutedCrops.concat(payloads)
                      if isinstance(payloads[0], RoutedCrops) else torch.cat(payloads))
             out = self.enhancer(crops, sr=any(r.wants_sr for r in batch))
-            k = 0
-            for r in batch:
-                n = len(r.payload)
-                sr = out.sr[k:k + n] if out.sr is not None and r.wants_sr else None
-                r.result = EnhancedFaces(sr, out.landmarks[k:k + n], out.confidence[k:k + n])
-                k += n
+            for r, part in zip(batch, out.split([len(r.payload) for r in batch], [r.wants_sr for r in batch])):
+                r.result = part
         finally:
             with self._cv:
                 self.stats["requests"] += len(batch)

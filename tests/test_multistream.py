@@ -223,3 +223,18 @@ def test_batcher_runs_waiting_requests_together_and_hands_errors_to_each():
     assert [sorted(c) for c in calls] == [[1, 2, 3], [-5, 4, 6]]  # one run per three requests
     assert [results[x] for x in (1, 2, 3)] == [10, 20, 30]
     assert [results[x] for x in (4, -5, 6)] == ["bad payload"] * 3  # the error reaches every request
+
+
+def test_a_shared_batch_splits_per_request_and_keeps_sr_faces_only_where_wanted():
+    from jasr_video.enhance import EnhancedFaces
+
+    n = 6
+    out = EnhancedFaces(np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) * np.ones((1, 128, 128, 3), np.uint8),
+                        np.arange(n * 136, dtype=np.float32).reshape(n, 68, 2), np.linspace(0, 1, n * 68).reshape(n, 68))
+    parts = out.split([2, 0, 3, 1], [True, True, False, True])
+    assert [len(p) for p in parts] == [2, 0, 3, 1]
+    assert parts[2].sr is None and [p.sr[:, 0, 0, 0].tolist() for p in parts if p.sr is not None] == [[0, 1], [], [5]]
+    assert np.array_equal(np.concatenate([p.landmarks for p in parts]), out.landmarks)
+    assert np.array_equal(np.concatenate([p.confidence for p in parts]), out.confidence)
+    bare = EnhancedFaces(None, out.landmarks, out.confidence).split([4, 2], [True, True])  # a landmarks-only batch
+    assert [p.sr for p in bare] == [None, None] and len(bare[1]) == 2
