@@ -80,15 +80,18 @@ def test_tinybench_command_runs_on_one_clip(tmp_path):
 
     from jasr_video.tinybench import main
 
-    out = tmp_path / "tiny.json"
+    out, crops = tmp_path / "tiny.json", tmp_path / "fp"
     assert main(["--clips", "traffic_cctv_riders_360p30.mp4", "--samples", "1", "--run", "2", "--detectors", "before",
-                 "--ids-frames", "0", "--threads", "1", "--json", str(out)]) == 0
+                 "--ids-frames", "0", "--threads", "1", "--json", str(out), "--fp-crops", str(crops),
+                 "--fp-crops-min-px", "0"]) == 0
     report = json.loads(out.read_text())
     assert report["clips"]["traffic_cctv_riders_360p30.mp4"]["gt_faces"] >= 1  # the sampled wide shot has faces
     for cond in ("raw", "h264", "all"):
         r = report["results"][f"before|{cond}"]
         assert r["frames"] == (2 if cond != "all" else 4)  # scales x1 and x2
         assert sum(r["gt_faces"].values()) >= 2 and 0 <= r["fp_per_frame"]
+    # --fp-crops-min-px 0: a montage for every sample with a false positive of any size
+    assert bool(list(crops.glob("before_*.png"))) == (report["results"]["before|all"]["fp_per_frame"] > 0)
 
 
 def test_unknown_detector_options_are_refused():

@@ -24,8 +24,8 @@ detector name in ``jasr_video.detect.DETECTORS``, MTCNN weights: a file or a nam
 the default; ``track:det=NAME,weights=W,start=P`` too, start being the tracker's new-track score). ``track``
 runs the pipeline's detection and tracking (:func:`follow`: full scan on the first frame of each run, regions
 around the tracks after, as the CPU default) over the run of frames before each sample and scores the boxes it
-reports on the sample. ``--fp-crops`` writes every false positive of >= 24 px, cut from the full-size frame, for
-checking by eye whether it is a face the ground truth misses.
+reports on the sample. ``--fp-crops`` writes every false positive of >= 24 px (``--fp-crops-min-px``), cut from the
+full-size frame, for checking by eye whether it is a face the ground truth misses.
 
 Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
 """
@@ -481,8 +481,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                             save_montage(Path(args.crops) / f"{stem}_missed.png", r[-1], (gt / scale)[~score.found])
                             fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
                             save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
-                        large = score.fp_boxes[score.fp_sizes >= LARGE_FP_PX] if args.fp_crops else ()
-                        if len(large):  # every false positive >= 24 px, cut from the full-size frame
+                        large = score.fp_boxes[score.fp_sizes >= args.fp_crops_min_px] if args.fp_crops else ()
+                        if len(large):  # every false positive >= --fp-crops-min-px, cut from the full-size frame
                             Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
                             stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
                             save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)
@@ -531,8 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
     p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
-    p.add_argument("--fp-crops", metavar="DIR", help="write every false positive of >= 24 px, cut from the full-size "
-                   "frame, as PNG montages named detector_clip_scale_codec_sample.png (for checking them by eye)")
+    p.add_argument("--fp-crops", metavar="DIR", help="write every false positive of >= --fp-crops-min-px, cut from the "
+                   "full-size frame, as PNG montages named detector_clip_scale_codec_sample.png (for checking them by eye)")
+    p.add_argument("--fp-crops-min-px", type=float, default=LARGE_FP_PX, metavar="PX",
+                   help=f"smallest false positive --fp-crops cuts out, px at the tested scale (default {LARGE_FP_PX})")
     p.add_argument("--crops", metavar="DIR", help="write PNG montages of the first sample's faces (ground truth, "
                    "missed, unmatched detections) per clip, scale and detector, for checking by eye")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
