@@ -100,3 +100,51 @@ def test_unknown_detector_options_are_refused():
     with pytest.raises(ValueError, match="unknown option weak"):
         make_detectors(["track:weak=1"])
     assert main(["--detectors", "fast:start=0.7", "--ids-frames", "0"]) == 2
+
+
+def test_false_positives_take_the_label_of_the_box_they_overlap():
+    from jasr_video.tinybench import label_boxes
+
+    labelled = [{"box": [0, 0, 10, 10], "label": "hand"}, {"box": [20, 0, 30, 10], "label": "face"}]
+    got = label_boxes(np.array([[20, 0, 30, 10.2], [0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 10, 14]]), labelled)
+    assert got == ["face", "hand", "unlabelled", "unlabelled"]  # the last overlaps "hand" with IoU 0.71 only
+    assert label_boxes(np.zeros((2, 4)), []) == ["unlabelled"] * 2
+    tally = Tally()
+    tally.add(score_frame(np.zeros((0, 4)), np.array([[0, 0, 10, 10], [50, 50, 60, 60]])), ["hand", "unlabelled"])
+    tally.add(score_frame(np.zeros((0, 4)), np.array([[0, 0, 10, 10]])), ["hand"])
+    assert tally.summary()["fp_labels"] == {"hand": 2, "unlabelled": 1} and tally.fp == 3
+
+
+def test_landmark_confidence_gate_keeps_real_faces_and_drops_a_blank_box(faces_test):
+    """conf=C rows: real test faces (box from their labelled points, at 40 and 20 px) score high mean landmark
+    confidence through the pipeline's JASRNet; a box over a flat grey wall scores low and is dropped."""
+    import cv2
+
+    from jasr_video.model.data import find_pairs, read_pts
+    from jasr_video.tinybench import gated, landmark_confidence, make_detectors
+
+    faces, boxes = [], []
+    for image_path, pts_path in find_pairs(faces_test)[:4]:
+        image, points = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB), read_pts(pts_path)
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        for side in (40, 20):  # the face reduced so that its landmark box is `side` px
+            zoom = side / max(x1 - x0, y1 - y0)
+            small = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+            canvas = np.full((160, 160, 3), 128, np.uint8)
+            cx, cy = (x0 + x1) / 2 * zoom, (y0 + y1) / 2 * zoom
+            ox, oy = int(round(cx)) - 50, int(round(cy)) - 50  # face centre at (50, 50) of the canvas
+            patch = small[max(oy, 0):oy + 100, max(ox, 0):ox + 100]
+            canvas[max(-oy, 0):max(-oy, 0) + patch.shape[0], max(-ox, 0):max(-ox, 0) + patch.shape[1]] = patch
+            faces.append(canvas)
+            half = side / 2
+            boxes.append(np.array([[50 - half, 50 - half, 50 + half, 50 + half], [110, 110, 110 + side, 110 + side]]))
+    from jasr_video.route import RoutedEnhancer
+
+    enhancer = RoutedEnhancer(device="cpu")
+    scores = np.array([landmark_confidence(enhancer, f, b) for f, b in zip(faces, boxes)])
+    assert scores[:, 0].min() > 0.4 and scores[:, 1].max() < 0.15, scores
+    for face, b in zip(faces, boxes):  # a row's boxes through the gate: the face kept, the blank box dropped
+        assert np.array_equal(gated(lambda frames, b=b: b, 0.3, lambda: enhancer)([face]), b[:1])
+    assert "default:conf=0.3" in make_detectors(["default:conf=0.3"])
+    with pytest.raises(ValueError, match="unknown option conf"):
+        make_detectors(["facenet:conf=0.3"])

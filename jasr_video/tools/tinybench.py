@@ -21,11 +21,14 @@ the baseline), ``before`` (the fast path with the same settings: the pipeline's 
 support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
 ``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn,weights=W`` (min face px, min score, P-/R-/O-net thresholds,
 detector name in ``jasr_video.detect.DETECTORS``, MTCNN weights: a file or a name in ``models/detector``; unset:
-the default; ``track:det=NAME,weights=W,start=P`` too, start being the tracker's new-track score). ``track``
+the default; ``track:det=NAME,weights=W,start=P`` too, start being the tracker's new-track score; ``conf=C`` on
+``default``, ``fast`` and ``track`` rows keeps only the boxes whose mean JASRNet landmark confidence, the face cropped
+and routed as the pipeline does, is >= C). ``track``
 runs the pipeline's detection and tracking (:func:`follow`: full scan on the first frame of each run, regions
 around the tracks after, as the CPU default) over the run of frames before each sample and scores the boxes it
 reports on the sample. ``--fp-crops`` writes every false positive of >= 24 px (``--fp-crops-min-px``), cut from the
-full-size frame, for checking by eye whether it is a face the ground truth misses.
+full-size frame, for checking by eye whether it is a face the ground truth misses (their boxes are in ``--json``'s
+``fp_crops``); ``--fp-labels FILE`` then counts each row's false positives by the label given by eye to each box.
 
 Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
 """
@@ -117,6 +120,16 @@ def score_frame(gt: np.ndarray, det: np.ndarray, ignore: np.ndarray | None = Non
     return FrameScore(box_size(gt), found, box_size(det[rest]) if len(rest) else np.zeros(0), det[rest].reshape(-1, 4))
 
 
+def label_boxes(boxes: np.ndarray, labelled: Sequence[dict[str, Any]], iou_threshold: float = 0.9) -> list[str]:
+    """Each box's label from `labelled` ({"box": [x0, y0, x1, y1], "label": ...} of the same frame): the label
+    of the labelled box it overlaps with IoU >= threshold, else "unlabelled"."""
+    if not len(labelled):
+        return ["unlabelled"] * len(boxes)
+    iou = iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4), np.array([e["box"] for e in labelled], np.float64))
+    return [labelled[int(j)]["label"] if row[j] >= iou_threshold else "unlabelled"
+            for row, j in zip(iou, iou.argmax(axis=1))]
+
+
 @dataclass
 class Tally:
     """Frame scores added up: recall per size bucket, false positives per frame."""
@@ -127,9 +140,12 @@ class Tally:
     fp: int = 0
     fp_large: int = 0  # false positives of >= 24 px
     seconds: float = 0.0
+    fp_labels: dict[str, int] = field(default_factory=dict)  # false positives by their --fp-labels label
 
-    def add(self, score: FrameScore) -> None:
+    def add(self, score: FrameScore, fp_labels: Sequence[str] = ()) -> None:
         self.frames += 1
+        for label in fp_labels:
+            self.fp_labels[label] = self.fp_labels.get(label, 0) + 1
         for size, ok in zip(score.gt_sizes, score.found):
             self.total[bucket_of(size)] += 1
             self.hits[bucket_of(size)] += int(ok)
@@ -142,7 +158,7 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"frames": self.frames, "gt_faces": dict(self.total), "found": dict(self.hits), "recall": self.recall(),
                 "fp_per_frame": self.fp / max(self.frames, 1), "fp_large_per_frame": self.fp_large / max(self.frames, 1),
-                "ms_per_frame": 1000 * self.seconds / max(self.frames, 1)}
+                "ms_per_frame": 1000 * self.seconds / max(self.frames, 1), "fp_labels": dict(self.fp_labels)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +265,28 @@ def detector(config: Any, opts: dict[str, str]) -> FaceDetector:
     return det
 
 
+def landmark_confidence(enhancer: Any, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Mean JASRNet landmark confidence (0-1) of each box's face, cropped and routed as the pipeline does
+    (landmarks-only pass)."""
+    from ..crop import CropGeometry
+    from ..route import RoutedCrops, cut
+
+    if not len(boxes):
+        return np.zeros(0)
+    geometries = [CropGeometry.from_detection(b, enhancer.crop_margin) for b in boxes]
+    routes = [enhancer.route(g.side) for g in geometries]
+    crops = [cut(image, g, r) for g, r in zip(geometries, routes)]
+    return enhancer(RoutedCrops.from_crops(crops, routes), sr=False).confidence.mean(axis=1)
+
+
+def gated(fn: DetectFn, threshold: float, enhancer: Callable[[], Any]) -> DetectFn:
+    """`fn`'s boxes whose mean landmark confidence (:func:`landmark_confidence`) is >= threshold."""
+    def run(frames: Sequence[np.ndarray]) -> np.ndarray:
+        boxes = fn(frames)
+        return boxes[landmark_confidence(enhancer(), frames[-1], boxes) >= threshold]
+    return run
+
+
 def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     """The detectors to compare, each a function of a run of frames (only the last is used by frame detectors)."""
     from ..pipeline import PipelineConfig, auto_full_scan_every
@@ -257,6 +295,14 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     import torch
 
     cfg = PipelineConfig(device="cpu")
+    shared: list[Any] = []
+
+    def enhancer() -> Any:  # the pipeline's JASRNet, made once, for rows with conf=C
+        if not shared:
+            from ..route import RoutedEnhancer
+
+            shared.append(RoutedEnhancer(cfg.weights, "cpu", cfg.precision, cfg.batch_size, upright=cfg.upright))
+        return shared[0]
 
     def frame_detector(det: FaceDetector) -> DetectFn:
         return lambda frames: np.array([d.box for d in det.detect([frames[-1]])[0]], np.float32).reshape(-1, 4)
@@ -265,7 +311,8 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     for name in names:
         kind, _, spec = name.partition(":")
         opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv)  # min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn
-        known = {"fast": {"min", "score", "t", "det", "weights"}, "track": {"det", "weights", "start"}}.get(kind, set())
+        known = {"default": {"conf"}, "fast": {"min", "score", "t", "det", "weights", "conf"},
+                 "track": {"det", "weights", "start", "conf"}}.get(kind, set())
         if set(opts) - known:
             raise ValueError(f"{name!r}: unknown option {', '.join(sorted(set(opts) - known))} (known: "
                              f"{', '.join(sorted(known)) or 'none'})")
@@ -293,6 +340,8 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
             out[name] = run_track
         else:
             raise ValueError(f"unknown detector {name!r}")
+        if "conf" in opts:  # conf=C: keep the boxes whose mean landmark confidence is >= C
+            out[name] = gated(out[name], float(opts["conf"]), enhancer)
     return out
 
 
@@ -451,6 +500,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     gt_detector = FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.0)
     tallies: dict[tuple[str, str], Tally] = {}  # (detector, condition) -> tally; condition "raw"/"h264"/"all"
     per_clip: dict[str, Any] = {}
+    fp_crops: list[dict[str, Any]] = []  # the boxes of each --fp-crops montage, in its order
+    labels: dict[tuple, list[dict[str, Any]]] = {}  # (clip stem, scale, codec, sample) -> labelled boxes
+    for entry in (json.loads(Path(args.fp_labels).read_text())["labels"] if args.fp_labels else ()):
+        labels.setdefault((entry["clip"], entry["scale"], entry["codec"], entry["sample"]), []).append(entry)
     for clip, (scales, upsample, spans) in CLIPS.items():
         if args.clips and clip not in args.clips:
             continue
@@ -482,17 +535,22 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                             fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
                             save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
                         large = score.fp_boxes[score.fp_sizes >= args.fp_crops_min_px] if args.fp_crops else ()
+                        frame_key = {"clip": Path(clip).stem, "scale": scale, "codec": codec, "sample": k}
                         if len(large):  # every false positive >= --fp-crops-min-px, cut from the full-size frame
                             Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
                             stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
                             save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)
+                            fp_crops.append({"detector": name, **frame_key, "montage": f"{stem}.png",
+                                             "boxes": np.round(large, 2).tolist()})
+                        found_labels = (label_boxes(score.fp_boxes, labels.get(tuple(frame_key.values()), []))
+                                        if labels else ())
                         for key in ((name, codec), (name, "all"), (name, f"{clip}|x{scale}|{codec}")):
                             tally = tallies.setdefault(key, Tally())
-                            tally.add(score)
+                            tally.add(score, found_labels)
                             tally.seconds += dt
                 print(f"  x{scale} done", file=sys.stderr, flush=True)
     return {"clips": per_clip, "results": {f"{d}|{c}": t.summary() for (d, c), t in tallies.items()},
-            "settings": {k: v for k, v in vars(args).items() if k != "json"}}
+            "fp_crops": fp_crops, "settings": {k: v for k, v in vars(args).items() if k != "json"}}
 
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -512,6 +570,10 @@ def print_tables(report: dict[str, Any]) -> None:
                      if s["recall"][b[0]] is not None else "-" for b in BUCKETS]
             print(f"| {name} | {s['frames']} | " + " | ".join(cells) +
                   f" | {s['fp_per_frame']:.2f} | {s['fp_large_per_frame']:.2f} | {s['ms_per_frame']:.0f} |")
+        labelled = {name: report["results"][f"{name}|{cond}"]["fp_labels"] for name in names
+                    if report["results"].get(f"{name}|{cond}", {}).get("fp_labels")}
+        for name, counts in labelled.items():  # --fp-labels
+            print(f"false positives of {name} by label: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -524,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
                    help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME,weights=W, "
                         "track, track:det=NAME,weights=W,start=P (W: MTCNN weights, a file or a name in models/detector; "
-                        "start: the tracker's new-track score) (default: facenet before default track)")
+                        "start: the tracker's new-track score); default, fast and track also take conf=C: keep only "
+                        "boxes whose mean JASRNet landmark confidence is >= C (default: facenet before default track)")
     p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
@@ -535,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "full-size frame, as PNG montages named detector_clip_scale_codec_sample.png (for checking them by eye)")
     p.add_argument("--fp-crops-min-px", type=float, default=LARGE_FP_PX, metavar="PX",
                    help=f"smallest false positive --fp-crops cuts out, px at the tested scale (default {LARGE_FP_PX})")
+    p.add_argument("--fp-labels", metavar="FILE", help="JSON {\"labels\": [{clip, scale, codec, sample, box, label}]}: "
+                   "false positives labelled by eye (e.g. face / hand / other; boxes as in the --json's fp_crops); "
+                   "each row's false positives are counted by the label of the box they overlap (IoU >= 0.9)")
     p.add_argument("--crops", metavar="DIR", help="write PNG montages of the first sample's faces (ground truth, "
                    "missed, unmatched detections) per clip, scale and detector, for checking by eye")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
