@@ -266,8 +266,8 @@ def detector(config: Any, opts: dict[str, str]) -> FaceDetector:
 
 
 def landmark_confidence(enhancer: Any, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Mean JASRNet landmark confidence (0-1) of each box's face, cropped and routed as the pipeline does
-    (landmarks-only pass)."""
+    """Mean JASRNet landmark confidence (0-1) of each box's face, cropped around the box and routed as the
+    pipeline does (landmarks-only pass)."""
     from ..crop import CropGeometry
     from ..route import RoutedCrops, cut
 
