@@ -81,9 +81,7 @@ class ModelReplica:
 
         if threads:
             torch.set_num_threads(threads)
-        self.enhancer = RoutedEnhancer(config.weights, config.device, config.precision, config.batch_size,
-                                       sr_factor=str(config.sr_factor), backend=config.backend,
-                                       upright=config.upright)
+        self.enhancer = RoutedEnhancer.from_config(config)
         self.gather, self.expect = gather, max(1, expect)
         self._cv = threading.Condition()
         self._batcher = _Batcher(self._cv, self._forward, self._ready, 0.002)
@@ -101,8 +99,8 @@ class ModelReplica:
     def enhance(self, groups: Sequence[tuple[int, np.ndarray]] | np.ndarray,
                 want_sr: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """groups: (factor, LR faces (n, m, m, 3) RGB, uint8 or float in [0, 1]) per route, or one array of
-        16x16 faces for x8 -> (sr (N, 128, 128, 3) uint8, None unless `want_sr`, landmarks (N, 68, 2), confidence
-        (N, 68)), faces in the order given."""
+        16x16 faces for x8 -> (sr: (N, 128, 128, 3) uint8, or None unless `want_sr`; landmarks (N, 68, 2);
+        confidence (N, 68)), faces in the order given."""
         if isinstance(groups, np.ndarray):
             groups = [(8, groups)]
         return self._batcher.submit(list(groups), wants_sr=want_sr)  # _forward leaves sr None unless wanted

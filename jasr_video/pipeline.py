@@ -58,9 +58,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
-        self.enhancer = enhancer or RoutedEnhancer(cfg.weights, cfg.device, cfg.precision, cfg.batch_size,
-                                                   sr_factor=str(cfg.sr_factor), backend=cfg.backend,
-                                                   upright=cfg.upright)
+        self.enhancer = enhancer or RoutedEnhancer.from_config(cfg)
         self.margin = cfg.margin if cfg.margin is not None else self.enhancer.crop_margin
         det_device = self.enhancer.device if cfg.device != "cpu" else torch.device("cpu")
         # GPUs gain from detecting many frames per MTCNN call (docs/benchmarks.md)

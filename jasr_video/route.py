@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -137,6 +137,13 @@ class RoutedEnhancer(BatchEnhancer):
         self.routing = (f"auto: x8 only (no x4 / x2 weights for {weights})" if sr_factor == "auto" and missing
                         else sr_factor)
         self.route_counts: Counter[str] = Counter()
+
+    @classmethod
+    def from_config(cls, config: Any) -> "RoutedEnhancer":
+        """The enhancer a :class:`~jasr_video.config.PipelineConfig` asks for (weights, device, precision, batch
+        size, routing, backend, upright pass)."""
+        return cls(config.weights, config.device, config.precision, config.batch_size,
+                   sr_factor=str(config.sr_factor), backend=config.backend, upright=config.upright)
 
     def route(self, side: float) -> Route:
         """The route of a face whose crop side is ``side`` frame pixels."""

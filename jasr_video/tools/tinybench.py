@@ -35,6 +35,7 @@ Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -295,14 +296,12 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     import torch
 
     cfg = PipelineConfig(device="cpu")
-    shared: list[Any] = []
 
+    @functools.cache
     def enhancer() -> Any:  # the pipeline's JASRNet, made once, for rows with conf=C
-        if not shared:
-            from ..route import RoutedEnhancer
+        from ..route import RoutedEnhancer
 
-            shared.append(RoutedEnhancer(cfg.weights, "cpu", cfg.precision, cfg.batch_size, upright=cfg.upright))
-        return shared[0]
+        return RoutedEnhancer.from_config(cfg)
 
     def frame_detector(det: FaceDetector) -> DetectFn:
         return lambda frames: np.array([d.box for d in det.detect([frames[-1]])[0]], np.float32).reshape(-1, 4)
