@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from .config import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig, config_dict  # noqa: F401 (config_dict re-exported)
-from .crop import LR_SIZE, CropGeometry, crop_face
+from .crop import LR_SIZE
 from .detect import make_detector
 from .enhance import BatchEnhancer
 from .layout import clip_box
-from .route import RoutedCrops, RoutedEnhancer, cut
+from .route import RoutedCrops, RoutedEnhancer, cut_face
 from .smooth import make_smoother
 from .source import StreamGap, StreamInfo, VideoSource, open_source
 from .track import make_tracker
@@ -171,13 +171,11 @@ class Pipeline:
             tc = time.perf_counter()
             for face in tracked:
                 crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
-                g = CropGeometry.from_detection(crop_box, self.margin)
+                g, route, crop = cut_face(frame.image, crop_box, self.margin, route_of)
                 geoms.append(g)
-                if route_of is None:
-                    crops.append(crop_face(frame.image, g))
-                else:
-                    routes.append(route_of(g.side))
-                    crops.append(cut(frame.image, g, routes[-1]))
+                crops.append(crop)
+                if route is not None:
+                    routes.append(route)
             crop_s += time.perf_counter() - tc
         t2 = time.perf_counter()
         stats["track_s"] += t2 - t1 - crop_s - region_s

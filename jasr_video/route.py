@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +92,18 @@ class RoutedCrops:
 def cut(image: np.ndarray, geometry: CropGeometry, route: Route) -> np.ndarray:
     """The face's crop at its route's size: for x4 / x2 at about its native size (its real pixels)."""
     return crop_face(image, geometry, route.crop_px)
+
+
+def cut_face(image: np.ndarray, box: Sequence[float], margin: float,
+             route_of: Callable[[float], Route] | None = None) -> tuple[CropGeometry, Route | None, np.ndarray]:
+    """A face as the pipeline feeds it to JASRNet: the square crop around `box` (`margin` x its landmark box),
+    cut at its route's size when `route_of` (an enhancer's ``route``) is given, else at 128x128 (x8 only).
+    Returns (geometry, route or None, uint8 RGB crop)."""
+    geometry = CropGeometry.from_detection(box, margin)
+    if route_of is None:
+        return geometry, None, crop_face(image, geometry)
+    route = route_of(geometry.side)
+    return geometry, route, cut(image, geometry, route)
 
 
 class RoutedEnhancer(BatchEnhancer):

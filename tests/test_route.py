@@ -98,6 +98,23 @@ def test_routed_enhancer_keeps_order_and_batches_per_factor(routed, faces_test):
         assert np.abs(alone.sr[0].astype(int) - out.sr[i].astype(int)).max() <= 1
 
 
+def test_cut_face_cuts_at_the_route_size(routed):
+    from jasr_video.crop import CropGeometry, crop_face
+    from jasr_video.route import cut_face
+
+    image = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
+    for box, name, side in (([100, 80, 112, 94], "x8", 128), ([60, 40, 90, 76], "x4", None),
+                            ([150, 60, 240, 170], "x2-native", None)):
+        geometry, route, crop = cut_face(image, box, 1.4, routed.route)
+        assert geometry == CropGeometry.from_detection(box, 1.4)
+        assert route == routed.route(geometry.side) and route.name == name
+        assert crop.shape == (route.crop_px, route.crop_px, 3) and crop.dtype == np.uint8
+        assert side is None or route.crop_px == side
+        assert np.array_equal(crop, crop_face(image, geometry, route.crop_px))
+    geometry, route, crop = cut_face(image, [60, 40, 90, 76], 1.4)  # no router: x8's 128x128 crop
+    assert route is None and np.array_equal(crop, crop_face(image, geometry))
+
+
 def test_landmarks_only_passes_give_the_same_landmarks(routed, faces_test):
     """Faces that keep their native crop, and every face with sr=False, skip JASRNet's SR branch: their
     landmarks are those of the full pass (the SR branch feeds nothing into the heatmaps; batches of other sizes

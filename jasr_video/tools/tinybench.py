@@ -269,14 +269,11 @@ def detector(config: Any, opts: dict[str, str]) -> FaceDetector:
 def landmark_confidence(enhancer: Any, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Mean JASRNet landmark confidence (0-1) of each box's face, cropped around the box and routed as the
     pipeline does (landmarks-only pass)."""
-    from ..crop import CropGeometry
-    from ..route import RoutedCrops, cut
+    from ..route import RoutedCrops, cut_face
 
     if not len(boxes):
         return np.zeros(0)
-    geometries = [CropGeometry.from_detection(b, enhancer.crop_margin) for b in boxes]
-    routes = [enhancer.route(g.side) for g in geometries]
-    crops = [cut(image, g, r) for g, r in zip(geometries, routes)]
+    _, routes, crops = zip(*(cut_face(image, b, enhancer.crop_margin, enhancer.route) for b in boxes))
     return enhancer(RoutedCrops.from_crops(crops, routes), sr=False).confidence.mean(axis=1)
 
 
