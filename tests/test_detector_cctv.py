@@ -83,6 +83,24 @@ def test_distillation_targets_are_the_teachers_outputs_on_its_own_view():
         assert agree["faces"] > 0 and agree["faces_kept"] >= 0.97 and (agree["non_faces_rejected"] or 1.0) >= 0.97, agree
 
 
+def test_crowd_cells_pack_several_whole_faces():
+    """A crowd cell holds k x k face photos shrunk side by side: facenet's MTCNN finds several faces in it, where a
+    cell of one photo holds one."""
+    from jasr_video.tools.tune_detector import CELL, crowd_cell, load_faces
+
+    rng = np.random.default_rng(0)
+    faces = load_faces([need(FACES_TRAIN)], 24, rng)
+    detector = FaceDetector(12)
+    counts = []
+    for seed in range(4):
+        cell = crowd_cell(np.random.default_rng(seed), faces)
+        assert cell.shape == (CELL, CELL, 3) and cell.dtype == np.uint8
+        counts.append(len(detector.detect([np.ascontiguousarray(cell)])[0]))
+    assert min(counts) >= 3, counts  # 4 or 9 photos a cell; a face may be cut or turned away
+    single = [len(detector.detect([np.ascontiguousarray(f)])[0]) for f in faces[:4]]
+    assert max(single) <= 2 and sum(counts) > 2 * sum(single), (counts, single)
+
+
 def test_tune_detector_writes_weights_the_detector_loads(tmp_path):
     from jasr_video.tools.tune_detector import main
 

@@ -56,9 +56,23 @@ def load_faces(folders: list[Path], limit: int, rng: np.random.Generator) -> lis
     return images
 
 
-def make_scene(rng: np.random.Generator, faces: list[np.ndarray]) -> np.ndarray:
+def crowd_cell(rng: np.random.Generator, faces: list[np.ndarray]) -> np.ndarray:
+    """A CELL x CELL cell packed with k x k whole face photos (k = 2 or 3), each shrunk to CELL / k, so that
+    neighbouring faces nearly touch, as in a crowd."""
+    import cv2
+
+    k = int(rng.integers(2, 4))
+    side = CELL // k
+    tiles = [cv2.resize(faces[int(rng.integers(len(faces)))], (side, side), interpolation=cv2.INTER_AREA)
+             for _ in range(k * k)]
+    grid = np.vstack([np.hstack(tiles[r * k:(r + 1) * k]) for r in range(k)])
+    return grid if grid.shape[0] == CELL else cv2.resize(grid, (CELL, CELL), interpolation=cv2.INTER_LINEAR)
+
+
+def make_scene(rng: np.random.Generator, faces: list[np.ndarray], crowd_share: float = 0.0) -> np.ndarray:
     """A GRID x GRID mosaic: mostly whole face photos (a random zoom 0.5-1.0 about the centre, the rest of the
-    cell its border stretched), a quarter zoomed corners of them (hair, clothes, background: non-faces)."""
+    cell its border stretched), a quarter zoomed corners of them (hair, clothes, background: non-faces), and a
+    `crowd_share` of crowd cells (:func:`crowd_cell`; 0 draws none and leaves the random stream as it was)."""
     import cv2
 
     rows = []
@@ -66,7 +80,9 @@ def make_scene(rng: np.random.Generator, faces: list[np.ndarray]) -> np.ndarray:
         row = []
         for _ in range(GRID):
             image = faces[int(rng.integers(len(faces)))]
-            if rng.random() < 0.25:  # a corner, zoomed 2-3x: no whole face
+            if crowd_share and rng.random() < crowd_share:
+                cell = crowd_cell(rng, faces)
+            elif rng.random() < 0.25:  # a corner, zoomed 2-3x: no whole face
                 side = int(CELL / rng.uniform(2, 3))
                 x, y = (int(v) for v in rng.choice([0, CELL - side], 2))
                 cell = cv2.resize(image[y:y + side, x:x + side], (CELL, CELL), interpolation=cv2.INTER_LINEAR)
@@ -194,14 +210,15 @@ def scene_samples(nets: Nets, student: np.ndarray, teacher: np.ndarray, ratio: f
     return out
 
 
-def generate(nets: Nets, faces: list[np.ndarray], scenes: int, seed: int, log: Any = None) -> dict[str, dict[str, torch.Tensor]]:
+def generate(nets: Nets, faces: list[np.ndarray], scenes: int, seed: int, log: Any = None,
+             crowd_share: float = 0.0) -> dict[str, dict[str, torch.Tensor]]:
     import cv2
 
     rng = np.random.default_rng(seed)
     parts: dict[str, list[dict[str, torch.Tensor]]] = {"rnet": [], "onet": []}
     started = time.perf_counter()
     for k in range(scenes):
-        scene = make_scene(rng, faces)
+        scene = make_scene(rng, faces, crowd_share)
         student, factor, _ = student_view(rng, scene)
         ratio = min(TEACHER_ZOOM, factor)
         side = int(round(student.shape[0] * ratio))
@@ -374,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(or facenet's) weights")
     p.add_argument("--init", default=None,
                    help="detector weights to start from (a name in models/detector or a path; default: facenet's)")
+    p.add_argument("--crowd-share", type=float, default=0.0,
+                   help="R-/O-net scenes: share of mosaic cells packed with 2x2 or 3x3 faces, as in a crowd "
+                        "(default: 0, as the shipped mtcnn-cctv)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -429,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     refine = [stage for stage in ("rnet", "onet") if stage in args.stages]
     if refine:
         log(f"{len(faces)} face photos; R-/O-net: generating {args.scenes} + {args.val_scenes} scenes")
-        train_data = generate(nets, faces, args.scenes, args.seed + 1, log)
-        val_data = generate(nets, faces, args.val_scenes, args.seed + 2)
+        train_data = generate(nets, faces, args.scenes, args.seed + 1, log, args.crowd_share)
+        val_data = generate(nets, faces, args.val_scenes, args.seed + 2, crowd_share=args.crowd_share)
         for stage in refine:
             net = nets.student(stage)
             report["before"][stage] = agreement(net, val_data[stage])
