@@ -5,7 +5,8 @@ trained on clean photos, score them as non-faces (docs/benchmarks.md, "Tiny face
 two networks by distillation from themselves across image quality, with no face labels:
 
 - a *scene* is a mosaic of face photos with their surroundings (``faces68/train`` crops, ``faces-utk`` faces,
-  and zoomed background corners of the faces68 crops) on a 1024 x 1024 canvas;
+  and zoomed background corners of the faces68 crops) on a 1024 x 1024 canvas; ``--crowd-share`` also packs
+  cells with 2 x 2 or 3 x 3 faces, as in a crowd (tried, not shipped: models/README.md);
 - the *student view* is the scene reduced so that faces are about 8-40 px, then (mostly) degraded as CCTV
   does: a short H.264 run at 0.06-0.3 bit per pixel with a little camera motion, an H.264 intra frame at a high
   quantiser, or JPEG; a share stays clean so nothing is lost on clean video;
