@@ -39,6 +39,7 @@ import functools
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -57,6 +58,7 @@ CLIPS: dict[str, tuple[tuple[int, ...], int, tuple[tuple[int, int], ...] | None]
     "traffic_cctv_riders_360p30.mp4": ((1, 2), 2, ((110, 400), (710, 880))),
 }
 LARGE_FP_PX = 24  # false positives from this size up are counted apart (FP >= 24 px) and, with --fp-crops, cut out
+FRAME_FIELDS = ("clip", "scale", "codec", "sample")  # what names a sampled frame: --fp-labels, --json's fp_crops
 BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<12", 0.0, 12.0), ("12-16", 12.0, 16.0), ("16-24", 16.0, 24.0), ("24-32", 24.0, 32.0), (">=32", 32.0, np.inf))
 
@@ -141,12 +143,11 @@ class Tally:
     fp: int = 0
     fp_large: int = 0  # false positives of >= 24 px
     seconds: float = 0.0
-    fp_labels: dict[str, int] = field(default_factory=dict)  # false positives by their --fp-labels label
+    fp_labels: Counter[str] = field(default_factory=Counter)  # false positives by their --fp-labels label
 
     def add(self, score: FrameScore, fp_labels: Sequence[str] = ()) -> None:
         self.frames += 1
-        for label in fp_labels:
-            self.fp_labels[label] = self.fp_labels.get(label, 0) + 1
+        self.fp_labels.update(fp_labels)
         for size, ok in zip(score.gt_sizes, score.found):
             self.total[bucket_of(size)] += 1
             self.hits[bucket_of(size)] += int(ok)
@@ -499,7 +500,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     fp_crops: list[dict[str, Any]] = []  # the boxes of each --fp-crops montage, in its order
     labels: dict[tuple, list[dict[str, Any]]] = {}  # (clip stem, scale, codec, sample) -> labelled boxes
     for entry in (json.loads(Path(args.fp_labels).read_text())["labels"] if args.fp_labels else ()):
-        labels.setdefault((entry["clip"], entry["scale"], entry["codec"], entry["sample"]), []).append(entry)
+        labels.setdefault(tuple(entry[f] for f in FRAME_FIELDS), []).append(entry)
     for clip, (scales, upsample, spans) in CLIPS.items():
         if args.clips and clip not in args.clips:
             continue
@@ -531,15 +532,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                             fp = [b for b in boxes if not len(gt) or iou_matrix(b[None], gt / scale).max() < args.iou]
                             save_montage(Path(args.crops) / f"{stem}_unmatched.png", r[-1], np.array(fp).reshape(-1, 4))
                         large = score.fp_boxes[score.fp_sizes >= args.fp_crops_min_px] if args.fp_crops else ()
-                        frame_key = {"clip": Path(clip).stem, "scale": scale, "codec": codec, "sample": k}
+                        frame = (Path(clip).stem, scale, codec, k)  # named by FRAME_FIELDS
+                        frame_key = dict(zip(FRAME_FIELDS, frame))
                         if len(large):  # every false positive >= --fp-crops-min-px, cut from the full-size frame
                             Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
                             stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
                             save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)
                             fp_crops.append({"detector": name, **frame_key, "montage": f"{stem}.png",
                                              "boxes": np.round(large, 2).tolist()})
-                        found_labels = (label_boxes(score.fp_boxes, labels.get(tuple(frame_key.values()), []))
-                                        if labels else ())
+                        found_labels = label_boxes(score.fp_boxes, labels.get(frame, [])) if labels else ()
                         for key in ((name, codec), (name, "all"), (name, f"{clip}|x{scale}|{codec}")):
                             tally = tallies.setdefault(key, Tally())
                             tally.add(score, found_labels)
