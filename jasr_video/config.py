@@ -43,6 +43,9 @@ class PipelineConfig:
     # super-resolved face images; False: landmarks only (FaceResult.sr None), JASRNet skips its SR branch. The CLI
     # turns it off when no output shows SR faces (JSON / CSV only, or a video without insets)
     sr_faces: bool = True
+    # CPU (torch): batches cut into this many parts run side by side, each on its share of torch's threads
+    # (jasr_video.lanes); 0: automatic (2 with >= 2 threads), 1: off
+    lanes: int = 0
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between
     # full-frame MTCNN every N-th frame, MTCNN on regions around the tracks between; 0/1: full frame every
@@ -75,8 +78,8 @@ class PipelineConfig:
             raise ValueError("full_scan_every must be >= 0 (0 or 1: full-frame detection on every detection frame)")
         if (self.full_scan_every or 0) > 1 and self.detect_every > 1:
             raise ValueError("full_scan_every and detect_every > 1 do not combine: pick one")
-        if self.batch_size < 1 or self.frame_batch < 0:
-            raise ValueError("batch_size must be >= 1 and frame_batch >= 0 (0: automatic)")
+        if self.batch_size < 1 or self.frame_batch < 0 or self.lanes < 0:
+            raise ValueError("batch_size must be >= 1, frame_batch and lanes >= 0 (0: automatic)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be {_one_of(PRECISIONS)}")
         if self.backend not in BACKENDS:

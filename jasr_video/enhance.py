@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .lanes import cpu_lanes, run_all, split
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, TrainConfig
 from .model.inference import make_enhancer
 
@@ -40,11 +41,13 @@ class BatchEnhancer:
     Each crop is brought down to 16x16 (anti-aliased bicubic) and up x8 to 128x128 (bicubic) on the
     model's device, exactly the training protocol, inside ``FaceEnhancer.enhance``. ``upright``: the
     enhancer's tilt threshold for the landmarks' second pass (:mod:`jasr_video.model.upright`; None: as it is).
+    ``lanes``: on CPU with torch, a batch is cut into this many parts run side by side (:mod:`jasr_video.lanes`;
+    0: automatic, 1: one call over the whole batch).
     """
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
                  batch_size: int = 32, enhancer: FaceEnhancer | None = None, backend: str = "torch",
-                 upright: float | None = None) -> None:
+                 upright: float | None = None, lanes: int = 0) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.enhancer = enhancer or make_enhancer(weights, device=device, precision=precision, backend=backend)
@@ -52,6 +55,8 @@ class BatchEnhancer:
             self.enhancer.upright = upright
         self.batch_size = batch_size
         self.faces_done = 0
+        # torch only: ONNX Runtime spreads each call over its own threads
+        self.lanes = cpu_lanes(self.device, lanes) if getattr(self.enhancer, "backend", "torch") == "torch" else None
 
     @property
     def device(self) -> torch.device:
@@ -69,8 +74,19 @@ class BatchEnhancer:
         if n == 0:
             return EnhancedFaces(np.zeros((0, 128, 128, 3), np.uint8) if sr else None,
                                  np.zeros((0, 68, 2), np.float32), np.zeros((0, 68), np.float32))
+        parts = split(n, self.lanes.count if self.lanes is not None else 1)
+        done = run_all(self.lanes, lambda part: self.run_inputs(crops[part], sr, prepared), parts)
+        self.faces_done += n
+        return EnhancedFaces(np.concatenate([d[0] for d in done]) if sr else None,
+                             np.concatenate([d[1] for d in done]).astype(np.float32),
+                             np.concatenate([d[2] for d in done]).astype(np.float32))
+
+    def run_inputs(self, crops: torch.Tensor, sr: bool = True, prepared: bool = True
+                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """`crops` through the network in chunks of ``batch_size``, in the calling thread: (SR faces (N, 128, 128, 3)
+        uint8 or None, landmarks (N, 68, 2), confidence (N, 68)). ``prepared`` and ``sr`` as for ``__call__``."""
         images, lm, conf = [], [], []
-        for start in range(0, n, self.batch_size):
+        for start in range(0, int(crops.shape[0]), self.batch_size):
             chunk = crops[start:start + self.batch_size]
             if self.device.type == "cuda":
                 chunk = chunk.pin_memory()
@@ -79,6 +95,4 @@ class BatchEnhancer:
                 images.append((pred.sr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).cpu().numpy())
             lm.append(pred.landmarks.float().cpu().numpy())
             conf.append(pred.confidence.float().cpu().numpy())
-        self.faces_done += n
-        return EnhancedFaces(np.concatenate(images) if sr else None, np.concatenate(lm).astype(np.float32),
-                             np.concatenate(conf).astype(np.float32))
+        return np.concatenate(images) if sr else None, np.concatenate(lm), np.concatenate(conf)

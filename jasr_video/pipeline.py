@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -48,6 +49,18 @@ def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
 
 
 STAGES = ("decode", "detect", "track", "crop", "enhance", "smooth")  # timed in stats as "<stage>_s"
+
+
+@dataclass
+class _Batch:
+    """Frames detected and tracked, their faces cut (``Pipeline._prepare``), waiting for JASRNet."""
+
+    frames: list[Frame]
+    detections: dict[int, list[Detection]]  # full-scan detections by position in ``frames``
+    per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = field(default_factory=list)
+    geoms: list[Any] = field(default_factory=list)  # CropGeometry per face, in order
+    routes: list[Any] = field(default_factory=list)  # Route per face (routed enhancers)
+    inputs: Any = None  # RoutedCrops or a (N, 3, 128, 128) tensor; None without faces
 
 
 class Pipeline:
@@ -106,6 +119,30 @@ class Pipeline:
         self._scan_from = 0  # frame count at the last (re)start: detection frames are counted from there
         buffer: list[Frame] = []
         items = iter(src)
+        # CPU lanes (jasr_video.lanes): a batch's detection runs beside the batch before's JASRNet, so results come
+        # one batch later; not for live inputs, whose latency is kept to their frame batch
+        lanes = None if src.info.is_live else getattr(self.enhancer, "lanes", None)
+        pending: list[_Batch] = []  # at most one: detected and tracked, JASRNet not yet run
+
+        def step(frames: list[Frame]) -> Iterator[FrameResult]:
+            if lanes is None:
+                yield from self._process(frames)
+            elif not pending:
+                batch = self._prepare(frames)  # nothing to run beside it: all threads in this one
+                pending.extend([batch] if batch is not None else [])
+            else:
+                future = lanes.submit(self._prepare, frames)
+                earlier = pending.pop()
+                out = self._enhance(earlier)  # its parts run in the other lanes and in this one once it is done
+                batch = future.result()
+                pending.extend([batch] if batch is not None else [])
+                yield from self._emit(earlier, out)
+
+        def flush() -> Iterator[FrameResult]:
+            while pending:
+                earlier = pending.pop()
+                yield from self._emit(earlier, self._enhance(earlier))
+
         try:
             while True:
                 t0 = time.perf_counter()
@@ -114,6 +151,7 @@ class Pipeline:
                 if item is None:
                     break
                 if isinstance(item, StreamGap):
+                    yield from flush()
                     yield from self._process(buffer)
                     buffer = []
                     self._reset_state()  # the scene may have changed: fresh tracks and smoothing
@@ -125,10 +163,11 @@ class Pipeline:
                 buffer.append(item)
                 full = cfg.max_frames is not None and self._counter + len(buffer) >= cfg.max_frames
                 if len(buffer) >= self.frame_batch or full or self._stop.is_set():
-                    yield from self._process(buffer)
+                    yield from step(buffer)
                     buffer = []
                 if full or self._stop.is_set():
                     break
+            yield from flush()  # frames already detected are always finished
             if not self._stop.is_set():
                 yield from self._process(buffer)
         finally:
@@ -136,8 +175,15 @@ class Pipeline:
                 src.close()
 
     def _process(self, frames: Sequence[Frame]) -> Iterator[FrameResult]:
+        """Detect, track, enhance and smooth `frames` in the calling thread."""
+        batch = self._prepare(frames)
+        if batch is not None:
+            yield from self._emit(batch, self._enhance(batch))
+
+    def _prepare(self, frames: Sequence[Frame]) -> "_Batch | None":
+        """Detection, tracking and crops of `frames` (the tracker's state moves on; None: no frames)."""
         if not frames:
-            return
+            return None
         cfg = self.config
         stats = self.stats
         regions = self.full_scan_every > 1  # frames between full scans: MTCNN on regions around the tracks
@@ -149,9 +195,9 @@ class Pipeline:
         stats["detect_s"] += t1 - t0
         self._counter += len(frames)
 
-        per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = []
-        crops, geoms, routes = [], [], []
+        batch = _Batch(list(frames), detections)
         route_of = getattr(self.enhancer, "route", None)  # None: a plain (x8) BatchEnhancer
+        crops = []
         crop_s = region_s = 0.0
         for i, frame in enumerate(frames):
             dets = detections.get(i)
@@ -166,34 +212,41 @@ class Pipeline:
                 boxes = np.array([d.box for d in dets], np.float32).reshape(-1, 4)
                 tracked = self.tracker.update(boxes, [d.score for d in dets])
                 self.stats["detections"] += len(dets)
-            lost = list(self.tracker.lost)
-            per_frame.append((tracked, dets, lost))
+            batch.per_frame.append((tracked, dets, list(self.tracker.lost)))
             tc = time.perf_counter()
             for face in tracked:
                 crop_box = face.filtered if cfg.stable_crops and face.filtered is not None else face.box
                 g, route, crop = cut_face(frame.image, crop_box, self.margin, route_of)
-                geoms.append(g)
+                batch.geoms.append(g)
                 crops.append(crop)
                 if route is not None:
-                    routes.append(route)
+                    batch.routes.append(route)
             crop_s += time.perf_counter() - tc
         t2 = time.perf_counter()
         stats["track_s"] += t2 - t1 - crop_s - region_s
         stats["detect_s"] += region_s
-        if crops and routes:
-            batch = RoutedCrops.from_crops(crops, routes)
+        if crops and batch.routes:
+            batch.inputs = RoutedCrops.from_crops(crops, batch.routes)
         elif crops:
-            batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-        t3 = time.perf_counter()
-        stats["crop_s"] += crop_s + t3 - t2
-        if crops:
-            out = self.enhancer(batch, sr=cfg.sr_faces)
-        t4 = time.perf_counter()
-        stats["enhance_s"] += t4 - t3
+            batch.inputs = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        stats["crop_s"] += crop_s + time.perf_counter() - t2
+        return batch
 
+    def _enhance(self, batch: "_Batch") -> Any:
+        """JASRNet on the batch's faces (an EnhancedFaces; None without faces)."""
+        t3 = time.perf_counter()
+        out = self.enhancer(batch.inputs, sr=self.config.sr_faces) if batch.inputs is not None else None
+        self.stats["enhance_s"] += time.perf_counter() - t3
+        return out
+
+    def _emit(self, batch: "_Batch", out: Any) -> Iterator[FrameResult]:
+        """The batch's FrameResults: landmarks to frame pixels, smoothed per track."""
+        cfg = self.config
+        stats = self.stats
+        geoms, routes = batch.geoms, batch.routes
         k = 0
-        for i, frame in enumerate(frames):
-            tracked, dets, lost = per_frame[i]
+        for i, frame in enumerate(batch.frames):
+            tracked, dets, lost = batch.per_frame[i]
             faces: list[FaceResult] = []
             t4 = time.perf_counter()
             for face in tracked:
@@ -222,7 +275,7 @@ class Pipeline:
             self.stats["faces"] += len(faces)
             self.stats["frames"] += 1
             stats["smooth_s"] += time.perf_counter() - t4
-            scan = "full" if i in detections else "regions" if dets is not None else "none"
+            scan = "full" if i in batch.detections else "regions" if dets is not None else "none"
             yield FrameResult(frame.index, frame.pts, frame.image, faces, dets is not None, frame.stream, lost, scan)
 
     def stage_seconds(self) -> dict[str, float]:

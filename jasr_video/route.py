@@ -17,6 +17,7 @@ import torch
 
 from .crop import CropGeometry, crop_face
 from .enhance import BatchEnhancer, EnhancedFaces
+from .lanes import run_all, split
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
 from .model.config import HR_SIZE
 from .model.data import upsample
@@ -119,8 +120,8 @@ class RoutedEnhancer(BatchEnhancer):
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
                  batch_size: int = 32, sr_factor: str = "auto", weights_x4: str | None = None,
                  weights_x2: str | None = None, enhancer: FaceEnhancer | None = None, backend: str = "torch",
-                 upright: float | None = None) -> None:
-        super().__init__(weights, device, precision, batch_size, enhancer, backend, upright)
+                 upright: float | None = None, lanes: int = 0) -> None:
+        super().__init__(weights, device, precision, batch_size, enhancer, backend, upright, lanes)
         sr_factor = str(sr_factor)
         if sr_factor not in MODES:
             raise ValueError(f"sr_factor must be one of {', '.join(MODES)}, not {sr_factor!r}")
@@ -138,7 +139,8 @@ class RoutedEnhancer(BatchEnhancer):
             if name is None:
                 missing.append(factor)
                 continue
-            other = BatchEnhancer(name, str(self.device), precision, batch_size, backend=backend, upright=upright)
+            other = BatchEnhancer(name, str(self.device), precision, batch_size, backend=backend, upright=upright,
+                                  lanes=lanes)
             got, self.ranges[factor] = _factor_and_range(other.enhancer)
             if got != factor:
                 raise ValueError(f"{name}: weights for x{got}, not x{factor}")
@@ -153,9 +155,10 @@ class RoutedEnhancer(BatchEnhancer):
     @classmethod
     def from_config(cls, config: Any) -> "RoutedEnhancer":
         """The enhancer a :class:`~jasr_video.config.PipelineConfig` asks for (weights, device, precision, batch
-        size, routing, backend, upright pass)."""
+        size, routing, backend, upright pass, lanes)."""
         return cls(config.weights, config.device, config.precision, config.batch_size,
-                   sr_factor=str(config.sr_factor), backend=config.backend, upright=config.upright)
+                   sr_factor=str(config.sr_factor), backend=config.backend, upright=config.upright,
+                   lanes=config.lanes)
 
     def route(self, side: float) -> Route:
         """The route of a face whose crop side is ``side`` frame pixels."""
@@ -172,15 +175,18 @@ class RoutedEnhancer(BatchEnhancer):
         confidence = np.empty((n, 68), np.float32)
         factors = np.array([r.sr_factor for r in crops.routes], int)
         wants_sr = np.array([sr and crops.native[i] is None for i in range(n)], bool)
-        for factor in sorted(set(factors.tolist()), reverse=True):  # one batch per factor and need of SR
+        jobs = []  # (enhancer, face indices, SR wanted): one batch per factor and need of SR, cut for the lanes
+        for factor in sorted(set(factors.tolist()), reverse=True):
             for need in (True, False):
                 index = np.flatnonzero((factors == factor) & (wants_sr == need))
-                if len(index) == 0:
-                    continue
-                out = BatchEnhancer.__call__(self.by_factor[factor], crops.inputs[torch.from_numpy(index)], True, need)
-                landmarks[index], confidence[index] = out.landmarks, out.confidence
-                if need:
-                    images[index] = out.sr
+                for part in split(len(index), self.lanes.count if self.lanes is not None else 1):
+                    jobs.append((self.by_factor[factor], index[part], need))
+        outs = run_all(self.lanes, lambda job: job[0].run_inputs(crops.inputs[torch.from_numpy(job[1])], job[2]), jobs)
+        for (enhancer, index, need), (faces, lm, conf) in zip(jobs, outs):
+            landmarks[index], confidence[index] = lm, conf
+            if need:
+                images[index] = faces
+            enhancer.faces_done += len(index)
         if images is not None:
             for i, image in enumerate(crops.native):
                 if image is not None:

@@ -120,6 +120,7 @@ class FaceEnhancer:
     """
 
     upright: float = DEFAULT_UPRIGHT_DEGREES
+    backend = "torch"
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "fp32",
                  model: JASRNet | None = None, checkpoint: dict | None = None) -> None:

@@ -22,7 +22,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   default precision is not fp32), ``bf16`` (JASRNet in bf16, when the default is int8), ``detector-reduced``
   (run name ``detector-bf16`` on CPU, ``detector-fp16`` on CUDA: MTCNN's P-net in reduced precision),
   ``reference-mtcnn`` (facenet-pytorch's own MTCNN code in the pipeline), ``threaded-sinks`` (annotation and
-  encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`).
+  encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`), ``one-lane`` (``lanes=1``: no CPU
+  lanes, :mod:`jasr_video.lanes`; every stage runs in the pipeline's thread on all torch threads).
 
 ``--streams N ...``: N copies of the clip at once in one process (:func:`run_streams`).
 
@@ -62,7 +63,8 @@ DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
 STRICT_START = 0.9  # the strict-starts variant's new_track_score
 VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
-            "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks")
+            "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks",
+            "one-lane")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
 
 
@@ -232,7 +234,8 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
                             "detector": "facenet detect_face" if use_reference_detector else "fast MTCNN",
                             "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
-                            "frame_batch": pipeline.frame_batch, "precision": pipeline.enhancer.enhancer.precision,
+                            "frame_batch": pipeline.frame_batch,
+                            "lanes": getattr(pipeline.enhancer.lanes, "count", 1), "precision": pipeline.enhancer.enhancer.precision,
                             "min_face_size": config.min_face_size, "threaded_sinks": threaded_sinks})
     with open_source(str(clip), loop=True) as src:
         sinks = _make_sinks(src.info, clip, out_dir, name, video)
@@ -402,7 +405,8 @@ def print_report(report: dict[str, Any]) -> None:
                           f"{r['peak_rss_mb']:.0f}" + (f" / {r['peak_cuda_mb']:.0f} GPU" if "peak_cuda_mb" in r else ""))
         console.print(table)
         console.print("stage columns: ms per frame (decode: waiting for the decode thread; with threaded-sinks the "
-                      "annotate/encode/json times overlap the other stages)")
+                      "annotate/encode/json times overlap the other stages; with CPU lanes (all CPU runs but one-lane) detect, "
+                      "track and crop overlap enhance)")
         for r in runs:
             by_size = r.get("vs_baseline", {}).get("by_size")
             if by_size:
@@ -522,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    replace(config, detector_precision=reduced), d, warmup=args.warmup),
         "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config, d, warmup=args.warmup,
                                                   use_reference_detector=True),
+        "one-lane": lambda d: run_pipeline("one-lane", clip, args.frames, replace(config, lanes=1), d,
+                                           warmup=args.warmup, keep_outputs=True),
         "threaded-sinks": lambda d: run_pipeline("threaded-sinks", clip, args.frames, config, d, threaded_sinks=True,
                                                  warmup=args.warmup),
     }

@@ -1,0 +1,101 @@
+"""CPU lanes: parts of a batch side by side on their own torch threads; the pipeline's results unchanged."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import need, CLIP
+from jasr_video.lanes import Lanes, cpu_lanes, run_all, split
+
+
+@pytest.fixture
+def two_threads():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(saved)
+
+
+def test_split_cuts_consecutive_near_equal_parts():
+    assert split(10, 3) == [slice(0, 3), slice(3, 7), slice(7, 10)]
+    assert split(4, 2) == [slice(0, 2), slice(2, 4)]
+    assert split(1, 2) == [slice(0, 1)]  # never an empty part
+    assert split(0, 2) == []
+    assert split(5, 1) == [slice(0, 5)]
+
+
+def test_lanes_keep_order_and_the_callers_thread_count(two_threads):
+    lanes = Lanes(2, 1)
+    try:
+        def probe(i: int) -> tuple[int, int, str]:
+            return i, torch.get_num_threads(), threading.current_thread().name
+
+        out = lanes.map(probe, list(range(6)))
+        assert [o[0] for o in out] == list(range(6))
+        assert all(o[1] == 1 and o[2].startswith("jasr-lane") for o in out)  # each lane on its own one thread
+        assert lanes.submit(probe, 7).result()[1] == 1
+        assert torch.get_num_threads() == 2  # the caller's count as it was
+        later: list[int] = []  # a thread started afterwards gets torch's setting as it was, not the lanes' 1
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert later == [2]
+        assert run_all(None, lambda x: x * 2, [1, 2]) == [2, 4]  # without lanes: inline
+    finally:
+        lanes.close()
+
+
+def test_cpu_lanes_only_on_a_cpu_with_threads_to_share(two_threads):
+    assert cpu_lanes("cpu").count == 2 and cpu_lanes("cpu").threads_each == 1
+    assert cpu_lanes("cpu") is cpu_lanes("cpu", 2)  # one shared pool per shape
+    assert cpu_lanes("cpu", 1) is None
+    assert cpu_lanes("cuda") is None
+    torch.set_num_threads(1)
+    assert cpu_lanes("cpu") is None
+    with pytest.raises(ValueError):
+        Lanes(1)
+
+
+def _faces(results):
+    return [(r.index, [(f.track_id, f.detected, f.box, f.landmarks_raw, f.landmarks_smoothed, f.landmark_confidence,
+                        f.sr) for f in r.faces]) for r in results]
+
+
+def test_pipeline_with_lanes_gives_the_same_results(two_threads):
+    """Lanes on (detection of a batch beside the JASRNet of the batch before, JASRNet batches cut in parts) and
+    off: the same frames in order, the same tracks; boxes, landmarks and SR faces equal up to float rounding."""
+    from jasr_video import Pipeline, PipelineConfig
+
+    need(CLIP)
+    config = PipelineConfig(max_frames=10)  # CPU: batches of 4, 4 and 2 frames (the last one flushed at the end)
+    with_lanes = Pipeline(config)
+    assert with_lanes.enhancer.lanes is not None and with_lanes.enhancer.lanes.count == 2
+    got = _faces(with_lanes.run(str(CLIP)))
+    want = _faces(Pipeline(PipelineConfig(max_frames=10, lanes=1)).run(str(CLIP)))
+    assert [g[0] for g in got] == [w[0] for w in want] == list(range(10))
+    assert sum(len(g[1]) for g in got) >= 20  # the clip's faces were found, so the comparison means something
+    for (_, faces_got), (_, faces_want) in zip(got, want):
+        assert len(faces_got) == len(faces_want)
+        for a, b in zip(faces_got, faces_want):
+            assert a[:2] == b[:2]
+            for x, y in zip(a[2:6], b[2:6]):  # detection on one thread vs two: sums in another order
+                np.testing.assert_allclose(x, y, atol=1e-2)
+            assert np.abs(a[6].astype(int) - b[6].astype(int)).max() <= 1
+    assert with_lanes.stats["frames"] == 10
+
+
+def test_stop_with_lanes_finishes_every_frame_already_detected(two_threads):
+    from jasr_video import Pipeline, PipelineConfig
+
+    need(CLIP)
+    pipeline = Pipeline(PipelineConfig(max_frames=40))
+    results = []
+    for result in pipeline.run(str(CLIP)):
+        results.append(result.index)
+        if len(results) == 1:
+            pipeline.stop()
+    assert results == list(range(len(results)))
+    assert 1 < len(results) < 40 and len(results) == pipeline._counter  # nothing detected and tracked was dropped
