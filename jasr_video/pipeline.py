@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -79,6 +80,7 @@ class Pipeline:
         self.detector: Detector = detector or make_detector(cfg, det_device)
         self.full_scan_every = auto_full_scan_every(cfg, det_device)
         self._stop = threading.Event()
+        self._waiter: ThreadPoolExecutor | None = None
         self.info: StreamInfo | None = None
         self.source: VideoSource | None = None
         self.stats: dict[str, Any] = {}
@@ -119,29 +121,39 @@ class Pipeline:
         self._scan_from = 0  # frame count at the last (re)start: detection frames are counted from there
         buffer: list[Frame] = []
         items = iter(src)
-        # CPU lanes (jasr_video.lanes): a batch's detection runs beside the batch before's JASRNet, so results come
-        # one batch later; not for live inputs, whose latency is kept to their frame batch
+        # CPU lanes (jasr_video.lanes): while the caller writes a batch's results, the next batch's JASRNet and the
+        # one after's detection run in the lanes, so results come two batches later; not for live inputs, whose
+        # latency is kept to their frame batch
         lanes = None if src.info.is_live else getattr(self.enhancer, "lanes", None)
-        pending: list[_Batch] = []  # at most one: detected and tracked, JASRNet not yet run
+        prepared: list[_Batch] = []  # at most one: detected and tracked, JASRNet not yet run
+        enhanced: list[tuple[_Batch, Any]] = []  # at most one: JASRNet done, results not yet given out
 
         def step(frames: list[Frame]) -> Iterator[FrameResult]:
             if lanes is None:
                 yield from self._process(frames)
-            elif not pending:
-                batch = self._prepare(frames)  # nothing to run beside it: all threads in this one
-                pending.extend([batch] if batch is not None else [])
-            else:
-                future = lanes.submit(self._prepare, frames)
-                earlier = pending.pop()
-                out = self._enhance(earlier)  # its parts run in the other lanes and in this one once it is done
-                batch = future.result()
-                pending.extend([batch] if batch is not None else [])
-                yield from self._emit(earlier, out)
+                return
+            if not prepared and not enhanced:
+                prepared.extend(b for b in [self._prepare(frames)] if b is not None)  # all threads in this one
+                return
+            detecting = lanes.submit(self._prepare, frames)  # first in the lanes' queue: the longest chain
+            batch = prepared.pop() if prepared else None
+            enhancing = self._background().submit(self._enhance, batch) if batch is not None else None
+            try:
+                while enhanced:  # the caller's sinks run here, beside the two above
+                    yield from self._emit(*enhanced.pop())
+            finally:  # also when the caller stops iterating: nothing may run on after this generator
+                out = enhancing.result() if enhancing is not None else None
+                later = detecting.result()
+            if batch is not None:
+                enhanced.append((batch, out))
+            prepared.extend(b for b in [later] if b is not None)
 
         def flush() -> Iterator[FrameResult]:
-            while pending:
-                earlier = pending.pop()
-                yield from self._emit(earlier, self._enhance(earlier))
+            while enhanced:
+                yield from self._emit(*enhanced.pop())
+            while prepared:
+                batch = prepared.pop()
+                yield from self._emit(batch, self._enhance(batch))
 
         try:
             while True:
@@ -173,6 +185,12 @@ class Pipeline:
         finally:
             if own:
                 src.close()
+
+    def _background(self) -> ThreadPoolExecutor:
+        """One thread that waits on JASRNet's lanes while the pipeline's own thread gives out results."""
+        if self._waiter is None:
+            self._waiter = ThreadPoolExecutor(1, thread_name_prefix="jasr-enhance")
+        return self._waiter
 
     def _process(self, frames: Sequence[Frame]) -> Iterator[FrameResult]:
         """Detect, track, enhance and smooth `frames` in the calling thread."""

@@ -99,3 +99,22 @@ def test_stop_with_lanes_finishes_every_frame_already_detected(two_threads):
             pipeline.stop()
     assert results == list(range(len(results)))
     assert 1 < len(results) < 40 and len(results) == pipeline._counter  # nothing detected and tracked was dropped
+
+
+def test_leaving_a_run_early_leaves_nothing_running(two_threads):
+    """A caller that stops iterating (closes the generator) while the lanes detect and enhance later batches: the
+    run waits for them, so the pipeline's state is final and the next run starts clean."""
+    import time
+
+    from jasr_video import Pipeline, PipelineConfig
+
+    need(CLIP)
+    pipeline = Pipeline(PipelineConfig(max_frames=40))
+    run = pipeline.run(str(CLIP))
+    next(run)
+    run.close()
+    counter = pipeline._counter
+    time.sleep(2.0)  # a detection still running in a lane would move the counter on
+    assert pipeline._counter == counter
+    pipeline.config.max_frames = 6
+    assert [r.index for r in pipeline.run(str(CLIP))] == list(range(6))
