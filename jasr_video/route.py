@@ -17,7 +17,7 @@ import torch
 
 from .crop import CropGeometry, crop_face
 from .enhance import BatchEnhancer, EnhancedFaces
-from .lanes import run_all, split
+from .lanes import run_all
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
 from .model.config import HR_SIZE
 from .model.data import upsample
@@ -179,7 +179,7 @@ class RoutedEnhancer(BatchEnhancer):
         for factor in sorted(set(factors.tolist()), reverse=True):
             for need in (True, False):
                 index = np.flatnonzero((factors == factor) & (wants_sr == need))
-                for part in split(len(index), self.lanes.count if self.lanes is not None else 1):
+                for part in self.parts(len(index)):
                     jobs.append((self.by_factor[factor], index[part], need))
         outs = run_all(self.lanes, lambda job: job[0].run_inputs(crops.inputs[torch.from_numpy(job[1])], job[2]), jobs)
         for (enhancer, index, need), (faces, lm, conf) in zip(jobs, outs):
