@@ -13,7 +13,7 @@ from .model import DEFAULT_WEIGHTS, FaceEnhancer, TrainConfig
 from .model.inference import make_enhancer
 
 # faces per part when a batch is cut for the lanes: parts small enough to keep every lane busy while another runs
-# detection, large enough to batch (one thread: 2-4 faces a forward cost about what 8 do per face, 1 face ~20 % more)
+# detection, large enough that each forward is still a batch
 LANE_PART_FACES = 4
 
 

@@ -1,11 +1,12 @@
 """CPU lanes: independent parts of one batch run side by side, each on its own share of torch's threads.
 
 On a CPU, torch splits every operation over its threads, and part of each operation's time goes to starting
-and joining them; for MTCNN's small convolutions and for JASRNet at the batch sizes of a few frames that part is
-large (docs/benchmarks.md, "Lanes"). :class:`Lanes` runs independent parts instead (halves of a face batch,
-P-net strips, R-/O-net crop batches) in a small thread pool whose threads each use ``threads // count`` torch
-threads, so the cores stay busy with fewer joins. The results are the same as one call over the whole batch
-(each part is computed by the same network on the same inputs).
+and joining them, most for MTCNN's small convolutions and for JASRNet at the batch sizes of a few frames.
+:class:`Lanes` runs independent work side by side instead, in a small thread pool whose threads each use
+``threads // count`` torch threads: the pipeline's detection and tracking of one batch of frames beside the
+JASRNet parts of the batch before (:class:`~jasr_video.pipeline.Pipeline`), and parts of a face batch
+(:class:`~jasr_video.enhance.BatchEnhancer`). Each part is computed by the same network on the same inputs, so
+the results are those of one call over the whole batch, up to float rounding (docs/benchmarks.md, "CPU lanes").
 
 Lane threads set their own OpenMP thread count; the calling thread's count, and torch's setting for threads
 started later, are restored as they were.

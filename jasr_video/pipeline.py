@@ -10,8 +10,14 @@
 the source's :class:`~jasr_video.source.StreamGap` events of live streams). Frames are gathered in
 small groups (``frame_batch``) so MTCNN and JASRNet run batched across frames.
 
+On a CPU with 2 or more torch threads (``PipelineConfig.lanes``, :mod:`jasr_video.lanes`), a file's frames go
+through in three overlapping steps: while the caller handles one batch's results, JASRNet runs on the next
+batch and detection and tracking on the one after, each on its share of the threads; results come out in the
+same order, two batches later. Live inputs keep one step at a time (their latency stays one frame batch).
+
 Per-stage wall-clock seconds of the last run are in :meth:`Pipeline.stage_seconds` (decode: waiting for
-the source's decode thread; detect, track, crop, enhance, smooth); ``python -m jasr_video.bench`` uses them.
+the source's decode thread; detect, track, crop, enhance, smooth; with lanes the stages overlap, so they add up
+to more than the run); ``python -m jasr_video.bench`` uses them.
 """
 from __future__ import annotations
 
