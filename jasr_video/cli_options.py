@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{d.frame_batch}: 16 on CUDA, 4 on CPU; live inputs {LIVE_FRAME_BATCH})")
     model.add_argument("--threads", type=_positive, help="CPU threads for torch (default: torch's choice)")
     model.add_argument("--lanes", type=_non_negative, default=d.lanes, metavar="N",
-                       help="CPU: cut each detector and JASRNet batch into N parts run side by side, each on its share "
-                            "of the threads (fewer thread joins, same results); 1: off (default 0: 2 with 2 or more "
+                       help="CPU: N lanes, each on its share of the torch threads: a video file's detection runs beside "
+                            "JASRNet on the frames before, and JASRNet batches are cut into parts run side by side "
+                            "(same results, results 2 frame batches later); 1: off (default 0: 2 lanes with 2 or more "
                             "threads)")
     det = p.add_argument_group("detection and tracking")
     det.add_argument("--detect-every", type=_positive, default=d.detect_every, metavar="N", help="run MTCNN on every "

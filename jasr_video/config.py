@@ -43,8 +43,8 @@ class PipelineConfig:
     # super-resolved face images; False: landmarks only (FaceResult.sr None), JASRNet skips its SR branch. The CLI
     # turns it off when no output shows SR faces (JSON / CSV only, or a video without insets)
     sr_faces: bool = True
-    # CPU (torch): batches cut into this many parts run side by side, each on its share of torch's threads
-    # (jasr_video.lanes); 0: automatic (2 with >= 2 threads), 1: off
+    # CPU (torch): lanes, each on its share of torch's threads (jasr_video.lanes): a file's detection beside JASRNet
+    # on the frames before, JASRNet batches in parts side by side; 0: automatic (2 with >= 2 threads), 1: off
     lanes: int = 0
     frame_batch: int = 0  # frames gathered per step (MTCNN and JASRNet batch across them); 0: 16 on CUDA, 4 on CPU
     detect_every: int = 1  # run MTCNN on every N-th frame; Kalman prediction in between

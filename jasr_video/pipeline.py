@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -147,9 +147,10 @@ class Pipeline:
             try:
                 while enhanced:  # the caller's sinks run here, beside the two above
                     yield from self._emit(*enhanced.pop())
-            finally:  # also when the caller stops iterating: nothing may run on after this generator
-                out = enhancing.result() if enhancing is not None else None
-                later = detecting.result()
+            finally:  # also when the caller stops iterating or one of them fails: nothing runs on after this
+                wait([f for f in (detecting, enhancing) if f is not None])
+            out = enhancing.result() if enhancing is not None else None
+            later = detecting.result()
             if batch is not None:
                 enhanced.append((batch, out))
             prepared.extend(b for b in [later] if b is not None)

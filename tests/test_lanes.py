@@ -118,3 +118,34 @@ def test_leaving_a_run_early_leaves_nothing_running(two_threads):
     assert pipeline._counter == counter
     pipeline.config.max_frames = 6
     assert [r.index for r in pipeline.run(str(CLIP))] == list(range(6))
+
+
+def test_cli_with_lanes_writes_what_one_lane_writes(tmp_path):
+    """The CLI on 2 threads (lanes on) and with --lanes 1: the same video frames and JSON Lines records (frames,
+    tracks, detected flags; boxes and landmarks up to float rounding)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from video_utils import make_clip, probe
+
+    need(CLIP)
+    clip = make_clip(CLIP, tmp_path / "clip.mp4", frames=14, width=960)
+    rows = {}
+    for name, extra in (("lanes", []), ("one", ["--lanes", "1"])):
+        out = tmp_path / name
+        out.mkdir()
+        r = subprocess.run([sys.executable, "-m", "jasr_video.cli", str(clip), "--out", str(out / "a.mp4"), "--json",
+                            str(out / "a.jsonl"), "--threads", "2", "--quiet", *extra], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parents[1], env=dict(os.environ), timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert probe(out / "a.mp4")["frames"] == 14
+        rows[name] = [json.loads(line) for line in (out / "a.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in rows["lanes"]] == [r["frame"] for r in rows["one"]] == list(range(14))
+    assert sum(len(r["faces"]) for r in rows["lanes"]) >= 14
+    for a, b in zip(rows["lanes"], rows["one"]):
+        assert [(f["track_id"], f["detected"]) for f in a["faces"]] == [(f["track_id"], f["detected"]) for f in b["faces"]]
+        for fa, fb in zip(a["faces"], b["faces"]):
+            np.testing.assert_allclose(fa["box"], fb["box"], atol=0.02)
