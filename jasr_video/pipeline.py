@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from .config import AUTO_FULL_SCAN_EVERY_CPU, PipelineConfig, config_dict  # noqa: F401 (config_dict re-exported)
-from .crop import LR_SIZE
+from .crop import LR_SIZE, CropGeometry
 from .detect import make_detector
 from .enhance import BatchEnhancer
 from .layout import clip_box
+from .model.routing import Route
 from .route import RoutedCrops, RoutedEnhancer, cut_face
 from .smooth import make_smoother
 from .source import StreamGap, StreamInfo, VideoSource, open_source
@@ -65,8 +66,8 @@ class _Batch:
     frames: list[Frame]
     detections: dict[int, list[Detection]]  # full-scan detections by position in ``frames``
     per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = field(default_factory=list)
-    geoms: list[Any] = field(default_factory=list)  # CropGeometry per face, in order
-    routes: list[Any] = field(default_factory=list)  # Route per face (routed enhancers)
+    geoms: list[CropGeometry] = field(default_factory=list)  # per face, in order
+    routes: list[Route] = field(default_factory=list)  # per face (routed enhancers; empty otherwise)
     inputs: Any = None  # RoutedCrops or a (N, 3, 128, 128) tensor; None without faces
 
 
