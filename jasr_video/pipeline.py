@@ -132,35 +132,32 @@ class Pipeline:
         # one after's detection run in the lanes, so results come two batches later; not for live inputs, whose
         # latency is kept to their frame batch
         lanes = None if src.info.is_live else getattr(self.enhancer, "lanes", None)
-        prepared: list[_Batch] = []  # at most one: detected and tracked, JASRNet not yet run
-        enhanced: list[tuple[_Batch, Any]] = []  # at most one: JASRNet done, results not yet given out
+        prepared: _Batch | None = None  # detected and tracked, JASRNet not yet run
+        enhanced: tuple[_Batch, Any] | None = None  # JASRNet done, results not yet given out
 
         def step(frames: list[Frame]) -> Iterator[FrameResult]:
+            nonlocal prepared, enhanced
             if lanes is None:
                 yield from self._process(frames)
                 return
-            if not prepared and not enhanced:
-                prepared.extend(b for b in [self._prepare(frames)] if b is not None)  # all threads in this one
+            if prepared is None:  # nothing in flight to run beside: all threads in this one
+                prepared = self._prepare(frames)
                 return
             detecting = lanes.submit(self._prepare, frames)  # first in the lanes' queue: the longest chain
-            batch = prepared.pop() if prepared else None
-            enhancing = self._background().submit(self._enhance, batch) if batch is not None else None
+            enhancing = self._background().submit(self._enhance, prepared)
             try:
-                while enhanced:  # the caller's sinks run here, beside the two above
-                    yield from self._emit(*enhanced.pop())
+                if enhanced is not None:  # the caller's sinks run here, beside the two above
+                    yield from self._emit(*enhanced)
             finally:  # also when the caller stops iterating or one of them fails: nothing runs on after this
-                wait([f for f in (detecting, enhancing) if f is not None])
-            out = enhancing.result() if enhancing is not None else None
-            later = detecting.result()
-            if batch is not None:
-                enhanced.append((batch, out))
-            prepared.extend(b for b in [later] if b is not None)
+                wait([detecting, enhancing])
+            enhanced, prepared = (prepared, enhancing.result()), detecting.result()
 
         def flush() -> Iterator[FrameResult]:
-            while enhanced:
-                yield from self._emit(*enhanced.pop())
-            while prepared:
-                batch = prepared.pop()
+            nonlocal prepared, enhanced
+            done, batch, enhanced, prepared = enhanced, prepared, None, None
+            if done is not None:
+                yield from self._emit(*done)
+            if batch is not None:
                 yield from self._emit(batch, self._enhance(batch))
 
         try:
