@@ -112,7 +112,25 @@ def test_false_positives_take_the_label_of_the_box_they_overlap():
     tally = Tally()
     tally.add(score_frame(np.zeros((0, 4)), np.array([[0, 0, 10, 10], [50, 50, 60, 60]])), ["hand", "unlabelled"])
     tally.add(score_frame(np.zeros((0, 4)), np.array([[0, 0, 10, 10]])), ["hand"])
-    assert tally.summary()["fp_labels"] == {"hand": 2, "unlabelled": 1} and tally.fp == 3
+    tally.add(score_frame(np.zeros((0, 4)), np.array([[0, 0, 30, 30], [0, 0, 10, 10]])), ["face", "hand"])
+    assert tally.summary()["fp_labels"] == {"hand": 3, "unlabelled": 1, "face": 1} and tally.fp == 5
+    assert tally.summary()["fp_large_labels"] == {"face": 1}  # only the 30 px box is >= 24 px
+
+
+def test_montage_tiles_keep_the_box_in_place_and_black_out_what_lies_outside_the_frame(tmp_path):
+    import cv2
+
+    from jasr_video.tinybench import save_montage
+
+    image = np.full((100, 100, 3), 200, np.uint8)
+    save_montage(tmp_path / "edge.png", image, np.array([[-10, 40, 10, 60]]), tile=40, columns=1, context=1.0)
+    tile = cv2.imread(str(tmp_path / "edge.png"))
+    assert tile.shape == (40, 40, 3)
+    assert (tile[:, :19] == 0).all() and (tile[:, 21:] == 200).all()  # the half left of the frame stays black
+    save_montage(tmp_path / "context.png", image, np.array([[40, 40, 60, 60]]), tile=60, columns=1, context=3.0)
+    tile = cv2.imread(str(tmp_path / "context.png"))[..., ::-1]  # RGB
+    assert (tile[20, 20:40] == (255, 0, 0)).all() and (tile[30, 30] == 200).all()  # the box outlined, in the middle
+    assert (tile[5, 5] == 200).all()  # its surroundings shown
 
 
 def test_landmark_confidence_gate_keeps_real_faces_and_drops_a_blank_box(faces_test):

@@ -27,8 +27,9 @@ and routed as the pipeline does, is >= C). ``track``
 runs the pipeline's detection and tracking (:func:`follow`: full scan on the first frame of each run, regions
 around the tracks after, as the CPU default) over the run of frames before each sample and scores the boxes it
 reports on the sample. ``--fp-crops`` writes every false positive of >= 24 px (``--fp-crops-min-px``), cut from the
-full-size frame, for checking by eye whether it is a face the ground truth misses (their boxes are in ``--json``'s
-``fp_crops``); ``--fp-labels FILE`` then counts each row's false positives by the label given by eye to each box.
+full-size frame with its surroundings (3x the box, the box outlined), for checking by eye whether it is a face the
+ground truth misses (their boxes are in ``--json``'s ``fp_crops``); ``--fp-labels FILE`` then counts each row's false
+positives by the label given by eye to each box, of every size and of >= 24 px.
 
 Length: one benchmark (frames, ground truth, scoring, id metrics, tables) in one file, a tool outside the library.
 """
@@ -58,6 +59,7 @@ CLIPS: dict[str, tuple[tuple[int, ...], int, tuple[tuple[int, int], ...] | None]
     "traffic_cctv_riders_360p30.mp4": ((1, 2), 2, ((110, 400), (710, 880))),
 }
 LARGE_FP_PX = 24  # false positives from this size up are counted apart (FP >= 24 px) and, with --fp-crops, cut out
+FP_CONTEXT = 3.0  # --fp-crops tiles: 3x the box, outlined, so what is around it can be seen
 FRAME_FIELDS = ("clip", "scale", "codec", "sample")  # what names a sampled frame: --fp-labels, --json's fp_crops
 BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<12", 0.0, 12.0), ("12-16", 12.0, 16.0), ("16-24", 16.0, 24.0), ("24-32", 24.0, 32.0), (">=32", 32.0, np.inf))
@@ -144,10 +146,12 @@ class Tally:
     fp_large: int = 0  # false positives of >= 24 px
     seconds: float = 0.0
     fp_labels: Counter[str] = field(default_factory=Counter)  # false positives by their --fp-labels label
+    fp_large_labels: Counter[str] = field(default_factory=Counter)  # those of >= 24 px by label
 
     def add(self, score: FrameScore, fp_labels: Sequence[str] = ()) -> None:
         self.frames += 1
-        self.fp_labels.update(fp_labels)
+        self.fp_labels.update(fp_labels)  # one label per false positive, in score.fp_boxes' order
+        self.fp_large_labels.update(label for label, size in zip(fp_labels, score.fp_sizes) if size >= LARGE_FP_PX)
         for size, ok in zip(score.gt_sizes, score.found):
             self.total[bucket_of(size)] += 1
             self.hits[bucket_of(size)] += int(ok)
@@ -160,7 +164,8 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         return {"frames": self.frames, "gt_faces": dict(self.total), "found": dict(self.hits), "recall": self.recall(),
                 "fp_per_frame": self.fp / max(self.frames, 1), "fp_large_per_frame": self.fp_large / max(self.frames, 1),
-                "ms_per_frame": 1000 * self.seconds / max(self.frames, 1), "fp_labels": dict(self.fp_labels)}
+                "ms_per_frame": 1000 * self.seconds / max(self.frames, 1), "fp_labels": dict(self.fp_labels),
+                "fp_large_labels": dict(self.fp_large_labels)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,20 +476,28 @@ def print_ids(report: dict[str, Any]) -> None:
 # main
 
 
-def save_montage(path: Path, image: np.ndarray, boxes: np.ndarray, tile: int = 48, columns: int = 16) -> None:
-    """The square crops of `boxes` (1.2x their longer side) from `image`, each resized to tile x tile (nearest
-    neighbour, so the pixels stay visible), in rows of `columns`, as a PNG: for checking faces by eye."""
+def save_montage(path: Path, image: np.ndarray, boxes: np.ndarray, tile: int = 48, columns: int = 16,
+                 context: float = 1.2) -> None:
+    """The square crops of `boxes` (`context` x their longer side, centred on the box; what lies outside the frame
+    black) from `image`, each resized to tile x tile (nearest neighbour, so the pixels stay visible), in rows of
+    `columns`, as a PNG: for checking faces by eye. With `context` >= 2 each box is outlined in red, so a face
+    partly covered or cut by the frame edge can be told from what covers it."""
     import cv2
 
     tiles = []
     h, w = image.shape[:2]
     for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4)[:columns * 8]:
-        half = 0.6 * max(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        a, b = int(max(cx - half, 0)), int(max(cy - half, 0))
-        crop = image[b:int(min(cy + half, h)) + 1, a:int(min(cx + half, w)) + 1]
-        tiles.append(cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_NEAREST) if crop.size else
-                     np.zeros((tile, tile, 3), np.uint8))
+        side = max(int(round(context * max(x1 - x0, y1 - y0, 1.0))), 1)
+        a, b = int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2))  # the crop's corner, frame px
+        crop = np.zeros((side, side, 3), np.uint8)
+        inside = image[max(b, 0):min(b + side, h), max(a, 0):min(a + side, w)]
+        crop[max(-b, 0):max(-b, 0) + inside.shape[0], max(-a, 0):max(-a, 0) + inside.shape[1]] = inside
+        crop = cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_NEAREST)
+        if context >= 2:
+            k = tile / side
+            cv2.rectangle(crop, (int((x0 - a) * k), int((y0 - b) * k)), (int((x1 - a) * k), int((y1 - b) * k)),
+                          (255, 0, 0), 1)
+        tiles.append(crop)
     if not tiles:
         return
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
@@ -537,7 +550,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         if len(large):  # every false positive >= --fp-crops-min-px, cut from the full-size frame
                             Path(args.fp_crops).mkdir(parents=True, exist_ok=True)
                             stem = f"{name.replace(':', '-').replace('/', '-')}_{Path(clip).stem}_x{scale}_{codec}_{k}"
-                            save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8)
+                            save_montage(Path(args.fp_crops) / f"{stem}.png", runs[k][-1], large * scale, tile=128, columns=8,
+                                         context=FP_CONTEXT)
                             fp_crops.append({"detector": name, **frame_key, "montage": f"{stem}.png",
                                              "boxes": np.round(large, 2).tolist()})
                         found_labels = label_boxes(score.fp_boxes, labels.get(frame, [])) if labels else ()
@@ -567,10 +581,12 @@ def print_tables(report: dict[str, Any]) -> None:
                      if s["recall"][b[0]] is not None else "-" for b in BUCKETS]
             print(f"| {name} | {s['frames']} | " + " | ".join(cells) +
                   f" | {s['fp_per_frame']:.2f} | {s['fp_large_per_frame']:.2f} | {s['ms_per_frame']:.0f} |")
-        labelled = {name: report["results"][f"{name}|{cond}"]["fp_labels"] for name in names
-                    if report["results"].get(f"{name}|{cond}", {}).get("fp_labels")}
-        for name, counts in labelled.items():  # --fp-labels
-            print(f"false positives of {name} by label: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        for name in names:  # --fp-labels
+            s = report["results"].get(f"{name}|{cond}", {})
+            for key, what in (("fp_labels", ""), ("fp_large_labels", " of >= 24 px")):
+                if s.get(key):
+                    print(f"false positives{what} of {name} by label: " +
+                          ", ".join(f"{k} {v}" for k, v in sorted(s[key].items())))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -592,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
     p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
     p.add_argument("--fp-crops", metavar="DIR", help="write every false positive of >= --fp-crops-min-px, cut from the "
-                   "full-size frame, as PNG montages named detector_clip_scale_codec_sample.png (for checking them by eye)")
+                   "full-size frame with its surroundings (3x the box, outlined), as PNG montages named "
+                   "detector_clip_scale_codec_sample.png (for checking them by eye)")
     p.add_argument("--fp-crops-min-px", type=float, default=LARGE_FP_PX, metavar="PX",
                    help=f"smallest false positive --fp-crops cuts out, px at the tested scale (default {LARGE_FP_PX})")
     p.add_argument("--fp-labels", metavar="FILE", help="JSON {\"labels\": [{clip, scale, codec, sample, box, label}]}: "
