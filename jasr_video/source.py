@@ -33,6 +33,7 @@ state passed between modules.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import logging
 import os
@@ -357,6 +358,17 @@ def _quiet_close(container) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _held(lock: Any, timeout: float = 0.1) -> Iterator[bool]:
+    """`lock` taken for the block if it is free within `timeout`; yields whether it was."""
+    locked = lock.acquire(timeout=timeout)
+    try:
+        yield locked
+    finally:
+        if locked:
+            lock.release()
+
+
 class VideoSource:
     """One decoded video input. Iterate it for Frames (and StreamGaps); close() it when done."""
 
@@ -444,12 +456,12 @@ class VideoSource:
     def close(self) -> None:
         """Stop the decode thread and release the input. Safe from any thread, idempotent."""
         self._stop.set()
-        # Free a producer blocked on a full queue.
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
+        # Free a producer waiting on a full queue. The queue's lock is only tried: a KeyboardInterrupt raised
+        # in the consumer just after it took that lock (inside queue.get) leaves it held for good.
+        with _held(self._queue.mutex) as locked:
+            if locked:
+                self._queue.queue.clear()
+                self._queue.not_full.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(self.close_timeout)
             if self._thread.is_alive():
@@ -463,25 +475,32 @@ class VideoSource:
     def _put(self, item: Any) -> bool:
         """Queue an item. Latest-frame mode drops the oldest queued frame instead of waiting."""
         while not self._stop.is_set():
-            try:
-                if self.live_mode:
-                    self._queue.put_nowait(item)
-                else:
-                    self._queue.put(item, timeout=0.1)
+            if self._offer(item):
                 break
-            except queue.Full:
-                if self.live_mode and not self._drop_one_frame():
-                    self._stop.wait(0.05)
+            if not (self.live_mode and self._drop_one_frame()):
+                self._stop.wait(0.02)
         else:
             return False
         if self._notify is not None:
             self._notify.set()
         return True
 
+    def _offer(self, item: Any) -> bool:
+        """Append `item` if the queue has room; False when full or its lock is not free within 0.1 s. Unlike
+        Queue.put this never waits on the lock without a bound, so a stopped source's thread always ends."""
+        q = self._queue
+        with _held(q.mutex) as locked:
+            if not locked or len(q.queue) >= q.maxsize:
+                return False
+            q.queue.append(item)
+            q.unfinished_tasks += 1
+            q.not_empty.notify()
+            return True
+
     def _drop_one_frame(self) -> bool:
         """Remove the oldest queued Frame (events such as StreamGap are kept)."""
-        with self._queue.mutex:
-            for i, old in enumerate(self._queue.queue):
+        with _held(self._queue.mutex) as locked:
+            for i, old in enumerate(self._queue.queue if locked else ()):
                 if isinstance(old, Frame):
                     del self._queue.queue[i]
                     self._queue.not_full.notify()
@@ -573,12 +592,10 @@ class VideoSource:
     def _final_put(self) -> None:
         # The end marker must not be dropped and must not block forever.
         while not self._stop.is_set():
-            try:
-                self._queue.put(_END, timeout=0.1)
+            if self._offer(_END):
                 break
-            except queue.Full:
-                if self.live_mode and not self._drop_one_frame():
-                    self._stop.wait(0.05)
+            if not (self.live_mode and self._drop_one_frame()):
+                self._stop.wait(0.02)
         if self._notify is not None:
             self._notify.set()
 

@@ -204,6 +204,25 @@ def test_close_from_other_thread():
     assert got and not src._thread.is_alive()
 
 
+def test_close_ends_the_decode_thread_when_an_interrupt_left_the_queue_lock_held():
+    """A KeyboardInterrupt raised in the consumer just after queue.get took the queue's lock leaves that lock held
+    (the interrupt lands before the with-block that would release it). close() must still end the decode thread,
+    which waits on a full queue, instead of deadlocking on the lock."""
+    clip = need(CLIP)
+    for live in (False, True):
+        src = open_source(str(clip), queue_size=1, loop=True, live=live)
+        next(iter(src))
+        time.sleep(0.2)  # the decoder refills the queue and waits
+        assert src._queue.mutex.acquire(timeout=1)  # held from here on, as the interrupt leaves it
+        closer = threading.Thread(target=src.close, daemon=True)
+        t0 = time.monotonic()
+        closer.start()
+        closer.join(4.0)
+        assert not closer.is_alive() and time.monotonic() - t0 < 2.0, "close() deadlocked on the queue's lock"
+        assert not src._thread.is_alive()
+        src._queue.mutex.release()
+
+
 def test_latest_frame_mode_drops_when_slow():
     clip = need(CLIP)
     with open_source(str(clip), live=True, queue_size=1) as src:
