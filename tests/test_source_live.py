@@ -266,7 +266,11 @@ def test_missing_webcam_one_line():
 def test_sigint_stops_cleanly(server, tmp_path):
     script = tmp_path / "consume.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, time
+        import faulthandler, signal, sys, time
+        faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if the process hangs
+        # Ctrl-C as at a terminal: a test run started in the background by a script ("cmd &") hands SIGINT
+        # down ignored, and Python then installs no KeyboardInterrupt handler
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from jasr_video.source import open_source
         n = 0
         try:
@@ -284,7 +288,14 @@ def test_sigint_stops_cleanly(server, tmp_path):
         assert line.startswith("RUNNING"), p.stderr.read()
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            p.kill()
+            out, err = p.communicate()
+            pytest.fail(f"no exit within 10 s of SIGINT; stdout: {out!r}; the threads' stacks:\n{err}")
         assert time.monotonic() - t0 < 5
         assert p.returncode == 0, err
         assert out.startswith("INTERRUPTED") and out.strip().endswith("False"), out
