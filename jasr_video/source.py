@@ -500,7 +500,9 @@ class VideoSource:
     def _drop_one_frame(self) -> bool:
         """Remove the oldest queued Frame (events such as StreamGap are kept)."""
         with _held(self._queue.mutex) as locked:
-            for i, old in enumerate(self._queue.queue if locked else ()):
+            if not locked:
+                return False
+            for i, old in enumerate(self._queue.queue):
                 if isinstance(old, Frame):
                     del self._queue.queue[i]
                     self._queue.not_full.notify()
@@ -590,13 +592,8 @@ class VideoSource:
             self._final_put()
 
     def _final_put(self) -> None:
-        # The end marker must not be dropped and must not block forever.
-        while not self._stop.is_set():
-            if self._offer(_END):
-                break
-            if not (self.live_mode and self._drop_one_frame()):
-                self._stop.wait(0.02)
-        if self._notify is not None:
+        # The end marker (latest-frame mode drops only Frames, never it), and the waiter told even when stopped.
+        if not self._put(_END) and self._notify is not None:
             self._notify.set()
 
     def _ended_early(self) -> bool:

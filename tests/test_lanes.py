@@ -124,7 +124,6 @@ def test_cli_with_lanes_writes_what_one_lane_writes(tmp_path):
     """The CLI on 2 threads (lanes on) and with --lanes 1: the same video frames and JSON Lines records (frames,
     tracks, detected flags; boxes and landmarks up to float rounding)."""
     import json
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -139,7 +138,7 @@ def test_cli_with_lanes_writes_what_one_lane_writes(tmp_path):
         out.mkdir()
         r = subprocess.run([sys.executable, "-m", "jasr_video.cli", str(clip), "--out", str(out / "a.mp4"), "--json",
                             str(out / "a.jsonl"), "--threads", "2", "--quiet", *extra], capture_output=True, text=True,
-                           cwd=Path(__file__).resolve().parents[1], env=dict(os.environ), timeout=600)
+                           cwd=Path(__file__).resolve().parents[1], timeout=600)
         assert r.returncode == 0, r.stderr
         assert probe(out / "a.mp4")["frames"] == 14
         rows[name] = [json.loads(line) for line in (out / "a.jsonl").read_text().splitlines()]
