@@ -115,7 +115,7 @@ def _suggest(args: argparse.Namespace) -> str:
 def _main(args: argparse.Namespace) -> int:
     inputs = _inputs(args)
     args.input = inputs[0]
-    if not (args.out or args.json or args.save_crops or args.csv or args.tracks or args.report):
+    if not (args.out or args.json or args.save_crops or args.csv or args.tracks or args.report or args.find):
         raise UserError(
             f"no output asked for, nothing would be written; add --out VIDEO and/or --json JSONL, e.g. {_suggest(args)}"
         )

@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", metavar="DIR", help="DIR/index.html: one self-contained page (no network) with the run "
                      "summary, every person's best face (super-resolved beside native), a timeline of the tracks, faces "
                      "per frame and frames/s over the run; its images go to DIR/tracks/ unless --tracks is given")
+    out.add_argument("--identity", action="store_true", help="who each person is: a face descriptor (128 numbers, "
+                     "dlib's face recogniser) of each track's best face, in DIR/tracks.jsonl of --tracks / --report "
+                     "(needs pip install 'jasr-video[identity]')")
+    out.add_argument("--find", action="extend", nargs="+", default=[], metavar="PHOTO",
+                     help="rank the run's tracks by how close their best face is to the person in each photo (its "
+                     "largest face): nearest first in the summary, tracks.csv / tracks.jsonl (find_rank, find_photo, "
+                     "find_distance, find_same) and the report, with the distance below which faces are taken for "
+                     "one person; implies --identity; give it after the input")
     out.add_argument("--inset", choices=("auto", "side", "off"), default="auto",
                      help="super-resolved insets in the video: auto places each beside its face where there is room, "
                      "never over a face (none when there is no room); side puts them in a strip of slots along the "

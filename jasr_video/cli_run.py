@@ -41,8 +41,15 @@ def _check_output_options(args: argparse.Namespace) -> None:
         if value and Path(value).exists() and not Path(value).is_dir():
             raise UserError(f"{opt} {value} is a file, not a folder (give a folder; it is created if missing)")
     many = len(args.inputs) > 1 or bool(args.streams) or bool(args.ray)
-    if many and (args.tracks or args.report or args.filter.active):
-        raise UserError("--tracks, --report and the output filters take one input (run one jasr-video per input)")
+    if many and (args.tracks or args.report or args.filter.active or args.identity or args.find):
+        raise UserError("--tracks, --report, --identity, --find and the output filters take one input (run one "
+                        "jasr-video per input)")
+    for photo in args.find:
+        if not Path(photo).is_file():
+            raise UserError(f"--find {photo}: photo not found (give the path of a JPEG or PNG photo)")
+    if args.identity and not (args.tracks or args.report or args.find):
+        raise UserError("--identity writes each track's descriptor to tracks.jsonl: add --tracks DIR or --report DIR")
+    args.identity = bool(args.identity or args.find)
 
 
 def output_spec(args: argparse.Namespace) -> OutputSpec:
@@ -121,7 +128,8 @@ def _config(args: argparse.Namespace, live: bool) -> PipelineConfig:
         measurement_noise=args.smooth_noise, process_noise=args.smooth_process,
         max_frames=args.max_frames,
         # SR faces only when an output shows them (video insets, crops, the best faces of --tracks / --report)
-        sr_faces=output_spec(args).shows_sr() or bool(getattr(args, "tracks", None) or getattr(args, "report", None)),
+        sr_faces=output_spec(args).shows_sr() or bool(getattr(args, "tracks", None) or getattr(args, "report", None)
+                                                      or getattr(args, "identity", False)),
     )
     try:
         cfg.validate()
@@ -142,6 +150,30 @@ def _load(args: argparse.Namespace, cfg: "PipelineConfig") -> "Pipeline":
         raise UserError(f"cannot load the model: {str(exc).splitlines()[0]}") from None
 
 
+def _recognizer(args: argparse.Namespace) -> Any:
+    """The face recogniser of --identity / --find (None without them); a missing extra is a UserError."""
+    if not args.identity:
+        return None
+    from .identity import IdentityUnavailable, Recognizer
+
+    try:
+        return Recognizer()
+    except IdentityUnavailable as exc:
+        raise UserError(f"--identity / --find: {exc}") from None
+
+
+def _photos(args: argparse.Namespace, pipeline: "Pipeline", recognizer: Any) -> dict[str, Any]:
+    """--find: photo name -> descriptor of the person in it."""
+    if not args.find:
+        return {}
+    from .find import photo_descriptors
+
+    try:
+        return photo_descriptors(args.find, pipeline, recognizer)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace, source) -> int:
     import torch
     from rich.console import Console
@@ -155,7 +187,9 @@ def _run(args: argparse.Namespace, source) -> int:
     console = Console(stderr=True, quiet=args.quiet)
     if args.threads:
         torch.set_num_threads(args.threads)
+    recognizer = _recognizer(args)
     pipeline = _load(args, _config(args, source.info.is_live))
+    photos = _photos(args, pipeline, recognizer)
 
     info = source.info
     sinks: list[Any] = []
@@ -206,8 +240,9 @@ def _run(args: argparse.Namespace, source) -> int:
     try:
         spec = output_spec(args)  # one input: its paths are the outputs themselves (see _stream_outputs)
         sinks.extend(build_sinks(spec, {k: Path(getattr(spec, k)) for k in SINKS if getattr(spec, k)}, info, args.input))
-        if args.tracks or args.report:
-            gallery = TrackGallery(args.tracks or Path(args.report) / "tracks", output_filter=args.filter)
+        if args.tracks or args.report or args.identity:
+            folder = args.tracks or (Path(args.report) / "tracks" if args.report else None)
+            gallery = TrackGallery(folder, output_filter=args.filter, recognizer=recognizer, find=photos)
             sinks.append(gallery)
         if args.report:
             run_log = RunLog()
@@ -281,7 +316,8 @@ def _run(args: argparse.Namespace, source) -> int:
             raise failed  # after the outputs are closed, as when a sink fails in this thread
     rows = _summary(console, args, pipeline, sinks, frames, faces, stop["signal"], problems)
     if args.report and run_log is not None and gallery is not None:
-        page = write_report(args.report, run_log, gallery.tracks(), gallery.folder, rows,
+        page = write_report(args.report, run_log, gallery.identify(), gallery.folder, rows,
+                            matches=gallery.matches() if photos else None, threshold=gallery.threshold,
                             title=f"jasr-video: {Path(args.input).name if '://' not in args.input else redact(info.uri)}")
         console.print(f"report: {page}", soft_wrap=True)
     if stop["signal"] == signal.SIGINT:

@@ -51,6 +51,11 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
         if hasattr(sink, "tracks"):
             extra = f" ({len(sink.tracks())} people: best faces, tracks.csv, tracks.jsonl)"
         rows.append(("wrote", f"{path}{extra}"))
+    for sink in sinks:
+        if getattr(sink, "find", None):
+            from .find import summary_rows
+
+            rows += summary_rows(sink)
     return rows
 
 

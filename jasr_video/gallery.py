@@ -19,6 +19,12 @@ crop at the frame's own resolution, grey outside the frame).
 Filters (:class:`~jasr_video.filters.OutputFilter`): faces failing its per-face rules are not counted;
 tracks kept on fewer than ``min_track_frames`` frames are left out of every per-track output.
 
+Identity (``recognizer``, a :class:`jasr_video.identity.Recognizer`): each track's ``descriptor`` (128 numbers) from
+its best face (the super-resolved face, else the native crop, aligned by its own 68 points) goes to tracks.jsonl;
+``find`` (photo name -> descriptor, :func:`jasr_video.find.photo_descriptors`) ranks the tracks by distance to those
+people: :meth:`TrackGallery.matches` per photo, and tracks.csv / tracks.jsonl nearest first with ``find_photo``,
+``find_distance``, ``find_rank`` and ``find_same`` (distance below the threshold).
+
 ``python -m jasr_video.tools.best_face --sheets DIR VIDEO`` writes one contact sheet per track (every frame's native
 crop, numbered) for picking best faces by eye; ``--compare PICKS.json`` measures how often the automatic pick
 agrees with such picks (docs/benchmarks.md).
@@ -40,6 +46,7 @@ from .layout import OUTSIDE_GREY, mask_outside
 CSV_FIELDS = ("track_id", "first_frame", "last_frame", "first_pts", "last_pts", "frames", "detected_share",
               "mean_face_px", "mean_score", "mean_landmark_conf", "best_frame", "best_pts", "best_face_px",
               "best_quality", "at_edge_share", "sr_png", "native_png")
+FIND_FIELDS = ("find_rank", "find_photo", "find_distance", "find_same")
 
 
 def native_crop(image: np.ndarray, crop: Any) -> np.ndarray:
@@ -81,6 +88,12 @@ class BestFace:
     sharpness: float
     sr: np.ndarray | None = field(repr=False)  # 128x128 RGB, grey where the crop was outside the frame; None: no SR faces
     native: np.ndarray = field(repr=False)  # native-resolution crop, RGB
+    points: np.ndarray | None = field(default=None, repr=False)  # the 68 raw landmarks in the 128x128 crop's pixels
+
+    def face(self) -> tuple[np.ndarray, np.ndarray]:
+        """The face to describe (128x128: the SR face, else the native crop resized) and its 68 points there."""
+        img = self.sr if self.sr is not None else cv2.resize(self.native, (128, 128), interpolation=cv2.INTER_AREA)
+        return img, self.points
 
 
 @dataclass
@@ -101,6 +114,8 @@ class TrackSummary:
     best: BestFace | None = None
     sr_png: str = ""  # file names in the gallery folder, once written ("" for sr_png: the run computed no SR faces)
     native_png: str = ""
+    descriptor: np.ndarray | None = field(default=None, repr=False)  # identity of the best face (jasr_video.identity)
+    match: tuple[int, str, float, bool] | None = None  # with ``find``: (rank, nearest photo, distance, below threshold)
 
     @property
     def detected_share(self) -> float:
@@ -119,13 +134,17 @@ class TrackSummary:
             "best_frame": b.frame if b else None, "best_pts": None if b is None or b.pts is None else round(b.pts, 3),
             "best_face_px": round(b.face_px, 1) if b else None, "best_quality": round(b.quality, 3) if b else None,
             "at_edge_share": round(self.at_edge / n, 3), "sr_png": self.sr_png, "native_png": self.native_png,
+            **({} if self.match is None else dict(zip(FIND_FIELDS, (self.match[0], self.match[1],
+                                                                   round(self.match[2], 4), self.match[3])))),
+            **({} if self.descriptor is None else {"descriptor": np.round(self.descriptor.astype(np.float64), 5).tolist()}),
         }
 
 
 class TrackGallery:
     """A sink collecting per-track summaries and best faces; ``close`` writes them to ``folder`` (if given)."""
 
-    def __init__(self, folder: str | Path | None = None, output_filter: Any = None) -> None:
+    def __init__(self, folder: str | Path | None = None, output_filter: Any = None, recognizer: Any = None,
+                 find: dict[str, np.ndarray] | None = None, threshold: float | None = None) -> None:
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -133,6 +152,11 @@ class TrackGallery:
         self.min_track_frames = getattr(output_filter, "min_track_frames", 1)
         self._tracks: dict[int, TrackSummary] = {}
         self._closed = False
+        self.recognizer = recognizer
+        self.find = dict(find or {})
+        if threshold is None:
+            from .identity import MATCH_THRESHOLD as threshold
+        self.threshold = float(threshold)
 
     def write(self, result: Any) -> None:
         h, w = result.image.shape[:2]
@@ -158,18 +182,56 @@ class TrackGallery:
             q = quality(float(face.face_px), conf, sharp, bool(face.detected), edge)
             if t.best is None or q > t.best.quality:
                 t.best = BestFace(result.index, result.pts, q, float(face.face_px), conf, sharp,
-                                  None if face.sr is None else mask_outside(face.sr, face.crop, w, h).copy(), native)
+                                  None if face.sr is None else mask_outside(face.sr, face.crop, w, h).copy(), native,
+                                  face.crop.to_crop(face.landmarks_raw).astype(np.float32))
 
     def tracks(self) -> list[TrackSummary]:
         """Every track kept on at least ``min_track_frames`` frames, by track id."""
         return [t for _, t in sorted(self._tracks.items()) if t.frames >= self.min_track_frames]
 
+    def identify(self) -> list[TrackSummary]:
+        """Every kept track with its ``descriptor`` (computed once, from its best face), and with ``find`` its
+        ``match``; nearest first with ``find``, else by track id."""
+        tracks = self.tracks()
+        todo = [t for t in tracks if t.descriptor is None and t.best is not None and t.best.points is not None]
+        if self.recognizer is not None and todo:
+            faces = [t.best.face() for t in todo]
+            for t, d in zip(todo, self.recognizer.describe_many([f for f, _ in faces], [p for _, p in faces])):
+                t.descriptor = d
+        if not self.find:
+            return tracks
+        from .identity import distance
+
+        names = list(self.find)
+        described = [t for t in tracks if t.descriptor is not None]
+        if described:
+            d = distance(np.stack([t.descriptor for t in described]), np.stack([self.find[n] for n in names]))
+            order = np.argsort(d.min(axis=1), kind="stable")
+            for rank, i in enumerate(order, 1):
+                j = int(np.argmin(d[i]))
+                described[i].match = (rank, names[j], float(d[i, j]), bool(d[i, j] < self.threshold))
+        return sorted(tracks, key=lambda t: t.match[0] if t.match else len(tracks) + t.track_id)
+
+    def matches(self) -> dict[str, list[tuple[TrackSummary, float]]]:
+        """Per ``find`` photo, the described tracks and their distance to it, nearest first."""
+        from .identity import distance
+
+        tracks = [t for t in self.identify() if t.descriptor is not None]
+        out = {}
+        for name, desc in self.find.items():
+            d = [float(distance(t.descriptor, desc)) for t in tracks]
+            out[name] = sorted(zip(tracks, d), key=lambda td: td[1])
+        return out
+
     def close(self, complete: bool = True) -> Path | None:
-        """Write each track's best face (SR and native PNG), tracks.csv and tracks.jsonl (when a folder was given)."""
-        if self._closed or self.folder is None:
+        """Describe the tracks (with a recognizer), then write each track's best face (SR and native PNG),
+        tracks.csv and tracks.jsonl (when a folder was given)."""
+        if self._closed:
             return self.folder
         self._closed = True
-        tracks = self.tracks()
+        tracks = self.identify() if self.recognizer is not None or self.find else self.tracks()
+        if self.folder is None:
+            return None
         for t in tracks:
             if t.best is None:
                 continue
@@ -181,7 +243,7 @@ class TrackGallery:
         rows = [t.row() for t in tracks]
         tmp = self.folder / "tracks.csv.partial"
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS + (FIND_FIELDS if self.find else ()), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, self.folder / "tracks.csv")

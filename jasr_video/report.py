@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 from .layout import track_color
 
+FIND_SHOWN = 10  # nearest tracks shown per --find photo
+
 
 class RunLog:
     """A sink recording, per frame, its number, pts, faces written and when it was written (monotonic s)."""
@@ -100,8 +102,10 @@ img.native{image-rendering:pixelated}"""
 
 
 def write_report(folder: str | Path, log: RunLog, tracks: Sequence[Any], tracks_dir: str | Path,
-                 summary_rows: Sequence[tuple[str, str]], title: str = "jasr-video report") -> Path:
-    """Write ``folder/index.html`` and return its path; images link into ``tracks_dir`` relatively."""
+                 summary_rows: Sequence[tuple[str, str]], title: str = "jasr-video report",
+                 matches: dict[str, Sequence[tuple[Any, float]]] | None = None, threshold: float | None = None) -> Path:
+    """Write ``folder/index.html`` and return its path; images link into ``tracks_dir`` relatively. ``matches``
+    (``--find``): per photo, tracks and their distance to it, nearest first (:meth:`TrackGallery.matches`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(Path(tracks_dir).resolve(), folder.resolve())).as_posix()
@@ -109,6 +113,17 @@ def write_report(folder: str | Path, log: RunLog, tracks: Sequence[Any], tracks_
     body = [f"<h1>{esc(title)}</h1>", "<h2>Run</h2><table>"]
     body += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows]
     body.append("</table>")
+    for name, ranked in (matches or {}).items():
+        body.append(f"<h2>Find: {esc(name)}</h2><p>The tracks nearest the person in {esc(name)}, nearest first "
+                    f"(face-descriptor distance; below {threshold:.2f} the faces are taken for one person).</p>"
+                    '<div class="gallery">')
+        for t, d in list(ranked)[:FIND_SHOWN]:
+            img = t.sr_png or t.native_png
+            pic = f'<img src="{esc(rel + "/" + img)}" alt="track {t.track_id}">' if img else ""
+            same = " &mdash; same person" if threshold is not None and d < threshold else ""
+            body.append(f'<div class="card">{pic}<br><b>#{t.track_id}</b> distance {d:.3f}{same}; frames '
+                        f"{t.first_frame}-{t.last_frame}</div>")
+        body.append("</div>")
     body.append(f"<h2>People ({len(tracks)} tracks)</h2><p>Per track its best face: super-resolved (left) and the "
                 "same crop at the video's own resolution (right, enlarged). Grey marks parts outside the frame.</p>")
     body.append('<div class="gallery">')
