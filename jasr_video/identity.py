@@ -27,9 +27,9 @@ import numpy as np
 INSTALL = "pip install 'jasr-video[identity]'"
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DESCRIPTOR_SIZE = 128
-# Distance below which two descriptors are one person: the HR threshold of verifybench (docs/benchmarks.md,
-# "Verification"), rounded; dlib's own suggestion is 0.6.
-MATCH_THRESHOLD = 0.6
+# Distance below which two descriptors are one person: the HR threshold of verifybench (0.660, docs/benchmarks.md,
+# "Verification"; its thresholds for jasr-cpu faces at 16-32 px: 0.66-0.68); dlib's own suggestion is 0.6.
+MATCH_THRESHOLD = 0.66
 
 
 class IdentityUnavailable(RuntimeError):
