@@ -185,7 +185,7 @@ def enhance_at(enhancer: Any, faces: Sequence[tuple[np.ndarray, Any]], size: int
 
 def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequence[str] = DEFAULT_WEIGHTS,
         folds: int = 10, ids_per_fold: int = 8, photos_per_id: int = 4, seed: int = 0, precision: str = "fp32",
-        chunk: int = 64, log: Any = None) -> dict[str, Any]:
+        chunk: int = 64, log: Any = None, sr_factor: str = "auto") -> dict[str, Any]:
     """Every row's 10-fold accuracy, false-accept rate at the HR thresholds and share of the gap closed."""
     from ..crop import crop_face
     from ..identity import Recognizer
@@ -194,7 +194,7 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
     say = (lambda m: print(m, file=log, flush=True)) if log else (lambda m: None)
     recognizer = Recognizer()
     photos, pairs, same, fold = make_pairs(read_identities(data), folds, ids_per_fold, photos_per_id, seed)
-    enhancers = {w: RoutedEnhancer(w, device="cpu", precision=precision) for w in weights}
+    enhancers = {w: RoutedEnhancer(w, device="cpu", precision=precision, sr_factor=sr_factor) for w in weights}
     methods = [("HR", None)] + [(m, s) for s in sizes for m in ("bicubic", *weights)]
     desc = {m: np.zeros((len(photos), 128), np.float32) for m in methods}
     route_names: dict[str, set[str]] = {}
@@ -239,7 +239,7 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
             r["gap_closed"] = None if m == "bicubic" or gap <= 0 else (r["accuracy"] - base) / gap
             rows.append({"size": s, "method": m, **r, "routes": sorted(route_names.get(f"{m}@{s}", []))})
     return {"data": str(data), "photos": len(photos), "pairs": int(len(pairs)), "same_pairs": int(same.sum()),
-            "folds": folds, "seed": seed, "precision": precision, "weights": list(weights),
+            "folds": folds, "seed": seed, "precision": precision, "sr_factor": sr_factor, "weights": list(weights),
             "hr_threshold": float(np.mean(hr["thresholds"])), "rows": rows,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
@@ -266,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--photos-per-id", type=int, default=4, help="photos per person (default: 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="fp32", help="JASRNet precision (default: fp32, the library's)")
+    p.add_argument("--sr-factor", choices=("auto", "8", "4", "2"), default="auto", help="routing, as jasr-video's "
+                   "--sr-factor: auto by size, or every face to one model (8: brought to 16x16) (default: auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", type=Path, help="write the result as JSON here")
     args = p.parse_args(argv)
@@ -280,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = run(args.data, args.sizes, args.weights, args.folds, args.ids_per_fold, args.photos_per_id,
-                     args.seed, args.precision, log=sys.stderr)
+                     args.seed, args.precision, log=sys.stderr, sr_factor=args.sr_factor)
     except (IdentityUnavailable, FileNotFoundError, ValueError) as exc:
         print(f"verifybench: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
