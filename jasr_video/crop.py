@@ -68,6 +68,17 @@ class CropGeometry:
         cx, cy, lm_side = landmark_box_from_detection(box)
         return cls(cx, cy, max(margin * lm_side, 1.0))
 
+    def detection_box(self, margin: float = DEFAULT_MARGIN) -> list[float]:
+        """The square detection box whose crop (:meth:`from_detection`) is this one: the inverse of the
+        calibration, for benchmarks and tests that place faces at known positions."""
+        low, high = 1e-3, 4.0 * self.side / margin
+        for _ in range(80):  # the crop side grows with the box side: bisection
+            b = (low + high) / 2
+            low, high = (b, high) if margin * calibration_at(b)[2] * b < self.side else (low, b)
+        ox, oy, _ = calibration_at(b)
+        x, y = self.cx - ox * b, self.cy - oy * b
+        return [x - b / 2, y - b / 2, x + b / 2, y + b / 2]
+
     def matrix(self, size: int = HR_SIZE) -> np.ndarray:
         """2x3 affine frame -> size x size crop (same convention as training's crop_transform)."""
         zoom = size / self.side
@@ -103,6 +114,17 @@ def crop_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE) ->
     region = _region(image, rx0, ry0, rx1, ry1)
     box = (x0 + 0.5 - rx0, y0 + 0.5 - ry0, x0 + side + 0.5 - rx0, y0 + side + 0.5 - ry0)  # Pillow: pixel edges
     return np.asarray(Image.fromarray(region).resize((size, size), Image.BICUBIC, box=box))
+
+
+def snap(geometry: CropGeometry, size: int) -> CropGeometry:
+    """The crop to cut at size x size: where the face's crop side rounds to `size` (the crop would be at the
+    frame's own scale), the window on whole frame pixels (centre moved by up to half a pixel, side = size),
+    so the crop is the frame's own pixels, not an interpolation between them; otherwise ``geometry``."""
+    if round(geometry.side) != size:
+        return geometry
+    half = size / 2  # the window's first edge moves to the nearest pixel edge (k - 0.5 in pixel-centre coordinates)
+    return CropGeometry(float(np.round(geometry.cx - half + 0.5)) - 0.5 + half,
+                        float(np.round(geometry.cy - half + 0.5)) - 0.5 + half, float(size))
 
 
 def resize_face(face: np.ndarray, size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .crop import CropGeometry, crop_face, resize_face
+from .crop import CropGeometry, crop_face, resize_face, snap
 from .enhance import BatchEnhancer, EnhancedFaces
 from .lanes import run_all
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
@@ -102,11 +102,14 @@ def cut_face(image: np.ndarray, box: Sequence[float], margin: float,
              route_of: Callable[[float], Route] | None = None) -> tuple[CropGeometry, Route | None, np.ndarray]:
     """A face as the pipeline feeds it to JASRNet: the square crop around `box` (`margin` x its landmark box),
     cut at its route's size when `route_of` (an enhancer's ``route``) is given, else at the x8 model's 16x16.
-    Returns (geometry, route or None, uint8 RGB crop)."""
+    A crop at the frame's own scale is cut on whole pixels (:func:`~jasr_video.crop.snap`). Returns (the
+    geometry cut, which maps the model's landmarks back to the frame; route or None; uint8 RGB crop)."""
     geometry = CropGeometry.from_detection(box, margin)
     if route_of is None:
+        geometry = snap(geometry, LR_SIZE)
         return geometry, None, crop_face(image, geometry, LR_SIZE)
     route = route_of(geometry.side)
+    geometry = snap(geometry, route.crop_px)
     return geometry, route, cut(image, geometry, route)
 
 

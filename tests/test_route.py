@@ -99,36 +99,20 @@ def test_routed_enhancer_keeps_order_and_batches_per_factor(routed, faces_test):
 
 
 def test_cut_face_cuts_at_the_route_size(routed):
-    from jasr_video.crop import CropGeometry, crop_face
+    from jasr_video.crop import CropGeometry, crop_face, snap
     from jasr_video.route import cut_face
 
     image = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
     for box, name, side in (([100, 80, 112, 94], "x8", 16), ([60, 40, 90, 76], "x4", None),
                             ([150, 60, 240, 170], "x2-native", None)):
         geometry, route, crop = cut_face(image, box, 1.4, routed.route)
-        assert geometry == CropGeometry.from_detection(box, 1.4)
-        assert route == routed.route(geometry.side) and route.name == name
+        assert geometry == snap(CropGeometry.from_detection(box, 1.4), route.crop_px)
+        assert route == routed.route(CropGeometry.from_detection(box, 1.4).side) and route.name == name
         assert crop.shape == (route.crop_px, route.crop_px, 3) and crop.dtype == np.uint8
         assert side is None or route.crop_px == side
         assert np.array_equal(crop, crop_face(image, geometry, route.crop_px))
     geometry, route, crop = cut_face(image, [60, 40, 90, 76], 1.4)  # no router: x8's 16x16 LR face
     assert route is None and np.array_equal(crop, crop_face(image, geometry, 16))
-
-
-def box_for(geometry, margin=1.4):
-    """A detection box whose calibrated crop (CropGeometry.from_detection) is `geometry` (square box)."""
-    from jasr_video.crop import CropGeometry, calibration_at
-
-    low, high = 1.0, 4.0 * geometry.side
-    for _ in range(100):  # the crop side grows with the box side: bisection
-        b = (low + high) / 2
-        low, high = (b, high) if margin * calibration_at(b)[2] * b < geometry.side else (low, b)
-    ox, oy, _ = calibration_at(b)
-    x, y = geometry.cx - ox * b, geometry.cy - oy * b
-    box = [x - b / 2, y - b / 2, x + b / 2, y + b / 2]
-    got = CropGeometry.from_detection(box, margin)
-    assert abs(got.cx - geometry.cx) < 1e-6 and abs(got.cy - geometry.cy) < 1e-6 and abs(got.side - geometry.side) < 1e-6
-    return box
 
 
 @pytest.mark.parametrize("size", [16, 24, 32])
@@ -148,7 +132,10 @@ def test_a_face_in_the_frame_reaches_the_model_as_its_lr_face(routed, faces_test
     x0, y0 = 61, 37
     frame[y0:y0 + size, x0:x0 + size] = face
     geometry = CropGeometry(x0 + (size - 1) / 2, y0 + (size - 1) / 2, float(size))
-    _, route, crop = cut_face(frame, box_for(geometry), 1.4, routed.route)
+    box = geometry.detection_box(1.4)
+    got = CropGeometry.from_detection(box, 1.4)
+    assert np.allclose([got.cx, got.cy, got.side], [geometry.cx, geometry.cy, geometry.side], atol=1e-6)
+    _, route, crop = cut_face(frame, box, 1.4, routed.route)
     model_px = route.model_input_px
     crops = RoutedCrops.from_crops([crop], [route])
     expected = degrade(torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255, model_px)[0]
@@ -160,7 +147,7 @@ def test_a_face_in_the_frame_reaches_the_model_as_its_lr_face(routed, faces_test
 def test_crops_are_cut_in_one_resampling():
     """Shrinking is the training protocol's anti-aliased bicubic; enlarging is bicubic; a crop at the face's own
     scale on whole pixels is the frame's pixels; sub-pixel windows move the crop, not blur it more."""
-    from jasr_video.crop import CropGeometry, crop_face, resize_face
+    from jasr_video.crop import CropGeometry, crop_face, resize_face, snap
     from jasr_video.model.data import degrade
 
     rng = np.random.default_rng(0)
@@ -175,6 +162,11 @@ def test_crops_are_cut_in_one_resampling():
     assert alone.shape == (16, 16, 3) and np.array_equal(alone[2:-2, 2:-2], small[2:-2, 2:-2])
     shifted = crop_face(frame, CropGeometry(30 + 16.5, 20 + 15.5, 32.0), 32)  # one pixel right: whole pixels again
     assert np.array_equal(shifted, frame[20:52, 31:63])
+    off = CropGeometry(30 + 15.5 + 0.3, 20 + 15.5 - 0.4, 32.3)  # at the frame's scale, off the pixel grid
+    snapped = snap(off, 32)
+    assert (snapped.side, snapped.cx, snapped.cy) == (32.0, 30 + 15.5, 20 + 15.5)
+    assert np.array_equal(crop_face(frame, snapped, 32), frame[20:52, 30:62])
+    assert snap(off, 16) == off  # a reduction keeps its window
     big = crop_face(frame, CropGeometry(50, 40, 10.0), 40)
     assert big.shape == (40, 40, 3) and abs(float(big.mean()) - float(frame[35:45, 45:55].mean())) < 6
 

@@ -76,7 +76,7 @@ def choose_route(side: float, mode: str = "auto", factors: Sequence[int] = (8, 4
     if side < X2_FROM_PX:
         m = _clamp(side, *ranges[4])
         return Route(4, m, m)
-    if side <= NATIVE_FROM_PX:
+    if round(side) <= NATIVE_FROM_PX:  # a face cut at NATIVE_FROM_PX on whole pixels is still the x2 model's
         m = _clamp(side, *ranges[2])
         return Route(2, m, m)
     return Route(2, _clamp(NATIVE_FROM_PX, *ranges[2]), HR_SIZE, keep_native=True)
