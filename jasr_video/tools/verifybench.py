@@ -17,13 +17,14 @@ identity-labelled faces of ``../shared/data/faces-id`` (CelebA), with the LFW pr
 
 Faces take the pipeline's frame path: each photo (192 px, 2x its landmark box) is padded into a larger canvas,
 the canvas is reduced (OpenCV area filter) so that the face's training-style crop (1.4 x the landmark box) is
-``--sizes`` px across, and the face is cut from that frame with the pipeline's crop code
-(:func:`jasr_video.route.cut` at the route a :class:`~jasr_video.route.RoutedEnhancer` picks for its size) and
-enhanced through :class:`~jasr_video.route.RoutedCrops`. Detection is left out: the crop is placed from the true
-points, so that every method sees the same face. Rows: ``HR`` (the same crop at full resolution), ``bicubic``
-(the network's input: the LR face bicubic-upsampled to 128 px) and each weight set of ``--weights`` (with its
-x4 / x2 siblings). The recogniser (:class:`jasr_video.identity.Recognizer`) aligns every variant from the same
-true points, so only the pixels differ.
+``--sizes`` px across, and the face is cut from that frame with the pipeline's own call
+(:func:`jasr_video.route.cut_face`, at the route a :class:`~jasr_video.route.RoutedEnhancer` picks for its size,
+on whole pixels where the crop is at the frame's scale) and enhanced through :class:`~jasr_video.route.RoutedCrops`.
+Detection is left out: the box given to ``cut_face`` is the one whose crop is the true crop, so that every method
+sees the same face. Rows: ``HR`` (the true crop at full resolution), ``bicubic`` (the network's input: the LR face
+bicubic-upsampled to 128 px) and each weight set of ``--weights`` (with its x4 / x2 siblings). The recogniser
+(:class:`jasr_video.identity.Recognizer`) aligns every variant from the true 68 points mapped into that variant's
+crop, so only the pixels differ.
 """
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ def load_face(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def canvas_and_geometry(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, Any, np.ndarray]:
     """The photo padded into a canvas, its training-style crop (1.4 x the landmark box) there, and the 68 points in
-    that crop's 128 px (every variant's points: the crops below cover the same square)."""
+    the canvas."""
     import cv2
 
     from ..crop import DEFAULT_MARGIN, CropGeometry
@@ -148,11 +149,12 @@ def canvas_and_geometry(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarr
     pts = np.asarray(points, np.float64) + PAD
     (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
     geometry = CropGeometry((x0 + x1) / 2, (y0 + y1) / 2, DEFAULT_MARGIN * max(x1 - x0, y1 - y0))
-    return canvas, geometry, geometry.to_crop(pts)
+    return canvas, geometry, pts
 
 
-def frame_at(canvas: np.ndarray, geometry: Any, size: int) -> tuple[np.ndarray, Any]:
-    """The canvas reduced (area filter) so that the crop is ``size`` px across, and the crop in that frame."""
+def frame_at(canvas: np.ndarray, geometry: Any, size: int) -> tuple[np.ndarray, Any, float]:
+    """The canvas reduced (area filter) so that the crop is ``size`` px across, the crop in that frame, and the
+    scale."""
     import cv2
 
     from ..crop import CropGeometry
@@ -160,23 +162,28 @@ def frame_at(canvas: np.ndarray, geometry: Any, size: int) -> tuple[np.ndarray, 
     n = max(int(round(canvas.shape[1] * size / geometry.side)), 1)
     frame = cv2.resize(canvas, (n, n), interpolation=cv2.INTER_AREA)
     r = n / canvas.shape[1]
-    return frame, CropGeometry((geometry.cx + 0.5) * r - 0.5, (geometry.cy + 0.5) * r - 0.5, geometry.side * r)
+    return frame, CropGeometry((geometry.cx + 0.5) * r - 0.5, (geometry.cy + 0.5) * r - 0.5, geometry.side * r), r
 
 
-def enhance_at(enhancer: Any, faces: Sequence[tuple[np.ndarray, Any]], size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Faces (canvas, geometry) at ``size`` px through the pipeline's cut and routing: (enhanced (N, 128, 128, 3),
-    bicubic network inputs (N, 128, 128, 3), route names)."""
-    from ..route import RoutedCrops, cut
+def enhance_at(enhancer: Any, faces: Sequence[tuple[np.ndarray, Any, np.ndarray]],
+               size: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[str]]:
+    """Faces (canvas, crop geometry, 68 points in the canvas) at ``size`` px through the pipeline's own cut
+    (:func:`~jasr_video.route.cut_face` of the detection box whose crop is the true one) and routing: (enhanced
+    (N, 128, 128, 3), bicubic network inputs (N, 128, 128, 3), the true points in each face's cut crop (128 px),
+    route names)."""
+    from ..crop import DEFAULT_MARGIN
+    from ..route import RoutedCrops, cut_face
 
-    crops, routes = [], []
-    for canvas, geometry in faces:
-        frame, g = frame_at(canvas, geometry, size)
-        route = enhancer.route(g.side)
-        crops.append(cut(frame, g, route))
+    crops, routes, points = [], [], []
+    for canvas, geometry, pts in faces:
+        frame, g, r = frame_at(canvas, geometry, size)
+        cut, route, crop = cut_face(frame, g.detection_box(DEFAULT_MARGIN), DEFAULT_MARGIN, enhancer.route)
+        crops.append(crop)
         routes.append(route)
+        points.append(cut.to_crop((np.asarray(pts, np.float64) + 0.5) * r - 0.5))
     batch = RoutedCrops.from_crops(crops, routes)
     bicubic = (batch.inputs.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    return enhancer(batch).sr, bicubic, [r.name for r in routes]
+    return enhancer(batch).sr, bicubic, points, [r.name for r in routes]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,24 +208,20 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
     seconds = {"enhance": 0.0, "describe": 0.0}
     started = time.monotonic()
     for a in range(0, len(photos), chunk):
-        faces, points, hr = [], [], []
-        for f in photos[a:a + chunk]:
-            canvas, geometry, pts = canvas_and_geometry(*load_face(data / f))
-            faces.append((canvas, geometry))
-            points.append(pts)
-            hr.append(crop_face(canvas, geometry))
-        images: dict[tuple[str, int | None], np.ndarray] = {("HR", None): np.stack(hr)}
+        faces = [canvas_and_geometry(*load_face(data / f)) for f in photos[a:a + chunk]]
+        images: dict[tuple[str, int | None], np.ndarray] = {("HR", None): np.stack([crop_face(c, g) for c, g, _ in faces])}
+        points: dict[tuple[str, int | None], list[np.ndarray]] = {("HR", None): [g.to_crop(p) for _, g, p in faces]}
         t0 = time.monotonic()
         for s in sizes:
             for k, w in enumerate(weights):
-                out, bicubic, names = enhance_at(enhancers[w], faces, s)
-                images[(w, s)] = out
+                out, bicubic, pts, names = enhance_at(enhancers[w], faces, s)
+                images[(w, s)], points[(w, s)] = out, pts
                 route_names[f"{w}@{s}"] = set(names) | route_names.get(f"{w}@{s}", set())
                 if k == 0:
-                    images[("bicubic", s)] = bicubic
+                    images[("bicubic", s)], points[("bicubic", s)] = bicubic, pts
         t1 = time.monotonic()
         for m in methods:
-            desc[m][a:a + len(faces)] = recognizer.describe_many(list(images[m]), points)
+            desc[m][a:a + len(faces)] = recognizer.describe_many(list(images[m]), points[m])
         seconds["enhance"] += t1 - t0
         seconds["describe"] += time.monotonic() - t1
         say(f"{min(a + chunk, len(photos))}/{len(photos)} faces, {time.monotonic() - started:.0f} s")
