@@ -21,8 +21,8 @@ protocol). Here each face follows the product's path instead: frame -> crop -> m
   then the route's reduction.
 - **Bicubic** (``bicubic``): the face's crop at its own size in the frame, bicubic up to 128.
 
-PSNR / SSIM (Y, inside the landmark box) of each 128x128 output against the truth (the training crop of the
-source photo), NME (inter-ocular) of the 68 landmarks in crop pixels. Faces above the largest route keep their
+PSNR / SSIM (Y, inside the landmark box) of each 128x128 output against the truth (the crop's window in the
+source photo, reduced to 128 px by anti-aliased bicubic; the training crop warps it bilinearly), NME (inter-ocular) of the 68 landmarks in crop pixels. Faces above the largest route keep their
 native crop, as in the pipeline.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..crop import CropGeometry
+from ..crop import CropGeometry, crop_face
 from ..model.checkpoint import DEFAULT_WEIGHTS
 from ..model.config import HR_SIZE
 from ..model.data import FaceDataset, degrade, face_box, find_pairs, upsample
@@ -64,13 +64,12 @@ class Placed:
     origin: np.ndarray  # the photo's (x, y) offset in the canvas
 
     def truth(self, photo: np.ndarray, points: np.ndarray, geometry: CropGeometry) -> tuple[np.ndarray, np.ndarray]:
-        """The 128x128 truth of a crop `geometry` of the frame: the same window cut from the photo as the training
-        crop is (bilinear, reflected border), and the 68 points in its pixels."""
+        """The 128x128 truth of a crop `geometry` of the frame: the same window cut from the photo (one anti-aliased
+        resampling, :func:`~jasr_video.crop.crop_face`, so the truth holds no aliasing that the frame lacks), and the
+        68 points in its pixels."""
         centre = (np.array([geometry.cx, geometry.cy]) + 0.5) * self.factor - 0.5 - self.origin
         source = CropGeometry(float(centre[0]), float(centre[1]), geometry.side * self.factor)
-        image = cv2.warpAffine(photo, source.matrix(HR_SIZE), (HR_SIZE, HR_SIZE), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT101)
-        return image, source.to_crop(points).astype(np.float32)
+        return crop_face(photo, source, HR_SIZE), source.to_crop(points).astype(np.float32)
 
 
 def place(photo: np.ndarray, points: np.ndarray, margin: float, size: int, rng: np.random.Generator,
