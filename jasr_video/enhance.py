@@ -10,7 +10,7 @@ import torch
 
 from .lanes import cpu_lanes, run_all, split
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, TrainConfig
-from .model.inference import make_enhancer
+from .model.backends import make_enhancer
 
 # faces per part when a batch is cut for the lanes: parts small enough to keep every lane busy while another runs
 # detection, large enough that each forward is still a batch

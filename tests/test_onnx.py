@@ -30,7 +30,8 @@ from video_utils import make_clip
 
 from jasr_video.model import load_model
 from jasr_video.model.bench import deviation, real_inputs
-from jasr_video.model.checkpoint import export_main, read_checkpoint, resolve_weights
+from jasr_video.model.checkpoint import read_checkpoint, resolve_weights
+from jasr_video.model.export import export_main
 from jasr_video.model.inference import FaceEnhancer, Prediction, cpu_has_int8_dot, cpu_int8_saturates
 from jasr_video.model.onnx_backend import OnnxFaceEnhancer
 from jasr_video.model.onnx_export import OPSET, cached_export, int8_path, read_metadata, weights_sha256
