@@ -25,7 +25,7 @@ from jasr_video.source import Frame, PtsJump, StreamChange, open_source
 
 from conftest import CLIP, need
 from rtsp_utils import RtspServer, free_port, needs_gst
-from video_utils import join_files, make_clip, probe
+from video_utils import check_changes, join_files, make_clip, probe
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -39,38 +39,6 @@ def _cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def check_changes(rows: list[dict], first: tuple[int, int]) -> tuple[list[dict], list[dict]]:
-    """Frame lines and stream_change events of a run's JSON Lines; checks what holds for every run with changes:
-    pts increasing, each box inside the frame size current at its frame, no track of before a change after it,
-    the first frame after a change a full-frame scan. Returns (frames, changes)."""
-    size, seen, before = first, set(), set()
-    frames, changes = [], []
-    after_change = False
-    for row in rows:
-        if row.get("event") == "stream_change":
-            assert list(size) == row["old_size"], row
-            size = tuple(row["new_size"])
-            changes.append(row)
-            before |= seen
-            seen = set()
-            after_change = True
-            continue
-        if "frame" not in row:
-            continue
-        if after_change:
-            assert row["scan"] == "full", row  # the first frame of the new size is scanned whole
-            after_change = False
-        for face in row["faces"]:
-            x0, y0, x1, y1 = face["box"]
-            assert 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1], (row["frame"], size, face["box"])
-            assert face["track_id"] not in before, (row["frame"], face["track_id"])  # nothing carried over
-            seen.add(face["track_id"])
-        frames.append(row)
-    pts = [r["pts"] for r in frames]
-    assert all(b > a for a, b in zip(pts, pts[1:])), pts
-    return frames, changes
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +57,7 @@ def test_joined_ts_of_two_sizes(parts, tmp_path):
     the video keeps 640x360 with the 4:3 frames fitted in, aspect kept, black bars beside."""
     joined = join_files([parts["wide"], parts["narrow"]], tmp_path / "joined.ts")
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
-    r = _cli(joined, "--out", out, "--json", js)
+    r = _cli(joined, "--out", out, "--json", js, "--full-scan-every", 3)  # frame 10 would be a regions frame
     assert r.returncode == 0, r.stderr[-2000:]
     rows = _lines(js)
     frames, changes = check_changes(rows, (640, 360))

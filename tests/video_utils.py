@@ -58,6 +58,38 @@ def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, h
     return dst
 
 
+def check_changes(rows: list[dict], first: tuple[int, int]) -> tuple[list[dict], list[dict]]:
+    """Frame lines and stream_change events of a run's JSON Lines; checks what holds for every run with changes:
+    pts increasing, each box inside the frame size current at its frame, no track of before a change after it,
+    the first frame after a change a full-frame scan. Returns (frames, changes)."""
+    size, seen, before = first, set(), set()
+    frames, changes = [], []
+    after_change = False
+    for row in rows:
+        if row.get("event") == "stream_change":
+            assert list(size) == row["old_size"], row
+            size = tuple(row["new_size"])
+            changes.append(row)
+            before |= seen
+            seen = set()
+            after_change = True
+            continue
+        if "frame" not in row:
+            continue
+        if after_change:
+            assert row["scan"] == "full", row  # the first frame of the new size is scanned whole
+            after_change = False
+        for face in row["faces"]:
+            x0, y0, x1, y1 = face["box"]
+            assert 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1], (row["frame"], size, face["box"])
+            assert face["track_id"] not in before, (row["frame"], face["track_id"])  # nothing carried over
+            seen.add(face["track_id"])
+        frames.append(row)
+    pts = [r["pts"] for r in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:])), pts
+    return frames, changes
+
+
 def join_files(parts: list[Path], dst: Path) -> Path:
     """`parts` concatenated byte for byte (MPEG-TS recordings joined end to end, as `cat a.ts b.ts`)."""
     dst.write_bytes(b"".join(p.read_bytes() for p in parts))
