@@ -60,7 +60,7 @@ LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp",
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _OPEN_GRACE = 2.0  # seconds on top of open_timeout before an open thread is abandoned
 _JOIN_LOOKAHEAD = 4  # packets after a corrupt one searched for a segment join (see VideoSource._packets)
-PTS_JUMP_S = 5.0  # a file's timestamps leaping forward by more than this are a discontinuity, not lost frames
+PTS_JUMP_S = 5.0  # input timestamps leaping forward by more than this (live: beyond the wall clock) are a break
 
 
 @dataclass
@@ -83,7 +83,7 @@ class StreamChange:
     new_size: tuple[int, int]
     old_format: str
     new_format: str
-    first_size: tuple[int, int]  # the stream's first frame size: an annotated video keeps it (new sizes fit in)
+    first_size: tuple[int, int]  # the size the stream was opened with: an annotated video keeps it
 
 
 @dataclass
@@ -108,15 +108,19 @@ def event_line(item: "StreamGap | StreamChange | PtsJump") -> dict[str, Any]:
                 "duration": round(item.duration, 3), "reason": redact(item.reason)}
     if isinstance(item, StreamChange):
         (w, h), (fw, fh) = item.new_size, item.first_size
-        line: dict[str, Any] = {"event": "stream_change", "stream": item.stream, "pts": item.pts,
+        line: dict[str, Any] = {"event": "stream_change", "stream": item.stream, "pts": _seconds(item.pts),
                                 "old_size": list(item.old_size), "new_size": list(item.new_size)}
         if item.old_format != item.new_format:
             line.update(old_format=item.old_format, new_format=item.new_format)
         line["annotated_video"] = ("same size" if (w, h) == (fw, fh) else
                                    f"these frames scaled to fit {fw}x{fh}, aspect kept, padded")
         return line
-    return {"event": "pts_jump", "stream": item.stream, "pts": item.pts, "raw_from": round(item.raw_from, 6),
-            "raw_to": round(item.raw_to, 6)}
+    return {"event": "pts_jump", "stream": item.stream, "pts": _seconds(item.pts), "raw_from": _seconds(item.raw_from),
+            "raw_to": _seconds(item.raw_to)}
+
+
+def _seconds(t: float | None) -> float | None:
+    return None if t is None else round(float(t), 6)  # as the frame lines' pts
 
 
 @dataclass
@@ -694,7 +698,7 @@ class VideoSource:
                 return None
             try:
                 c = _open_container(self.uri, self._opts)
-                vs, info = _probe(c, self.uri, True)
+                vs, _ = _probe(c, self.uri, True)
             except SourceError as exc:
                 log.warning("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
                 delay = min(delay * 2, self.max_backoff)
