@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from . import layout
-from .layout import DrawStyle, track_color  # noqa: F401 (track_color re-exported)
+from .layout import DrawStyle, fit_into, track_color  # noqa: F401 (track_color re-exported)
 from .types import EventSink, FaceResult, FrameResult, Sink  # FaceResult: re-exported
 from .redact import protect
 from .source import StreamInfo
@@ -55,24 +55,11 @@ def annotate(result: FrameResult, inset: bool | str = True, raw_landmarks: bool 
     return layout.annotate(result, style)
 
 
-def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`image` scaled to fit `width` x `height` with its aspect kept, centred and padded with black."""
-    h, w = image.shape[:2]
-    if (w, h) == (width, height):
-        return image
-    scale = min(width / w, height / h)
-    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    x, y = (width - nw) // 2, (height - nh) // 2
-    return cv2.copyMakeBorder(small, y, height - nh - y, x, width - nw - x, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-
-
 class VideoSink:
     """Annotated video: H.264 (libx264), input size, timestamps and frame count; audio copied.
 
-    The video keeps the size the input had when it was opened: frames of another size (a stream that changes
-    size mid-way, see :class:`~jasr_video.source.StreamChange`) are annotated at their own size, then scaled to
-    fit, aspect kept, centred and padded with black (``rescaled`` counts them).
+    The video keeps the input's size as opened: frames of another size (:class:`~jasr_video.source.StreamChange`)
+    are annotated at their own size, then scaled to fit, aspect kept, centred and padded with black.
 
     Sizes: yuv420p needs even width and height; for odd sizes (e.g. 641x479) the video is encoded in
     yuv444p (High 4:4:4 profile), which keeps the exact size (some players, e.g. browsers, do not
@@ -110,7 +97,6 @@ class VideoSink:
         self.stream.codec_context.time_base = self.time_base
         self.pix_fmt = pix_fmt
         self.frames = 0
-        self.rescaled = 0  # frames of another size than the video's, scaled to fit
         self._last_pts: int | None = None
         self._audio: Iterator[Any] | None = None
         self._audio_in = None
@@ -200,7 +186,6 @@ class VideoSink:
         img = annotate(result, style=self.style)
         if img.shape[:2] != (self.height, self.width):
             img = fit_into(img, self.width, self.height)
-            self.rescaled += 1
         if self.pad:
             img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
