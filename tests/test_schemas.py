@@ -121,7 +121,12 @@ def test_extra_fields_and_new_event_types_are_allowed(real_output):
     jsonl = validator("jsonl")
     assert jsonl.is_valid(broken(frame, ("faces", 0, "identity"), [0.1, 0.2]))
     assert jsonl.is_valid(broken(frame, ("stream",), "cam"))
-    assert jsonl.is_valid({"event": "stream_change", "stream": "cam", "old_size": [640, 360], "new_size": [1280, 720]})
+    assert jsonl.is_valid({"event": "camera_moved", "stream": "cam", "pts": 3.0})  # a type of a newer version
+    change = {"event": "stream_change", "stream": "cam", "pts": 1.0, "old_size": [640, 360], "new_size": [1280, 720],
+              "annotated_video": "these frames scaled to fit 640x360, aspect kept, padded"}
+    assert jsonl.is_valid(change) and jsonl.is_valid({**change, "old_format": "yuv420p", "new_format": "yuv420p10le"})
+    assert not jsonl.is_valid({k: v for k, v in change.items() if k != "new_size"})
+    assert jsonl.is_valid({"event": "pts_jump", "stream": "cam", "pts": 0.88, "raw_from": 0.84, "raw_to": 0.08})
     assert jsonl.is_valid({"event": "stream_gap", "stream": "cam", "start_pts": None, "duration": 2.5,
                            "reason": "reconnected", "attempts": 3})
     assert validator("tracks").is_valid(broken(tracks[0], ("fused_png",), "track_0001_fused.png"))

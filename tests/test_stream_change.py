@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 import av
+import jsonschema
 import numpy as np
 import pytest
 
+from jasr_video.schemas import load_schema
 from jasr_video.source import Frame, PtsJump, StreamChange, open_source
 
 from conftest import CLIP, need
@@ -71,6 +73,10 @@ def test_joined_ts_of_two_sizes(parts, tmp_path):
     assert len(jumps) == 1 and jumps[0]["raw_to"] < jumps[0]["raw_from"]
     assert any(f["faces"] for f in frames[:N]) and any(f["faces"] for f in frames[N:])
     assert "stream changes" in r.stderr  # the summary's row
+    schema = jsonschema.Draft202012Validator(load_schema("jsonl"))
+    for row in rows:  # the events and the frames around them as the published schema says
+        schema.validate(row)
+    assert not schema.is_valid({**change, "new_size": [480]}) and not schema.is_valid({**jumps[0], "raw_to": "0"})
     info = probe(out)
     assert info["frames"] == 2 * N and (info["width"], info["height"]) == (640, 360)
     with av.open(str(out)) as c:
