@@ -28,7 +28,6 @@ native crop, as in the pipeline.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from ..model.config import HR_SIZE
 from ..model.data import FaceDataset, degrade, face_box, find_pairs, upsample
 from ..model.metrics import face_psnr_ssim, nme
 from ..model.routing import Route, network_inputs
-from ..model.sizebench import per_size_table
+from ..model.sizebench import add_common_arguments, checked_sizes, per_size_table, write_report
 from ..route import RoutedCrops, RoutedEnhancer, cut_face
 
 DEFAULT_SIZES = (12, 16, 20, 24, 32, 48, 64, 96)
@@ -178,20 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="folder of image + .pts pairs, e.g. ../shared/data/faces68/test")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="face crop sizes, px")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"x8 weights; x4 / x2: their siblings (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
-                        help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
     parser.add_argument("--camera", choices=tuple(CAMERAS), default="bicubic-aa",
                         help="how the canvas is reduced to the frame (default bicubic-aa)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the faces' positions in the frames")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    parser.add_argument("--report", help="also write the table and settings to this JSON file")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if any(s < 4 or s > 128 for s in args.sizes):
-        print("framebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
+    if not checked_sizes("framebench", args):
         return 2
     try:
         enhancer = RoutedEnhancer(args.weights, device="cpu", precision=args.precision, lanes=1)
@@ -206,13 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = per_size_table(run(dataset, enhancer, args.sizes, args.seed, args.camera, args.methods))
     table = format_table(rows)
     print(table)
-    if args.report:
-        report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
-                  "camera": args.camera, "seed": args.seed, "weights": args.weights, "precision": args.precision,
-                  "routing": enhancer.routing, "seconds": time.perf_counter() - started, "table": rows,
-                  "markdown": table}
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=1))
+    write_report(args.report, {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
+                               "camera": args.camera, "seed": args.seed, "weights": args.weights,
+                               "precision": args.precision, "routing": enhancer.routing,
+                               "seconds": time.perf_counter() - started, "table": rows, "markdown": table})
     return 0
 
 
