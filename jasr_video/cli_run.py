@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, source) -> int:
     from .report import RunLog, write_report
     from .outputs import SINKS, build_sinks
     from .sinks import BackgroundWriter, write_event
-    from .source import StreamGap
+    from .source import SourceEvent, event_line
 
     console = Console(stderr=True, quiet=args.quiet)
     if args.threads:
@@ -262,9 +262,8 @@ def _run(args: argparse.Namespace, source) -> int:
                                      total=total, fps=0.0, faces=0, tracks=0)
             try:
                 for result in pipeline.run(source, events=True):
-                    if isinstance(result, StreamGap):  # live source came back after an outage
-                        event({"event": "stream_gap", "stream": result.stream, "start_pts": result.start_pts,
-                               "duration": round(result.duration, 3), "reason": redact(result.reason)})
+                    if isinstance(result, SourceEvent):  # a live outage, a new frame size, a timestamp jump
+                        event(event_line(result))
                         continue
                     write(result)
                     frames += 1

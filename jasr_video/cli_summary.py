@@ -43,6 +43,12 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
         rows.append(("source", f"{src.get('corrupt_skipped', 0)} damaged frames skipped, {src.get('frames_missing', 0)} "
                      f"frames missing from the file, {src.get('dropped', 0)} frames dropped to keep up with a live "
                      f"source, {src.get('reconnects', 0)} reconnects"))
+    if s.get("stream_changes") or s.get("pts_jumps"):
+        info = pipeline.info
+        rows.append(("stream changes", f"{s.get('stream_changes', 0)} changes of frame size or pixel format mid-stream "
+                     f"(tracks started afresh; an annotated video keeps {info.width}x{info.height}, other sizes scaled "
+                     f"to fit, aspect kept, padded), {s.get('pts_jumps', 0)} jumps in the input's timestamps (pts go "
+                     f"on increasing; pts_jump lines in the JSON Lines)"))
     for sink in sinks:
         path = getattr(sink, "path", None) or getattr(sink, "folder", None)
         if path is None:

@@ -240,6 +240,8 @@ class _Resume:
     last_frame: int = -1
     last_pts: float | None = None
     gaps: int = 0
+    stream_changes: int = 0
+    pts_jumps: int = 0
     faces: int = 0
     written_at: float = 0.0  # the file's modification time (when the last line was written)
 
@@ -267,6 +269,9 @@ def read_progress(path: Path) -> _Resume:
             state.last_frame, state.last_pts = int(row["frame"]), row.get("pts")
         elif row.get("event") == "stream_gap":
             state.gaps += 1
+        elif row.get("event") in ("stream_change", "pts_jump"):
+            key = "stream_changes" if row["event"] == "stream_change" else "pts_jumps"
+            setattr(state, key, getattr(state, key) + 1)
     if good < len(data):  # keep whole lines only
         with open(path, "r+b") as f:
             f.truncate(good)
@@ -310,13 +315,13 @@ class _WorkerRunner(MultiStreamRunner):
 
     def _process(self, name: str, pipeline: Any, source: Any, sinks: Sequence[Any], report: StreamReport) -> None:
         if self.index_offset:
-            from .source import StreamGap
+            from .source import SourceEvent
 
             run, offset = pipeline.run, self.index_offset
 
             def numbered(src: Any, events: bool = False):
                 for item in run(src, events=events):
-                    if not isinstance(item, StreamGap):
+                    if not isinstance(item, SourceEvent):
                         item.index += offset
                     yield item
 
@@ -385,6 +390,8 @@ class StreamWorker:
             report.frames += r.frames
             report.faces += r.faces
             report.gaps += r.gaps + 1
+            report.stream_changes += r.stream_changes
+            report.pts_jumps += r.pts_jumps
         out = dataclasses.asdict(report)
         out["outputs"] = [str(p) for p in report.outputs]
         out["model"] = dict(self.model.stats)

@@ -75,9 +75,14 @@ class CropGeometry:
         for _ in range(80):  # the crop side grows with the box side: bisection
             b = (low + high) / 2
             low, high = (b, high) if margin * calibration_at(b)[2] * b < self.side else (low, b)
-        ox, oy, _ = calibration_at(b)
-        x, y = self.cx - ox * b, self.cy - oy * b
-        return [x - b / 2, y - b / 2, x + b / 2, y + b / 2]
+        b = high
+        while True:  # a crop not smaller than this one, float rounding included (the routes' bands compare sides)
+            ox, oy, _ = calibration_at(b)
+            x, y = self.cx - ox * b, self.cy - oy * b
+            box = [x - b / 2, y - b / 2, x + b / 2, y + b / 2]
+            if CropGeometry.from_detection(box, margin).side >= self.side:
+                return box
+            b *= 1 + 1e-12
 
     def matrix(self, size: int = HR_SIZE) -> np.ndarray:
         """2x3 affine frame -> size x size crop (same convention as training's crop_transform)."""

@@ -10,7 +10,7 @@ import torch
 
 from .lanes import cpu_lanes, run_all, split
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, TrainConfig
-from .model.inference import make_enhancer
+from .model.backends import make_enhancer
 
 # faces per part when a batch is cut for the lanes: parts small enough to keep every lane busy while another runs
 # detection, large enough that each forward is still a batch
@@ -42,8 +42,9 @@ class EnhancedFaces:
 class BatchEnhancer:
     """Runs crops (N, 3, S, S) in [0, 1] through a FaceEnhancer in chunks of ``batch_size``.
 
-    Each crop is brought down to 16x16 (anti-aliased bicubic) and up x8 to 128x128 (bicubic) on the
-    model's device, exactly the training protocol, inside ``FaceEnhancer.enhance``. ``upright``: the
+    Crops are the x8 model's 16x16 LR faces as the pipeline cuts them (:func:`jasr_video.route.cut_face`); larger
+    crops are brought down to 16x16 (anti-aliased bicubic, the training protocol) on the model's device. Then up
+    x8 to 128x128 (bicubic), inside ``FaceEnhancer.enhance``. ``upright``: the
     enhancer's tilt threshold for the landmarks' second pass (:mod:`jasr_video.model.upright`; None: as it is).
     ``lanes``: on CPU with torch, a batch is cut into this many parts run side by side (:mod:`jasr_video.lanes`;
     0: automatic, 1: one call over the whole batch).

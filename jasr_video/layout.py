@@ -365,3 +365,15 @@ def covered_fraction(layout: Layout, kinds: Sequence[str] = ("box", "points", "l
             _footprint(it, mask, x0, y0)
         out.append(float(mask.mean()))
     return out
+
+
+def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` scaled to fit `width` x `height` with its aspect kept, centred and padded with black."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x, y = (width - nw) // 2, (height - nh) // 2
+    return cv2.copyMakeBorder(small, y, height - nh - y, x, width - nw - x, cv2.BORDER_CONSTANT, value=(0, 0, 0))

@@ -31,8 +31,8 @@ from .config import LIVE_FRAME_BATCH
 from .outputs import STREAM, OutputSpec, close_sinks, is_folder, output_path  # noqa: F401 (re-exported)
 from .redact import protect, redact
 from .shared_model import SharedModel, _Batcher, _Request, _SharedDetector  # noqa: F401 (re-exported)
-from .source import (SourceError, StreamGap, VideoSource, _is_webcam, _webcam_path, is_live_uri,
-                     open_source, open_source_retrying)
+from .source import (PtsJump, SourceError, SourceEvent, StreamChange, StreamGap, VideoSource, _is_webcam,
+                     _webcam_path, event_line, is_live_uri, open_source, open_source_retrying)
 from .types import FrameResult, Sink
 
 if TYPE_CHECKING:  # torch and the model load lazily: naming and validation stay fast for the CLI
@@ -107,6 +107,8 @@ class StreamReport:
     faces: int = 0
     tracks: int = 0
     gaps: int = 0
+    stream_changes: int = 0  # changes of frame size / pixel format mid-stream
+    pts_jumps: int = 0  # breaks in the input's own timestamps
     error: str | None = None  # one line: why the stream failed or ended early
     outputs: list[Path] = field(default_factory=list)
 
@@ -231,10 +233,11 @@ class MultiStreamRunner:
         from .sinks import write_event
 
         for item in pipeline.run(source, events=True):
-            if isinstance(item, StreamGap):  # a live source came back after an outage
-                report.gaps += 1
-                write_event(sinks, {"event": "stream_gap", "stream": name, "start_pts": item.start_pts,
-                                     "duration": round(item.duration, 3), "reason": item.reason})
+            if isinstance(item, SourceEvent):  # a live outage, a new frame size, a timestamp jump
+                report.gaps += isinstance(item, StreamGap)
+                report.stream_changes += isinstance(item, StreamChange)
+                report.pts_jumps += isinstance(item, PtsJump)
+                write_event(sinks, {**event_line(item), "stream": name})
                 continue
             for sink in sinks:
                 sink.write(item)

@@ -7,7 +7,10 @@
             print(result.index, result.pts, face.track_id, face.box, face.landmarks_smoothed[36])
 
 ``run`` yields one :class:`FrameResult` per decoded frame, in order (and, with ``events=True``,
-the source's :class:`~jasr_video.source.StreamGap` events of live streams). Frames are gathered in
+the source's events in their place between the frames: :class:`~jasr_video.source.StreamGap` of live streams,
+:class:`~jasr_video.source.StreamChange` and :class:`~jasr_video.source.PtsJump`). After a gap or a change of
+frame size the tracks and smoothing start afresh and the next frame is a full-frame scan; boxes and landmarks
+are always in the pixels of the frame they belong to. Frames are gathered in
 small groups (``frame_batch``) so MTCNN and JASRNet run batched across frames.
 
 On a CPU with 2 or more torch threads (``PipelineConfig.lanes``, :mod:`jasr_video.lanes`), a file's frames go
@@ -39,7 +42,7 @@ from .layout import clip_box
 from .model.routing import Route
 from .route import RoutedCrops, RoutedEnhancer, cut_face
 from .smooth import make_smoother
-from .source import StreamGap, StreamInfo, VideoSource, open_source
+from .source import PtsJump, SourceEvent, StreamChange, StreamGap, StreamInfo, VideoSource, open_source
 from .track import make_tracker
 from .types import Detection, Detector, FaceResult, Frame, FrameResult, Smoother, TrackedFace, Tracker
 
@@ -56,6 +59,7 @@ def auto_full_scan_every(config: PipelineConfig, device: torch.device) -> int:
     return AUTO_FULL_SCAN_EVERY_CPU
 
 
+_EVENT_COUNTS = {StreamGap: "gaps", StreamChange: "stream_changes", PtsJump: "pts_jumps"}  # stats per source event
 STAGES = ("decode", "detect", "track", "crop", "enhance", "smooth")  # timed in stats as "<stage>_s"
 
 
@@ -103,12 +107,16 @@ class Pipeline:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def _reset_state(self) -> None:
+    def _reset_state(self, carry_ids: bool = False) -> None:
+        """A fresh tracker and smoother; ``carry_ids``: mid-run, new tracks are numbered on from the old ones."""
         cfg = self.config
         if self.stats:  # tracks in hand end with the old tracker
             self.stats["tracks_ended"] += len(self.stats["track_ids"])
             self.stats["track_ids"].clear()
+        previous = getattr(self, "tracker", None) if carry_ids else None
         self.tracker: Tracker = make_tracker(cfg)
+        if previous is not None and hasattr(self.tracker, "carry_ids"):
+            self.tracker.carry_ids(previous)
         self.smoother: Smoother = make_smoother(cfg)
 
     # -- main loop ----------------------------------------------------------------------------
@@ -122,7 +130,7 @@ class Pipeline:
         self.source, self.info = src, src.info
         self.stats = {"frames": 0, "faces": 0, **{f"{stage}_s": 0.0 for stage in STAGES}, "detections": 0,
                       "region_frames": 0, "track_ids": set(), "tracks_ended": 0, "faces_below_16px": 0, "gaps": 0,
-                      "routes": {}, "started": time.monotonic()}
+                      "stream_changes": 0, "pts_jumps": 0, "routes": {}, "started": time.monotonic()}
         self._reset_state()
         self._counter = 0
         self._scan_from = 0  # frame count at the last (re)start: detection frames are counted from there
@@ -167,13 +175,14 @@ class Pipeline:
                 self.stats["decode_s"] += time.perf_counter() - t0
                 if item is None:
                     break
-                if isinstance(item, StreamGap):
+                if isinstance(item, SourceEvent):  # the frames before it are given out first
                     yield from flush()
                     yield from self._process(buffer)
                     buffer = []
-                    self._reset_state()  # the scene may have changed: fresh tracks and smoothing
-                    self._scan_from = self._counter  # and the next frame is a full-frame scan
-                    self.stats["gaps"] += 1
+                    if isinstance(item, (StreamGap, StreamChange)):
+                        self._reset_state(carry_ids=True)  # the scene (or its pixels) changed: fresh tracks, smoothing
+                        self._scan_from = self._counter  # and the next frame is a full-frame scan
+                    self.stats[_EVENT_COUNTS[type(item)]] += 1
                     if events:
                         yield item  # type: ignore[misc]
                     continue

@@ -7,7 +7,7 @@ runs them through P-net as one batch; R- and O-net then judge the candidates on 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,12 +16,9 @@ from .facenet_compat import nms
 from .mtcnn import CropFn, face_crops, frame_tensor, pnet_stage, pyramid_scales, refine_stages
 from .types import Detection
 
-if TYPE_CHECKING:
-    from .detect import FaceDetector
-
 
 @torch.inference_mode()
-def detect_regions(detector: "FaceDetector", frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
+def detect_regions(detector: Any, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
                    min_face_ratio: float = 0.5, nms_iou: float = 0.4) -> list[Detection]:
     """MTCNN on square regions of one frame around `boxes` (N, 4), e.g. the tracker's predicted face boxes.
 
@@ -75,7 +72,7 @@ def detect_regions(detector: "FaceDetector", frame: np.ndarray, boxes: np.ndarra
     return found
 
 
-def _regions_fast(detector: "FaceDetector", frame: np.ndarray, regions: list[tuple[int, int, int, int]],
+def _regions_fast(detector: Any, frame: np.ndarray, regions: list[tuple[int, int, int, int]],
                   scaled: int) -> list[Detection]:
     """detect_regions' MTCNN for regions (x0, y0, side, min face) that share one `scaled` size: P-net over
     the regions resized to `scaled` px as one batch (faces from 12 px there up); its candidates, mapped to

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from . import layout
-from .layout import DrawStyle, track_color  # noqa: F401 (track_color re-exported)
+from .layout import DrawStyle, fit_into, track_color  # noqa: F401 (track_color re-exported)
 from .types import EventSink, FaceResult, FrameResult, Sink  # FaceResult: re-exported
 from .redact import protect
 from .source import StreamInfo
@@ -57,6 +57,9 @@ def annotate(result: FrameResult, inset: bool | str = True, raw_landmarks: bool 
 
 class VideoSink:
     """Annotated video: H.264 (libx264), input size, timestamps and frame count; audio copied.
+
+    The video keeps the input's size as opened: frames of another size (:class:`~jasr_video.source.StreamChange`)
+    are annotated at their own size, then scaled to fit, aspect kept, centred and padded with black.
 
     Sizes: yuv420p needs even width and height; for odd sizes (e.g. 641x479) the video is encoded in
     yuv444p (High 4:4:4 profile), which keeps the exact size (some players, e.g. browsers, do not
@@ -181,6 +184,8 @@ class VideoSink:
 
         t0 = time.perf_counter()
         img = annotate(result, style=self.style)
+        if img.shape[:2] != (self.height, self.width):
+            img = fit_into(img, self.width, self.height)
         if self.pad:
             img = np.pad(img, ((0, self.stream.height - img.shape[0]), (0, self.stream.width - img.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")

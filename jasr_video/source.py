@@ -1,7 +1,9 @@
 """Video sources: files, RTSP / HTTP(S) / TCP streams and webcams behind one interface.
 
 Decoding runs in a background thread that feeds a bounded queue; the consumer iterates
-:class:`Frame` objects (and, for live sources, :class:`StreamGap` events after a reconnect).
+:class:`Frame` objects and, between them, events (``SourceEvent``): :class:`StreamGap` after a live
+reconnect, :class:`StreamChange` before the first frame of a new size or pixel format, :class:`PtsJump` where
+the input's own timestamps break (``event_line`` gives each one's JSON Lines record).
 
     with open_source("rtsp://cam/stream", open_timeout=5, read_timeout=5) as src:
         for item in src:
@@ -20,6 +22,8 @@ Guarantees:
 * live (latest-frame) mode drops the oldest queued frame when the consumer is slower than the
   camera, so latency does not grow; drops are counted in ``stats["dropped"]``;
 * corrupt packets / frames are skipped and counted (``stats["corrupt_skipped"]``), never raised;
+* ``pts`` always increase, also across timestamps that restart or jump (``stats["pts_jumps"]``); a change of
+  frame size mid-stream is announced (``stats["stream_changes"]``) and frames come at their new size;
 * ``close()`` (from any thread, or via the context manager on Ctrl-C) stops the decode thread.
 
 Errors at open time raise :class:`SourceError` whose ``str()`` is one line naming the problem
@@ -55,6 +59,8 @@ log = protect(logging.getLogger(__name__))  # every log line of this module is r
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "rtp", "srt")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _OPEN_GRACE = 2.0  # seconds on top of open_timeout before an open thread is abandoned
+_JOIN_LOOKAHEAD = 4  # packets after a corrupt one searched for a segment join (see VideoSource._packets)
+PTS_JUMP_S = 5.0  # input timestamps leaping forward by more than this (live: beyond the wall clock) are a break
 
 
 @dataclass
@@ -63,6 +69,58 @@ class StreamGap:
     start_pts: float | None
     duration: float
     reason: str
+
+
+@dataclass
+class StreamChange:
+    """The frame size or pixel format changed mid-stream (a camera switching profile, segments of two sizes
+    joined end to end); comes before the first frame of the new size. Sizes are (width, height) as delivered
+    (upright)."""
+
+    stream: str
+    pts: float | None  # of the first frame of the new size
+    old_size: tuple[int, int]
+    new_size: tuple[int, int]
+    old_format: str
+    new_format: str
+    first_size: tuple[int, int]  # the size the stream was opened with: an annotated video keeps it
+
+
+@dataclass
+class PtsJump:
+    """The input's own timestamps broke (restarted, went back, or leapt forward by more than ``PTS_JUMP_S``); the
+    output ``pts`` carries on one frame interval after the last one. ``raw_from`` / ``raw_to``: the input's
+    timestamps (seconds) of the frames either side."""
+
+    stream: str
+    pts: float  # output pts of the first frame after the jump
+    raw_from: float
+    raw_to: float
+
+
+SourceEvent = (StreamGap, StreamChange, PtsJump)  # what a source yields besides Frames
+
+
+def event_line(item: "StreamGap | StreamChange | PtsJump") -> dict[str, Any]:
+    """The JSON Lines record ({"event": ...}) of a source event (docs/sources.md, "Events")."""
+    if isinstance(item, StreamGap):
+        return {"event": "stream_gap", "stream": item.stream, "start_pts": item.start_pts,
+                "duration": round(item.duration, 3), "reason": redact(item.reason)}
+    if isinstance(item, StreamChange):
+        (w, h), (fw, fh) = item.new_size, item.first_size
+        line: dict[str, Any] = {"event": "stream_change", "stream": item.stream, "pts": _seconds(item.pts),
+                                "old_size": list(item.old_size), "new_size": list(item.new_size)}
+        if item.old_format != item.new_format:
+            line.update(old_format=item.old_format, new_format=item.new_format)
+        line["annotated_video"] = ("same size" if (w, h) == (fw, fh) else
+                                   f"these frames scaled to fit {fw}x{fh}, aspect kept, padded")
+        return line
+    return {"event": "pts_jump", "stream": item.stream, "pts": _seconds(item.pts), "raw_from": _seconds(item.raw_from),
+            "raw_to": _seconds(item.raw_to)}
+
+
+def _seconds(t: float | None) -> float | None:
+    return None if t is None else round(float(t), 6)  # as the frame lines' pts
 
 
 @dataclass
@@ -351,6 +409,14 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
 _END = object()
 
 
+def _starts_segment(prev: Any, nxt: Any, time_base: Any) -> bool:
+    """`nxt` (the packet after `prev`) is a key frame whose decode timestamps restart or leap forward by more
+    than ``PTS_JUMP_S``: a new segment of a recording joined end to end begins."""
+    if not nxt.is_keyframe or nxt.is_corrupt or prev.dts is None or nxt.dts is None or not time_base:
+        return False
+    return nxt.dts < prev.dts or float((nxt.dts - prev.dts) * time_base) > PTS_JUMP_S
+
+
 def _quiet_close(container) -> None:
     try:
         container.close()
@@ -370,7 +436,8 @@ def _held(lock: Any, timeout: float = 0.1) -> Iterator[bool]:
 
 
 class VideoSource:
-    """One decoded video input. Iterate it for Frames (and StreamGaps); close() it when done."""
+    """One decoded video input. Iterate it for Frames (and SourceEvents); close() it when done. ``info`` is the
+    stream as opened (a later change of frame size comes as a StreamChange)."""
 
     def __init__(self, uri: str, **options: Any) -> None:
         known = {
@@ -397,7 +464,7 @@ class VideoSource:
             raise ValueError("queue_size must be >= 1")
         self._opts = dict(options, open_timeout=self.open_timeout, read_timeout=self.read_timeout)
         self.stats: dict[str, Any] = {"decoded": 0, "corrupt_skipped": 0, "dropped": 0, "reconnects": 0, "gaps": 0,
-                                      "frames_missing": 0}
+                                      "frames_missing": 0, "stream_changes": 0, "pts_jumps": 0}
         self.error: str | None = None
         self._stop = threading.Event()
         self._finished = False
@@ -498,7 +565,7 @@ class VideoSource:
             return True
 
     def _drop_one_frame(self) -> bool:
-        """Remove the oldest queued Frame (events such as StreamGap are kept)."""
+        """Remove the oldest queued Frame (events such as StreamGap and StreamChange are kept)."""
         with _held(self._queue.mutex) as locked:
             if not locked:
                 return False
@@ -522,6 +589,7 @@ class VideoSource:
         self._last_pts: float | None = None  # pts of the last frame delivered (on the output timeline)
         self._last_capture: float | None = None
         self._last_raw: float | None = None  # the input's own pts of that frame
+        self._shape: tuple[int, int, str] | None = None  # width, height and pixel format of that frame
         self._pts_offset = 0.0  # added to the input's pts (changes when a reconnect / loop restarts them)
         # the next frame starts a new input timeline: a live stream's first frame (its pts start at 0), after a
         # reconnect or a loop
@@ -630,7 +698,7 @@ class VideoSource:
                 return None
             try:
                 c = _open_container(self.uri, self._opts)
-                vs, info = _probe(c, self.uri, True)
+                vs, _ = _probe(c, self.uri, True)
             except SourceError as exc:
                 log.warning("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
                 delay = min(delay * 2, self.max_backoff)
@@ -638,27 +706,55 @@ class VideoSource:
             if self._stop.is_set():
                 c.close()
                 return None
-            self._vstream = vs
-            if (info.width, info.height) != (self.info.width, self.info.height):
-                log.warning("%s: resolution changed to %dx%d after reconnect", self.name, info.width, info.height)
-                self.info.width, self.info.height = info.width, info.height
+            self._vstream = vs  # a new frame size shows as a StreamChange before its first frame (self.info stays)
             self._container = c
             self.stats["reconnects"] += 1
             log.warning("%s: reconnected after %d attempt(s)", self.name, attempt)
             return c
         return None
 
+    def _packets(self, container, vs) -> Iterator[Any]:
+        """The video packets, without those the demuxer marks corrupt, except where the mark only comes from a
+        segment join: MPEG-TS files joined end to end restart their continuity counters, and FFmpeg marks a
+        whole packet of the first half's last few corrupt. A corrupt packet is kept when one of the
+        ``_JOIN_LOOKAHEAD`` packets after it is a key frame whose timestamps restart (or leap forward by more
+        than ``PTS_JUMP_S``)."""
+        held: list[Any] = []  # a corrupt packet and those after it, not yet judged
+        for packet in container.demux(vs):
+            if not held:
+                if packet.is_corrupt:
+                    held.append(packet)
+                else:
+                    yield packet
+                continue
+            join = _starts_segment(held[-1], packet, vs.time_base)
+            held.append(packet)
+            if join or len(held) > _JOIN_LOOKAHEAD:
+                first, rest = held[0], held[1:]
+                held = []
+                if join:
+                    yield first
+                else:
+                    self.stats["corrupt_skipped"] += 1
+                    log.debug("%s: corrupt packet skipped", self.name)
+                for p in rest:  # judged afresh (one may be corrupt too)
+                    if held or p.is_corrupt:
+                        held.append(p)
+                    else:
+                        yield p
+        for i, p in enumerate(held):  # the end: no join followed
+            if i == 0 or p.is_corrupt:
+                self.stats["corrupt_skipped"] += 1
+            else:
+                yield p
+
     def _decode(self, container) -> None:
         import av
 
         vs = self._vstream
-        for packet in container.demux(vs):
+        for packet in self._packets(container, vs):
             if self._stop.is_set():
                 return
-            if packet.is_corrupt:
-                self.stats["corrupt_skipped"] += 1
-                log.debug("%s: corrupt packet skipped", self.name)
-                continue
             try:
                 frames = packet.decode()
             except av.error.ExitError:
@@ -680,7 +776,19 @@ class VideoSource:
                 if self.info.rotation:
                     image = upright(image, self.info.rotation)
                 now = time.monotonic()
-                pts = self._timestamp(frame.time, now)
+                pts, jump = self._timestamp(frame.time, now)
+                shape = (image.shape[1], image.shape[0], frame.format.name)
+                if self._shape is not None and shape != self._shape:
+                    change = StreamChange(self.name, pts, self._shape[:2], shape[:2], self._shape[2], shape[2],
+                                          (self.info.width, self.info.height))
+                    log.warning("%s: frames change from %dx%d %s to %dx%d %s at pts %s", self.name, *self._shape,
+                                *shape, "?" if pts is None else f"{pts:.3f}")
+                    self.stats["stream_changes"] += 1
+                    if not self._put(change):
+                        return
+                self._shape = shape
+                if jump is not None and not self._put(jump):
+                    return
                 item = Frame(index=self._index, pts=pts, image=image, stream=self.name, captured=now)
                 self._index += 1
                 self._last_capture = item.captured
@@ -691,21 +799,37 @@ class VideoSource:
                     return
 
 
-    def _timestamp(self, time_s: float | None, now: float) -> float | None:
-        """The frame's pts in seconds on the output timeline; moves ``self._index`` past frames lost in a file.
+    def _timestamp(self, time_s: float | None, now: float) -> tuple[float | None, PtsJump | None]:
+        """The frame's pts in seconds on the output timeline, and a PtsJump when the input's own timestamps
+        broke just before it; moves ``self._index`` past frames lost in a file.
 
         Files: the input's pts; when it jumps by more than 1.5 frame intervals (frames lost to corrupt data),
         the frame index jumps with it, so ``Frame.index`` stays the source frame number, and the missing
         frames are counted in ``stats["frames_missing"]``. A frame without pts gets the previous pts plus one
         frame interval. A live stream's pts start at 0 with its first frame. After a reconnect (or a loop)
         the input's pts restart: they are shifted so that the new frames continue from the last pts before
-        the outage plus the outage's wall-clock length. Live pts never go backwards (a repeat moves one frame
-        interval on).
+        the outage plus the outage's wall-clock length. When the input's timestamps restart or go back by more
+        than half a frame interval, or leap forward by more than ``PTS_JUMP_S`` (live: more than that beyond the
+        wall-clock time between the frames), the pts carry on one frame interval after the last one, the frame
+        index goes on by one, and a PtsJump names the raw timestamps (``stats["pts_jumps"]``). Pts never go
+        backwards (a repeat moves one frame interval on).
         """
         fps = self.info.fps
         step = 1.0 / fps if fps else 0.001
         raw = float(time_s) if time_s is not None else None
-        if not self.info.is_live and not self._rebase and raw is not None and fps:
+        jump = None
+        if not self._rebase and raw is not None and self._last_raw is not None and self._last_pts is not None:
+            delta = raw - self._last_raw
+            limit = PTS_JUMP_S
+            if self.info.is_live and self._last_capture is not None:
+                limit += max(now - self._last_capture, 0.0)
+            if delta < -step / 2 or delta > limit:
+                jump = PtsJump(self.name, self._last_pts + step, self._last_raw, raw)
+                self._pts_offset = jump.pts - raw
+                self.stats["pts_jumps"] += 1
+                log.warning("%s: input timestamps jump from %.3f s to %.3f s; pts go on from %.3f s", self.name,
+                            self._last_raw, raw, jump.pts)
+        if jump is None and not self.info.is_live and not self._rebase and raw is not None and fps:
             ref = self._last_raw if self._last_raw is not None else self._t0
             if ref is not None:
                 skipped = int(round((raw - ref) * fps)) - (1 if self._last_raw is not None else 0)
@@ -720,16 +844,16 @@ class VideoSource:
             else:
                 target = self._last_pts + step
             if raw is None:
-                return target  # stays pending until a frame carries a pts
+                return target, None  # stays pending until a frame carries a pts
             self._pts_offset = target - raw
             self._rebase = False
         if raw is None:
-            return None if self._last_pts is None else self._last_pts + step
+            return (None if self._last_pts is None else self._last_pts + step), None
         self._last_raw = raw
         pts = raw + self._pts_offset
-        if self.info.is_live and self._last_pts is not None and pts <= self._last_pts:
+        if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + step
-        return pts
+        return pts, jump
 
 
 def open_source(uri: str, **options: Any) -> VideoSource:

@@ -135,6 +135,10 @@ class SortTracker:
         self.frame_count = 0
         self.lost: list[int] = []  # ids deleted during the last update
 
+    def carry_ids(self, previous: "SortTracker") -> None:
+        """Number new tracks on from `previous` (a tracker restarted mid-run never reuses an id of that run)."""
+        self._next_id = max(self._next_id, previous._next_id)
+
     def update(self, boxes: np.ndarray | None, scores: Sequence[float] | None = None) -> list[TrackedFace]:
         """Advance one frame. boxes: (N, 4) detections of this frame, or None on a frame without detection."""
         self.frame_count += 1

@@ -18,7 +18,7 @@ CPUPID=$!
 $TR --out $W/paper --preset $PAPER --lr 1.5e-4 --batch-size 32 --workers $W1 > $W/train-paper.log 2>&1
 wait $CPUPID
 echo "training done at $(( $(date +%s) - T0 )) s"
-EXP="from jasr_video.model.checkpoint import export_main as e; import sys; sys.exit(e(sys.argv[1:]))"
+EXP="from jasr_video.model.export import export_main as e; import sys; sys.exit(e(sys.argv[1:]))"
 $PY -c "$EXP" $W/paper/best.pt $W/jasr-paper.pt
 $PY -c "$EXP" $W/cpu/best.pt $OUT/jasr-cpu-gpu.pt
 (cd $W && split -b 15M -d jasr-paper.pt $OUT/jasr-paper.pt.part)

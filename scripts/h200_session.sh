@@ -58,7 +58,7 @@ run x2 --init models/jasr-cpu-x2.pt --sr-factor 2 --lr-sizes 42 96 &
 sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tee -a $W/gpu.txt; uptime | tee -a $W/gpu.txt
 wait
 echo "training done at $(( $(date +%s) - T0 )) s"
-EXP="from jasr_video.model.checkpoint import export_main as e; import sys; sys.exit(e(sys.argv[1:]))"
+EXP="from jasr_video.model.export import export_main as e; import sys; sys.exit(e(sys.argv[1:]))"
 for r in x8 x4 x2; do
   tail -2 $W/train-$r.log
   grep '"val"' $W/$r/log.jsonl | tail -2 | cut -c1-300

@@ -10,6 +10,10 @@ gstreamer1.0-plugins-bad python3-gi. The clip's H.264 access units are read once
 pushed through appsrc with timestamps shifted by one clip duration per loop, so the stream never
 ends; each client gets its own copy of the stream from the first key frame.
 Prints "READY <url>" on stdout once listening.
+
+``--then CLIP2`` serves CLIP2 after CLIP (each loop plays both; CLIP2 may have another frame size: a camera
+switching profile). ``--restart-ts``: the timestamps start again at each clip's start instead of running on
+(a stream whose timestamps restart, as recordings joined end to end).
 """
 
 import argparse
@@ -51,12 +55,21 @@ def main():
     ap.add_argument("clip")
     ap.add_argument("--port", type=int, default=8554)
     ap.add_argument("--name", default="cam")
+    ap.add_argument("--then", help="a second clip served after the first in every loop")
+    ap.add_argument("--restart-ts", action="store_true", help="timestamps restart at each clip's start")
     args = ap.parse_args()
     Gst.init(None)
     units, caps = load_access_units(args.clip)
     frame_dur = units[0][2] if units[0][2] != Gst.CLOCK_TIME_NONE else Gst.SECOND // 25
-    loop_dur = max(u[0] for u in units) + frame_dur
     caps_str = caps.to_string()
+    if args.then:  # one sequence: the second clip's timestamps follow the first's (or restart)
+        first_dur = max(u[0] for u in units) + frame_dur
+        more, _ = load_access_units(args.then)
+        at = 0 if args.restart_ts else first_dur
+        units = units + [(pts + at, dts + at if dts != Gst.CLOCK_TIME_NONE else dts, dur, data)
+                         for pts, dts, dur, data in more]
+        caps_str = caps_str.split(",")[0] + ",stream-format=byte-stream,alignment=au"  # sizes come from the SPS
+    loop_dur = 0 if args.restart_ts else max(u[0] for u in units) + frame_dur
 
     def on_configure(factory, media):
         src = media.get_element().get_child_by_name("src")

@@ -50,14 +50,15 @@ def free_port() -> int:
 
 
 class RtspServer:
-    def __init__(self, clip: Path, port: int, name: str = "cam") -> None:
-        self.clip, self.port, self.name = clip, port, name
+    def __init__(self, clip: Path, port: int, name: str = "cam", args: tuple = ()) -> None:
+        """`args`: more options of tests/rtsp_server.py (e.g. ``("--then", clip2)``)."""
+        self.clip, self.port, self.name, self.args = clip, port, name, tuple(map(str, args))
         self.proc: subprocess.Popen | None = None
         self.url = f"rtsp://127.0.0.1:{port}/{name}"
 
     def start(self, timeout: float = 20.0) -> "RtspServer":
         self.proc = subprocess.Popen(
-            [SYS_PY, str(SERVER), str(self.clip), "--port", str(self.port), "--name", self.name],
+            [SYS_PY, str(SERVER), str(self.clip), "--port", str(self.port), "--name", self.name, *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         ready = threading.Event()

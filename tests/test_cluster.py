@@ -16,7 +16,7 @@ import pytest
 
 from conftest import CLIP, need
 from rtsp_utils import _MISSING, RtspServer, free_port, needs_gst
-from video_utils import end_process, make_clip, probe, wait_for_lines
+from video_utils import check_changes, end_process, join_files, make_clip, probe, wait_for_lines
 
 ray = pytest.importorskip("ray", reason='Ray not installed (pip install "jasr-video[ray]")')
 
@@ -179,6 +179,29 @@ def test_cli_sigterm_finalises_every_stream(clip640, tmp_path):
         rows = read_jsonl(out / f"{name}.jsonl")
         assert rows and [r["frame"] for r in rows] == list(range(len(rows)))
         assert probe(out / f"{name}_annotated.mp4")["frames"] == len(rows)
+
+
+def test_stream_worker_restarts_at_a_change_of_frame_size(tmp_path):
+    """A recording of two sizes joined end to end (MPEG-TS, 5 frames at 480x270 then 6 at 320x240): the stream
+    worker writes every frame, one stream_change and one pts_jump, boxes of the current frame, no track carried over
+    the change, a full scan on the first new frame (frame 5: a regions frame in the schedule), and a video at the
+    first size."""
+    parts = [make_clip(need(CLIP), tmp_path / f"{w}.ts", frames=n, width=w, height=h, audio=False)
+             for n, w, h in ((5, 480, 270), (6, 320, 240))]
+    joined = join_files(parts, tmp_path / "joined.ts")
+    out = tmp_path / "out"
+    out.mkdir()
+    runner = RayRunner(config(full_scan_every=2), stream_specs([str(joined)]),
+                       OutputSpec(json=f"{out}/", out=f"{out}/"), worker_cpus=0.25, replica_cpus=0.5)
+    (report,) = runner.run(timeout=240)
+    assert (report.status, report.frames, report.stream_changes, report.pts_jumps) == ("complete", 11, 1, 1), report
+    rows = read_jsonl(out / "joined.jsonl")
+    frames, changes = check_changes(rows, (480, 270))
+    assert [f["frame"] for f in frames] == list(range(11)) and len(changes) == 1
+    assert [r["event"] for r in rows if "event" in r] == ["stream_change", "pts_jump"]
+    assert any(f["faces"] for f in frames[5:])
+    info = probe(out / "joined_annotated.mp4")
+    assert info["frames"] == 11 and (info["width"], info["height"]) == (480, 270)
 
 
 def test_ray_address_that_is_an_input_is_one_error_line(clip640, tmp_path):

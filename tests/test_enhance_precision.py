@@ -36,8 +36,9 @@ from jasr_video.model.landmarks import heatmap_landmarks
 # (SR max, SR mean) in 8-bit levels, (landmark mean, p99, worst face's mean) in 128x128 crop pixels
 TOLERANCES = {"fp32": (1.0, 0.01, 0.01, 0.05, 0.05),  # the same arithmetic: at most rounding
               "bf16": (4.0, 0.5, 0.1, 0.5, 0.25), "int8": (32.0, 1.0, 0.25, 1.3, 1.3),
-              # the clip's faces through the whole pipeline (the pipeline test below, printed with -s: landmarks
-              # mean 0.27, p99 1.12, worst face 0.48 px; SR max 6, mean 0.57 levels), farther from the training faces
+              # the clip's faces through the whole pipeline (the pipeline test below, printed with -s on a 2-core
+              # AVX512-VNNI CPU: landmarks of located faces mean 0.22, p99 0.89, worst face 0.42 px; SR max 6, mean
+              # 0.58 levels), farther from the training faces
               "int8-video": (32.0, 1.0, 0.5, 2.0, 1.5)}
 
 
@@ -52,9 +53,22 @@ def reference(faces) -> Prediction:
     return FaceEnhancer("jasr-cpu", device="cpu", precision="fp32").predict(faces)
 
 
+# a face whose fp32 landmarks' mean confidence is below this has flat heatmaps (the model finds no face to align:
+# on the clip, two 18-px detections at 0.10, every other face >= 0.47); their argmax points have no position to
+# agree on, so the video tolerances compare the landmarks of located faces only (SR: every face)
+LOCATED_CONFIDENCE = 0.3
+
+
 def check_tolerances(reference: Prediction, other: Prediction, precision: str) -> dict[str, float]:
     sr_max, sr_mean, lm_mean, lm_p99, lm_face = TOLERANCES[precision]
-    d = deviation(reference, other)
+    if precision == "int8-video":
+        located = reference.confidence.mean(dim=1) >= LOCATED_CONFIDENCE
+        assert float(located.float().mean()) >= 0.8, f"only {int(located.sum())} of {len(located)} faces located"
+        d = {**deviation(reference, other), **{k: v for k, v in deviation(
+            Prediction(None, reference.landmarks[located], None), Prediction(None, other.landmarks[located], None)).items()}}
+        reference, other = (Prediction(p.sr, p.landmarks[located], p.confidence[located]) for p in (reference, other))
+    else:
+        d = deviation(reference, other)
     points = (reference.landmarks - other.landmarks).norm(dim=-1)
     print(f"{precision}: {d}, landmarks p99 {float(points.flatten().quantile(0.99)):.3f} px, "
           f"worst face mean {float(points.mean(dim=1).max()):.3f} px")  # the figures in the module docstring
@@ -169,22 +183,28 @@ def test_pipeline_default_matches_fp32_reference(tmp_path):
     clip = make_clip(need(CLIP), tmp_path / "c.mp4", frames=6, width=640, audio=False)
     default = list(Pipeline(PipelineConfig(device="cpu")).run(clip))
     fp32 = list(Pipeline(PipelineConfig(device="cpu", precision="fp32")).run(clip))
-    assert [r.index for r in default] == [r.index for r in fp32] == list(range(6))
-    sr_a, sr_b, lm_a, lm_b = [], [], [], []
-    for a, b in zip(default, fp32):
-        assert [f.track_id for f in a.faces] == [f.track_id for f in b.faces]
-        for fa, fb in zip(a.faces, b.faces):
-            assert np.allclose(fa.box, fb.box)  # detection and tracking do not depend on the model's precision
-            sr_a.append(fa.sr), sr_b.append(fb.sr)
-            lm_a.append(fa.crop.to_crop(fa.landmarks_raw)), lm_b.append(fb.crop.to_crop(fb.landmarks_raw))
-    assert sr_a, "no faces found on the clip"
-
-    def pred(sr: list[np.ndarray], lm: list[np.ndarray]) -> Prediction:
-        return Prediction(torch.from_numpy(np.stack(sr)).float().div(255).permute(0, 3, 1, 2),
-                          torch.from_numpy(np.stack(lm)).float(), torch.zeros(len(lm), 68))
-
+    reference, other = pipeline_predictions(fp32, default)
     precision = Pipeline(PipelineConfig(device="cpu")).enhancer.enhancer.precision
-    check_tolerances(pred(sr_b, lm_b), pred(sr_a, lm_a), "int8-video" if precision == "int8" else precision)
+    check_tolerances(reference, other, "int8-video" if precision == "int8" else precision)
+
+
+def pipeline_predictions(reference_runs: list, other_runs: list) -> tuple[Prediction, Prediction]:
+    """Two pipeline runs over the same frames (the reference in fp32) as Predictions of their faces, in order: SR faces,
+    landmarks in crop pixels, the landmarks' confidence. Both runs must find the same faces in the same boxes
+    (detection and tracking do not depend on the model's precision or backend)."""
+    assert [r.index for r in reference_runs] == [r.index for r in other_runs] and reference_runs
+    sr, lm, conf = ([], []), ([], []), ([], [])
+    for a, b in zip(reference_runs, other_runs):
+        assert [f.track_id for f in a.faces] == [f.track_id for f in b.faces]
+        for k, faces in enumerate((a.faces, b.faces)):
+            for f in faces:
+                sr[k].append(f.sr), lm[k].append(f.crop.to_crop(f.landmarks_raw)), conf[k].append(f.landmark_confidence)
+        for fa, fb in zip(a.faces, b.faces):
+            assert np.allclose(fa.box, fb.box)
+    assert sr[0], "no faces found on the clip"
+    return tuple(Prediction(torch.from_numpy(np.stack(sr[k])).float().div(255).permute(0, 3, 1, 2),  # type: ignore[return-value]
+                            torch.from_numpy(np.stack(lm[k])).float(), torch.from_numpy(np.stack(conf[k])).float())
+                 for k in (0, 1))
 
 
 def test_landmarks_only_pass_skips_sr_and_keeps_landmarks(faces, reference):

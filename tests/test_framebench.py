@@ -16,7 +16,7 @@ def test_placed_face_is_where_its_points_say(faces_test):
     truth, truth_points = placed.truth(photo, points, placed.geometry)
     sample = dataset.sample(0)  # the training crop of the photo: the same window
     assert np.abs(truth_points - sample.landmarks).max() < 1e-3
-    assert np.abs(truth.astype(int) - sample.hr.astype(int)).mean() < 1.0
+    assert np.abs(truth.astype(int) - sample.hr.astype(int)).mean() < 3.0  # anti-aliased, not a bilinear warp
 
 
 def test_frame_path_keeps_the_model_gain(faces_test):

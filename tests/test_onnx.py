@@ -25,12 +25,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import CLIP, FACES_TEST, need
-from test_enhance_precision import check_tolerances
+from test_enhance_precision import check_tolerances, pipeline_predictions
 from video_utils import make_clip
 
 from jasr_video.model import load_model
 from jasr_video.model.bench import deviation, real_inputs
-from jasr_video.model.checkpoint import export_main, read_checkpoint, resolve_weights
+from jasr_video.model.checkpoint import read_checkpoint, resolve_weights
+from jasr_video.model.export import export_main
 from jasr_video.model.inference import FaceEnhancer, Prediction, cpu_has_int8_dot, cpu_int8_saturates
 from jasr_video.model.onnx_backend import OnnxFaceEnhancer
 from jasr_video.model.onnx_export import OPSET, cached_export, int8_path, read_metadata, weights_sha256
@@ -142,21 +143,8 @@ def _pipeline_pairs(clip, precision: str) -> tuple[Prediction, Prediction, str]:
     onnx_pipeline = Pipeline(PipelineConfig(device="cpu", precision=precision, backend="onnx"))
     assert isinstance(onnx_pipeline.enhancer.enhancer, OnnxFaceEnhancer)
     onnx_runs = list(onnx_pipeline.run(clip))
-    assert [r.index for r in onnx_runs] == [r.index for r in torch_runs] == list(range(6))
-    sr_a, sr_b, lm_a, lm_b = [], [], [], []
-    for a, b in zip(torch_runs, onnx_runs):
-        assert [f.track_id for f in a.faces] == [f.track_id for f in b.faces]
-        for fa, fb in zip(a.faces, b.faces):
-            assert np.allclose(fa.box, fb.box)
-            sr_a.append(fa.sr), sr_b.append(fb.sr)
-            lm_a.append(fa.crop.to_crop(fa.landmarks_raw)), lm_b.append(fb.crop.to_crop(fb.landmarks_raw))
-    assert sr_a, "no faces found on the clip"
-
-    def pred(sr, lm) -> Prediction:
-        return Prediction(torch.from_numpy(np.stack(sr)).float().div(255).permute(0, 3, 1, 2),
-                          torch.from_numpy(np.stack(lm)).float(), torch.zeros(len(lm), 68))
-
-    return pred(sr_a, lm_a), pred(sr_b, lm_b), onnx_pipeline.enhancer.enhancer.precision
+    assert [r.index for r in onnx_runs] == list(range(6))
+    return (*pipeline_predictions(torch_runs, onnx_runs), onnx_pipeline.enhancer.enhancer.precision)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])

@@ -13,8 +13,10 @@ import numpy as np
 
 
 def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, height: int | None = None,
-              pix_fmt: str = "yuv420p", codec: str = "libx264", audio: bool = True, gray: bool = False) -> Path:
-    """Re-encode the first `frames` frames of `src` (resized to width x height) plus its audio up to there."""
+              pix_fmt: str = "yuv420p", codec: str = "libx264", audio: bool = True, gray: bool = False,
+              shift: float = 0.0, options: dict | None = None) -> Path:
+    """Re-encode the first `frames` frames of `src` (resized to width x height) plus its audio up to there;
+    `shift`: seconds added to every video timestamp (no audio then); `options`: the encoder's."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
         if width is not None and height is None:
@@ -23,7 +25,11 @@ def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, h
         vout = out.add_stream(codec, rate=vin.average_rate or 25)
         vout.width, vout.height, vout.pix_fmt = width, height, pix_fmt
         vout.time_base = vin.time_base
-        aout = out.add_stream_from_template(inp.streams.audio[0]) if audio and inp.streams.audio else None
+        if options:
+            vout.options = dict(options)
+        offset = int(round(shift / vin.time_base))
+        aout = (out.add_stream_from_template(inp.streams.audio[0])
+                if audio and inp.streams.audio and not shift else None)
         last_t = 0.0
         for i, frame in enumerate(inp.decode(vin)):
             if i >= frames:
@@ -32,7 +38,7 @@ def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, h
             if gray:
                 img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = frame.pts, vin.time_base
+            f.pts, f.time_base = frame.pts + offset, vin.time_base
             last_t = float(frame.pts * vin.time_base)
             for p in vout.encode(f):
                 out.mux(p)
@@ -49,6 +55,44 @@ def make_clip(src: Path, dst: Path, frames: int = 20, width: int | None = 960, h
                 packet.stream = aout
                 out.mux(packet)
             inp2.close()
+    return dst
+
+
+def check_changes(rows: list[dict], first: tuple[int, int]) -> tuple[list[dict], list[dict]]:
+    """Frame lines and stream_change events of a run's JSON Lines; checks what holds for every run with changes:
+    pts increasing, each box inside the frame size current at its frame, no track of before a change after it,
+    the first frame after a change a full-frame scan. Returns (frames, changes)."""
+    size, seen, before = first, set(), set()
+    frames, changes = [], []
+    after_change = False
+    for row in rows:
+        if row.get("event") == "stream_change":
+            assert list(size) == row["old_size"], row
+            size = tuple(row["new_size"])
+            changes.append(row)
+            before |= seen
+            seen = set()
+            after_change = True
+            continue
+        if "frame" not in row:
+            continue
+        if after_change:
+            assert row["scan"] == "full", row  # the first frame of the new size is scanned whole
+            after_change = False
+        for face in row["faces"]:
+            x0, y0, x1, y1 = face["box"]
+            assert 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1], (row["frame"], size, face["box"])
+            assert face["track_id"] not in before, (row["frame"], face["track_id"])  # nothing carried over
+            seen.add(face["track_id"])
+        frames.append(row)
+    pts = [r["pts"] for r in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:])), pts
+    return frames, changes
+
+
+def join_files(parts: list[Path], dst: Path) -> Path:
+    """`parts` concatenated byte for byte (MPEG-TS recordings joined end to end, as `cat a.ts b.ts`)."""
+    dst.write_bytes(b"".join(p.read_bytes() for p in parts))
     return dst
 
 

@@ -1,9 +1,7 @@
 """Checkpoints that carry their own configuration and metadata, and shipped weights loaded by name."""
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,26 +98,3 @@ def load_model(name_or_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.d
     model = JASRNet(from_dict(ModelConfig, payload["model_config"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     return model.to(device).eval(), payload
-
-
-def export_main(argv: list[str] | None = None) -> int:
-    """`jasr-export`: strip a training checkpoint to shippable (optionally fp16) weights. `jasr-export --onnx`:
-    weights to ONNX instead (`jasr-export --onnx --help`; :mod:`.onnx_export`)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--onnx" in argv:
-        from .onnx_export import main as onnx_main
-
-        return onnx_main([a for a in argv if a != "--onnx"])
-    parser = argparse.ArgumentParser(prog="jasr-export", description=export_main.__doc__)
-    parser.add_argument("checkpoint", help="training checkpoint (e.g. runs/cpu/best.pt)")
-    parser.add_argument("output", help="output file (e.g. models/jasr-cpu.pt)")
-    parser.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
-    args = parser.parse_args(argv)
-    try:
-        model, payload = load_model(args.checkpoint)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"jasr-export: error: {error}", file=sys.stderr)
-        return 2
-    save_checkpoint(args.output, model, payload["meta"], half=not args.fp32)
-    print(f"wrote {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
-    return 0

@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 import torch
 
+from .backends import make_enhancer
 from .checkpoint import DEFAULT_WEIGHTS, load_model
 from .config import HR_SIZE, LR_SIZE
 from .data import FaceDataset, View, degrade, face_box, find_pairs, upsample
 from .degradations import CCTV_EVAL, CCTV_EVAL_SEED, DegradationConfig, degrade_each, sample_params
-from .inference import Prediction, make_enhancer, pick_device
+from .inference import Prediction, pick_device
 from .landmarks import heatmap_landmarks
 from .metrics import auc_and_failure, face_psnr_ssim, nme
 from .network import JASRNet

@@ -92,22 +92,6 @@ def warn_if_int8_saturates(precision: str, device: torch.device) -> None:
         warnings.warn(INT8_SATURATES_WARNING, RuntimeWarning, stacklevel=3)
 
 
-BACKENDS = ("torch", "onnx")
-
-
-def make_enhancer(weights: str | Path = DEFAULT_WEIGHTS, device: str = "auto", precision: str = "auto",
-                  backend: str = "torch") -> "FaceEnhancer":
-    """A FaceEnhancer on `backend`: "torch" (:class:`FaceEnhancer`) or "onnx" (ONNX Runtime,
-    :class:`~jasr_video.model.onnx_backend.OnnxFaceEnhancer`, optional extra ``jasr-video[onnx]``)."""
-    if backend == "onnx":
-        from .onnx_backend import OnnxFaceEnhancer
-
-        return OnnxFaceEnhancer(weights, device=device, precision=precision)
-    if backend != "torch":
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    return FaceEnhancer(weights, device=device, precision=precision)
-
-
 class FaceEnhancer:
     """Loads JASRNet weights (by shipped name or path) and runs batches of tiny faces through it.
 

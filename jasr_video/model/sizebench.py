@@ -145,6 +145,31 @@ def run(dataset: FaceDataset, enhancers: dict[int, FaceEnhancer], sizes: Sequenc
     return records
 
 
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision, --limit, --threads and --report, shared with the frame-path benchmark."""
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
+                        help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--report", help="also write the table and settings to this JSON file")
+
+
+def checked_sizes(prog: str, args: argparse.Namespace) -> bool:
+    """Applies --threads; False (after one error line) when a --sizes value is out of range."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if any(s < 4 or s > 128 for s in args.sizes):
+        print(f"{prog}: error: --sizes must be between 4 and 128 px", file=sys.stderr)
+        return False
+    return True
+
+
+def write_report(path: str | None, report: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Per-size PSNR / SSIM / NME of routed, x8-only, x4-only, x2-only and bicubic output on real faces."""
     parser = argparse.ArgumentParser(prog="python -m jasr_video.model.sizebench", description=main.__doc__)
@@ -153,21 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"x8 weights (default {DEFAULT_WEIGHTS})")
     parser.add_argument("--weights-x4", default=f"{DEFAULT_WEIGHTS}-x4", help="x4 weights")
     parser.add_argument("--weights-x2", default=f"{DEFAULT_WEIGHTS}-x2", help="x2 weights")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
-                        help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
     parser.add_argument("--protocol", choices=("clean", "cctv"), default="clean",
                         help="clean (the paper's reduction, default) or cctv (jasr-eval's CCTV degradation)")
     parser.add_argument("--upright", type=float, default=DEFAULT_UPRIGHT_DEGREES, metavar="DEG",
                         help="upright pass for faces tilted beyond DEG degrees, as the pipeline (default "
                              f"{DEFAULT_UPRIGHT_DEGREES:g}); 0: one network pass per face")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    parser.add_argument("--report", help="also write the table and settings to this JSON file")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if any(s < 4 or s > 128 for s in args.sizes):
-        print("sizebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
+    if not checked_sizes("sizebench", args):
         return 2
     try:
         check_upright(args.upright)
@@ -188,14 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = per_size_table(run(dataset, enhancers, args.sizes, degradation=degradation))
     table = format_table(rows)
     print(table)
-    if args.report:
-        report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
-                  "protocol": args.protocol, "upright_degrees": args.upright,
-                  "precision": {f: e.precision for f, e in enhancers.items()},
-                  "weights": {f: e.checkpoint.get("path") for f, e in enhancers.items()},
-                  "seconds": time.perf_counter() - started, "table": rows, "markdown": table}
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=1))
+    write_report(args.report, {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
+                               "protocol": args.protocol, "upright_degrees": args.upright,
+                               "precision": {f: e.precision for f, e in enhancers.items()},
+                               "weights": {f: e.checkpoint.get("path") for f, e in enhancers.items()},
+                               "seconds": time.perf_counter() - started, "table": rows, "markdown": table})
     return 0
 
 

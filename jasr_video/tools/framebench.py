@@ -21,14 +21,13 @@ protocol). Here each face follows the product's path instead: frame -> crop -> m
   then the route's reduction.
 - **Bicubic** (``bicubic``): the face's crop at its own size in the frame, bicubic up to 128.
 
-PSNR / SSIM (Y, inside the landmark box) of each 128x128 output against the truth (the training crop of the
-source photo), NME (inter-ocular) of the 68 landmarks in crop pixels. Faces above the largest route keep their
+PSNR / SSIM (Y, inside the landmark box) of each 128x128 output against the truth (the crop's window in the
+source photo, reduced to 128 px by anti-aliased bicubic; the training crop warps it bilinearly), NME (inter-ocular) of the 68 landmarks in crop pixels. Faces above the largest route keep their
 native crop, as in the pipeline.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -40,13 +39,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..crop import CropGeometry
+from ..crop import CropGeometry, crop_face
 from ..model.checkpoint import DEFAULT_WEIGHTS
 from ..model.config import HR_SIZE
 from ..model.data import FaceDataset, degrade, face_box, find_pairs, upsample
 from ..model.metrics import face_psnr_ssim, nme
 from ..model.routing import Route, network_inputs
-from ..model.sizebench import per_size_table
+from ..model.sizebench import add_common_arguments, checked_sizes, per_size_table, write_report
 from ..route import RoutedCrops, RoutedEnhancer, cut_face
 
 DEFAULT_SIZES = (12, 16, 20, 24, 32, 48, 64, 96)
@@ -64,13 +63,12 @@ class Placed:
     origin: np.ndarray  # the photo's (x, y) offset in the canvas
 
     def truth(self, photo: np.ndarray, points: np.ndarray, geometry: CropGeometry) -> tuple[np.ndarray, np.ndarray]:
-        """The 128x128 truth of a crop `geometry` of the frame: the same window cut from the photo as the training
-        crop is (bilinear, reflected border), and the 68 points in its pixels."""
+        """The 128x128 truth of a crop `geometry` of the frame: the same window cut from the photo (one anti-aliased
+        resampling, :func:`~jasr_video.crop.crop_face`, so the truth holds no aliasing that the frame lacks), and the
+        68 points in its pixels."""
         centre = (np.array([geometry.cx, geometry.cy]) + 0.5) * self.factor - 0.5 - self.origin
         source = CropGeometry(float(centre[0]), float(centre[1]), geometry.side * self.factor)
-        image = cv2.warpAffine(photo, source.matrix(HR_SIZE), (HR_SIZE, HR_SIZE), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT101)
-        return image, source.to_crop(points).astype(np.float32)
+        return crop_face(photo, source, HR_SIZE), source.to_crop(points).astype(np.float32)
 
 
 def place(photo: np.ndarray, points: np.ndarray, margin: float, size: int, rng: np.random.Generator,
@@ -179,20 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="folder of image + .pts pairs, e.g. ../shared/data/faces68/test")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="face crop sizes, px")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"x8 weights; x4 / x2: their siblings (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
-                        help="arithmetic of every model (default fp32; auto: what the CPU pipeline runs)")
     parser.add_argument("--camera", choices=tuple(CAMERAS), default="bicubic-aa",
                         help="how the canvas is reduced to the frame (default bicubic-aa)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N faces (0 = all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the faces' positions in the frames")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    parser.add_argument("--report", help="also write the table and settings to this JSON file")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if any(s < 4 or s > 128 for s in args.sizes):
-        print("framebench: error: --sizes must be between 4 and 128 px", file=sys.stderr)
+    if not checked_sizes("framebench", args):
         return 2
     try:
         enhancer = RoutedEnhancer(args.weights, device="cpu", precision=args.precision, lanes=1)
@@ -207,13 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = per_size_table(run(dataset, enhancer, args.sizes, args.seed, args.camera, args.methods))
     table = format_table(rows)
     print(table)
-    if args.report:
-        report = {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
-                  "camera": args.camera, "seed": args.seed, "weights": args.weights, "precision": args.precision,
-                  "routing": enhancer.routing, "seconds": time.perf_counter() - started, "table": rows,
-                  "markdown": table}
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=1))
+    write_report(args.report, {"data": str(Path(args.data).resolve()), "faces": len(pairs), "sizes": args.sizes,
+                               "camera": args.camera, "seed": args.seed, "weights": args.weights,
+                               "precision": args.precision, "routing": enhancer.routing,
+                               "seconds": time.perf_counter() - started, "table": rows, "markdown": table})
     return 0
 
 
