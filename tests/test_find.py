@@ -79,6 +79,13 @@ def test_find_puts_the_person_first(found):
     lines = [json.loads(x) for x in (d / "tracks" / "tracks.jsonl").read_text().splitlines()]
     assert [x["track_id"] for x in lines] == [int(r["track_id"]) for r in rows]
     assert all(len(x["descriptor"]) == 128 for x in lines)
+    import jsonschema
+
+    from jasr_video.schemas import load_schema
+
+    schema = jsonschema.Draft202012Validator(load_schema("tracks"))
+    for x in lines:
+        schema.validate(x)
     first = re.search(r"find person\.jpg\s*│\s*nearest tracks \(distance, lower is closer\): #(\d+) ", found["stderr"])
     assert first and int(first.group(1)) == truth
     page = (d / "report" / "index.html").read_text()
