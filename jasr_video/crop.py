@@ -7,8 +7,10 @@ measured on real faces (300-W / HELEN test faces, at full size and down-scaled t
 
     python -m jasr_video.tools.calibrate --calibrate            (see :func:`jasr_video.tools.calibrate.calibrate`)
 
-Every crop is brought down to 16x16 for the model, whatever its size in the frame (that is what the
-model was trained on); :class:`CropBatch` records which faces were below / above 16 px.
+A face is cut from the frame once, at the size its model takes (:func:`crop_face`), with the resampling
+the model was trained on: anti-aliased bicubic when shrinking (the LR protocol of every training recipe,
+``model.data.degrade``), bicubic when enlarging. It is never enlarged and then shrunk again.
+:class:`CropBatch` records which faces were below / above 16 px.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from .model.config import HR_SIZE, LR_SIZE, TrainConfig
 
@@ -84,19 +87,41 @@ class CropGeometry:
 
 
 def crop_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE) -> np.ndarray:
-    """Square crop resampled to size x size (uint8 HxWx3); outside the frame the edge is replicated.
+    """Square crop resampled to size x size (uint8 HxWx3) in one step; outside the frame the edge is replicated.
 
-    Big faces (side > 2 x size) are cut at native resolution first and shrunk with area averaging, so
-    the crop is not aliased; smaller ones are warped directly (bilinear, as in training).
+    One resampling from the frame's own pixels to the crop, with Pillow's bicubic filter over the crop's
+    exact (sub-pixel) window: anti-aliased (the filter widened by the reduction factor) when the crop is
+    smaller than its side in the frame, which is the training protocol's ``degrade`` (torch's anti-aliased
+    bicubic follows Pillow's filter), and plain bicubic when it is larger. Same pixel convention as
+    :meth:`CropGeometry.matrix`.
     """
-    if geometry.side > 2 * size:
-        native = int(np.ceil(geometry.side))
-        g = CropGeometry(geometry.cx, geometry.cy, float(native))
-        big = cv2.warpAffine(image, g.matrix(native), (native, native), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
-        return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.warpAffine(image, geometry.matrix(size), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    side = float(geometry.side)
+    reach = 2.0 * max(side / size, 1.0) + 2.0  # the bicubic filter's half-width in frame pixels, and a margin
+    x0, y0 = geometry.cx - side / 2, geometry.cy - side / 2  # the crop's outer edge, frame pixel-centre coords
+    rx0, ry0 = int(np.floor(x0 - reach)), int(np.floor(y0 - reach))
+    rx1, ry1 = int(np.ceil(x0 + side + reach)) + 1, int(np.ceil(y0 + side + reach)) + 1
+    region = _region(image, rx0, ry0, rx1, ry1)
+    box = (x0 + 0.5 - rx0, y0 + 0.5 - ry0, x0 + side + 0.5 - rx0, y0 + side + 0.5 - ry0)  # Pillow: pixel edges
+    return np.asarray(Image.fromarray(region).resize((size, size), Image.BICUBIC, box=box))
+
+
+def resize_face(face: np.ndarray, size: int) -> np.ndarray:
+    """A square face crop (uint8) brought to size x size with :func:`crop_face`'s resampling (itself when it has
+    that size already)."""
+    side = face.shape[0]
+    if side == size and face.shape[1] == size:
+        return face
+    return crop_face(face, CropGeometry((face.shape[1] - 1) / 2, (side - 1) / 2, float(side)), size)
+
+
+def _region(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """image[y0:y1, x0:x1] as a new contiguous array, the frame's edge replicated where the window leaves it."""
+    h, w = image.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        return np.ascontiguousarray(image[y0:y1, x0:x1])
+    rows = np.clip(np.arange(y0, y1), 0, h - 1)
+    cols = np.clip(np.arange(x0, x1), 0, w - 1)
+    return image[rows[:, None], cols]
 
 
 @dataclass

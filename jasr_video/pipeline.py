@@ -68,7 +68,7 @@ class _Batch:
     per_frame: list[tuple[list[TrackedFace], list[Detection] | None, list[int]]] = field(default_factory=list)
     geoms: list[CropGeometry] = field(default_factory=list)  # per face, in order
     routes: list[Route] = field(default_factory=list)  # per face (routed enhancers; empty otherwise)
-    inputs: Any = None  # RoutedCrops or a (N, 3, 128, 128) tensor; None without faces
+    inputs: Any = None  # RoutedCrops or a (N, 3, 16, 16) tensor of x8 LR faces; None without faces
 
 
 class Pipeline:

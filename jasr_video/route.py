@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .crop import CropGeometry, crop_face
+from .crop import CropGeometry, crop_face, resize_face
 from .enhance import BatchEnhancer, EnhancedFaces
 from .lanes import run_all
 from .model import DEFAULT_WEIGHTS, FaceEnhancer, resolve_weights
-from .model.config import HR_SIZE
+from .model.config import HR_SIZE, LR_SIZE
 from .model.data import upsample
 from .model.routing import DEFAULT_RANGES, MODES, Route, choose_route, lr_faces
 
@@ -59,7 +59,9 @@ class RoutedCrops:
 
     @classmethod
     def from_crops(cls, crops: Sequence[np.ndarray], routes: Sequence[Route]) -> "RoutedCrops":
-        """crops[i]: square uint8 RGB face cut at routes[i].crop_px (see :func:`cut`)."""
+        """crops[i]: square uint8 RGB face cut at routes[i].crop_px (see :func:`cut`). A crop cut at its model's
+        input size is that model's LR face as it is; a native 128x128 crop is brought to the input size
+        (anti-aliased bicubic)."""
         routes = list(routes)
         inputs = torch.empty(len(routes), 3, 128, 128)
         lr: list[torch.Tensor] = [torch.empty(0)] * len(routes)
@@ -91,18 +93,19 @@ class RoutedCrops:
 
 
 def cut(image: np.ndarray, geometry: CropGeometry, route: Route) -> np.ndarray:
-    """The face's crop at its route's size: for x4 / x2 at about its native size (its real pixels)."""
+    """The face's crop at its route's size, cut from the frame in one resampling (:func:`crop_face`): the x8
+    model's 16x16 LR face, for x4 / x2 their input at about the face's native size (its real pixels)."""
     return crop_face(image, geometry, route.crop_px)
 
 
 def cut_face(image: np.ndarray, box: Sequence[float], margin: float,
              route_of: Callable[[float], Route] | None = None) -> tuple[CropGeometry, Route | None, np.ndarray]:
     """A face as the pipeline feeds it to JASRNet: the square crop around `box` (`margin` x its landmark box),
-    cut at its route's size when `route_of` (an enhancer's ``route``) is given, else at 128x128 (x8 only).
+    cut at its route's size when `route_of` (an enhancer's ``route``) is given, else at the x8 model's 16x16.
     Returns (geometry, route or None, uint8 RGB crop)."""
     geometry = CropGeometry.from_detection(box, margin)
     if route_of is None:
-        return geometry, None, crop_face(image, geometry)
+        return geometry, None, crop_face(image, geometry, LR_SIZE)
     route = route_of(geometry.side)
     return geometry, route, cut(image, geometry, route)
 
@@ -196,14 +199,11 @@ class RoutedEnhancer(BatchEnhancer):
 
     def enhance_faces(self, faces: Sequence[np.ndarray]) -> tuple[EnhancedFaces, list[Route]]:
         """Library entry point: square uint8 RGB face crops of any size (training-style crop, 1.4 x the
-        landmark box), each routed by its side; landmarks in 128x128 crop pixels, order kept."""
-        import cv2
-
+        landmark box), each routed by its side and brought to its route's size in one resampling, as the
+        pipeline cuts faces from frames (:func:`~jasr_video.crop.resize_face`); landmarks in 128x128 crop
+        pixels, order kept."""
         routes = [self.route(face.shape[0]) for face in faces]
-        crops = [face if face.shape[0] == r.crop_px else
-                 cv2.resize(face, (r.crop_px, r.crop_px),
-                            interpolation=cv2.INTER_AREA if face.shape[0] > r.crop_px else cv2.INTER_LINEAR)
-                 for face, r in zip(faces, routes)]
+        crops = [resize_face(face, r.crop_px) for face, r in zip(faces, routes)]
         if not crops:
             return super().__call__(torch.zeros(0, 3, 128, 128)), []
         return self(RoutedCrops.from_crops(crops, routes)), routes

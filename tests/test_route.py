@@ -15,8 +15,8 @@ from jasr_video.model.sizebench import format_table, per_size_table
 
 
 def test_sizes_route_by_band():
-    assert choose_route(10) == Route(8, 16, 128)
-    assert choose_route(X4_FROM_PX - 0.1) == Route(8, 16, 128)
+    assert choose_route(10) == Route(8, 16, 16)
+    assert choose_route(X4_FROM_PX - 0.1) == Route(8, 16, 16)
     assert choose_route(X4_FROM_PX) == Route(4, round(X4_FROM_PX), round(X4_FROM_PX))
     assert choose_route(32.4) == Route(4, 32, 32)
     assert choose_route(X2_FROM_PX) == Route(2, round(X2_FROM_PX), round(X2_FROM_PX))
@@ -31,10 +31,10 @@ def test_sizes_route_by_band():
 
 
 def test_forced_and_missing_factors():
-    assert {choose_route(s, "8") for s in (8, 30, 60, 200)} == {Route(8, 16, 128)}  # today's behaviour
+    assert {choose_route(s, "8") for s in (8, 30, 60, 200)} == {Route(8, 16, 16)}  # today's behaviour
     assert choose_route(70, "4") == Route(4, 46, 46)
     assert choose_route(30, "2") == Route(2, 42, 42)
-    assert choose_route(60, "auto", factors=(8, 4)) == Route(8, 16, 128)  # no x2 weights: x8 only
+    assert choose_route(60, "auto", factors=(8, 4)) == Route(8, 16, 16)  # no x2 weights: x8 only
     with pytest.raises(ValueError, match="sr_factor"):
         choose_route(30, "3")
 
@@ -103,7 +103,7 @@ def test_cut_face_cuts_at_the_route_size(routed):
     from jasr_video.route import cut_face
 
     image = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
-    for box, name, side in (([100, 80, 112, 94], "x8", 128), ([60, 40, 90, 76], "x4", None),
+    for box, name, side in (([100, 80, 112, 94], "x8", 16), ([60, 40, 90, 76], "x4", None),
                             ([150, 60, 240, 170], "x2-native", None)):
         geometry, route, crop = cut_face(image, box, 1.4, routed.route)
         assert geometry == CropGeometry.from_detection(box, 1.4)
@@ -111,8 +111,72 @@ def test_cut_face_cuts_at_the_route_size(routed):
         assert crop.shape == (route.crop_px, route.crop_px, 3) and crop.dtype == np.uint8
         assert side is None or route.crop_px == side
         assert np.array_equal(crop, crop_face(image, geometry, route.crop_px))
-    geometry, route, crop = cut_face(image, [60, 40, 90, 76], 1.4)  # no router: x8's 128x128 crop
-    assert route is None and np.array_equal(crop, crop_face(image, geometry))
+    geometry, route, crop = cut_face(image, [60, 40, 90, 76], 1.4)  # no router: x8's 16x16 LR face
+    assert route is None and np.array_equal(crop, crop_face(image, geometry, 16))
+
+
+def box_for(geometry, margin=1.4):
+    """A detection box whose calibrated crop (CropGeometry.from_detection) is `geometry` (square box)."""
+    from jasr_video.crop import CropGeometry, calibration_at
+
+    low, high = 1.0, 4.0 * geometry.side
+    for _ in range(100):  # the crop side grows with the box side: bisection
+        b = (low + high) / 2
+        low, high = (b, high) if margin * calibration_at(b)[2] * b < geometry.side else (low, b)
+    ox, oy, _ = calibration_at(b)
+    x, y = geometry.cx - ox * b, geometry.cy - oy * b
+    box = [x - b / 2, y - b / 2, x + b / 2, y + b / 2]
+    got = CropGeometry.from_detection(box, margin)
+    assert abs(got.cx - geometry.cx) < 1e-6 and abs(got.cy - geometry.cy) < 1e-6 and abs(got.side - geometry.side) < 1e-6
+    return box
+
+
+@pytest.mark.parametrize("size", [16, 24, 32])
+def test_a_face_in_the_frame_reaches_the_model_as_its_lr_face(routed, faces_test, size):
+    """A sharp face, `size` px in the frame, goes through the pipeline's crop chain (cut_face + the routed
+    enhancer's inputs) and reaches the model as the LR face of the training protocol: the anti-aliased
+    bicubic reduction of its 128-px truth to the route's input size, within rounding. (A crop warped up to
+    128 px and brought back down, as the x8 route once did, is a blur of about one LR pixel: mean error > 3.)"""
+    from jasr_video.crop import CropGeometry
+    from jasr_video.model.data import FaceDataset, degrade, find_pairs
+    from jasr_video.route import RoutedCrops, cut_face
+
+    hr = FaceDataset(find_pairs(faces_test)[:1]).sample(0).hr
+    face = (degrade(torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255, size)[0]
+            .permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    x0, y0 = 61, 37
+    frame[y0:y0 + size, x0:x0 + size] = face
+    geometry = CropGeometry(x0 + (size - 1) / 2, y0 + (size - 1) / 2, float(size))
+    _, route, crop = cut_face(frame, box_for(geometry), 1.4, routed.route)
+    model_px = route.model_input_px
+    crops = RoutedCrops.from_crops([crop], [route])
+    expected = degrade(torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255, model_px)[0]
+    error = (crops.lr[0] - expected).abs() * 255
+    assert crops.lr[0].shape == (3, model_px, model_px)
+    assert float(error.mean()) < 1.0 and float(error.max()) <= 4, (route, float(error.mean()), float(error.max()))
+
+
+def test_crops_are_cut_in_one_resampling():
+    """Shrinking is the training protocol's anti-aliased bicubic; enlarging is bicubic; a crop at the face's own
+    scale on whole pixels is the frame's pixels; sub-pixel windows move the crop, not blur it more."""
+    from jasr_video.crop import CropGeometry, crop_face, resize_face
+    from jasr_video.model.data import degrade
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (80, 100, 3), np.uint8), (0, 0), 1.0)
+    same = crop_face(frame, CropGeometry(30 + 15.5, 20 + 15.5, 32.0), 32)
+    assert np.array_equal(same, frame[20:52, 30:62])
+    small = crop_face(frame, CropGeometry(30 + 15.5, 20 + 15.5, 32.0), 16)
+    expected = degrade(torch.from_numpy(frame[20:52, 30:62]).permute(2, 0, 1)[None].float() / 255, 16)[0]
+    error = np.abs(small.astype(float) - expected.permute(1, 2, 0).numpy() * 255)[1:-1, 1:-1]  # the edge
+    assert error.mean() < 0.7 and error.max() <= 3  # row sees the frame beyond the window, not a replicated border
+    alone = resize_face(frame[20:52, 30:62], 16)  # the window alone: its edge replicated, the same inside
+    assert alone.shape == (16, 16, 3) and np.array_equal(alone[2:-2, 2:-2], small[2:-2, 2:-2])
+    shifted = crop_face(frame, CropGeometry(30 + 16.5, 20 + 15.5, 32.0), 32)  # one pixel right: whole pixels again
+    assert np.array_equal(shifted, frame[20:52, 31:63])
+    big = crop_face(frame, CropGeometry(50, 40, 10.0), 40)
+    assert big.shape == (40, 40, 3) and abs(float(big.mean()) - float(frame[35:45, 45:55].mean())) < 6
 
 
 def test_landmarks_only_passes_give_the_same_landmarks(routed, faces_test):
@@ -139,7 +203,9 @@ def test_landmarks_only_passes_give_the_same_landmarks(routed, faces_test):
 
 
 def test_forced_x8_is_todays_enhancer(routed, faces_test):
-    """--sr-factor 8: every face brought to 16x16 for the x8 model, exactly as BatchEnhancer does."""
+    """--sr-factor 8: every face brought to 16x16 for the x8 model, exactly as BatchEnhancer does with the same
+    16x16 faces."""
+    from jasr_video.crop import resize_face
     from jasr_video.enhance import BatchEnhancer
     from jasr_video.route import RoutedEnhancer
 
@@ -149,7 +215,7 @@ def test_forced_x8_is_todays_enhancer(routed, faces_test):
     faces = real_faces(faces_test, [128, 128, 128])
     out, routes = forced.enhance_faces(faces)
     assert {r.name for r in routes} == {"x8"}
-    crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+    crops = torch.from_numpy(np.stack([resize_face(f, 16) for f in faces])).permute(0, 3, 1, 2).float() / 255
     plain = BatchEnhancer(enhancer=routed.enhancer)(crops)
     assert np.abs(plain.landmarks - out.landmarks).max() < 1e-3
     assert np.abs(plain.sr.astype(int) - out.sr.astype(int)).max() <= 1

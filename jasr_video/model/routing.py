@@ -9,7 +9,7 @@ source pixels, of the square training-style crop (1.4 x the landmark box), i.e. 
 
 Per face (``side`` px), with ``auto`` routing:
 
-- side < ``X4_FROM_PX``: x8 at 16 px (the face is brought to 16x16, as the x8 model was trained);
+- side < ``X4_FROM_PX``: x8 at 16 px (the face is cut at 16x16, as the x8 model was trained);
 - ``X4_FROM_PX`` <= side < ``X2_FROM_PX``: x4 at its own side (clamped to the x4 training range);
 - ``X2_FROM_PX`` <= side <= ``NATIVE_FROM_PX``: x2 at its own side (clamped to the x2 training range);
 - side > ``NATIVE_FROM_PX``: landmarks from x2 at ``NATIVE_FROM_PX`` px; the face image is the native
@@ -38,7 +38,9 @@ MODES = ("auto", "8", "4", "2")
 @dataclass(frozen=True)
 class Route:
     """Where one face goes: the model's factor, the LR side fed to it (then bicubic to 128), the side of
-    the crop cut from the frame, and whether the face image is the native crop instead of the model's."""
+    the crop cut from the frame, and whether the face image is the native crop instead of the model's.
+    The crop is cut at the model's input size (``crop_px == model_input_px``), except for a face that keeps
+    its native crop: that one is cut at 128x128 and the model's input made from it."""
 
     sr_factor: int
     model_input_px: int
@@ -64,13 +66,13 @@ def choose_route(side: float, mode: str = "auto", factors: Sequence[int] = (8, 4
     if mode == "auto" and not {4, 2} <= set(factors):
         mode = "8"
     if mode == "8":
-        return Route(8, LR_SIZE, HR_SIZE)
+        return Route(8, LR_SIZE, LR_SIZE)
     if mode != "auto":
         factor = int(mode)
         m = _clamp(side, *ranges[factor])
         return Route(factor, m, m)
     if side < X4_FROM_PX:
-        return Route(8, LR_SIZE, HR_SIZE)
+        return Route(8, LR_SIZE, LR_SIZE)
     if side < X2_FROM_PX:
         m = _clamp(side, *ranges[4])
         return Route(4, m, m)
