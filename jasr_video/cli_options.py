@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", metavar="DIR", help="DIR/index.html: one self-contained page (no network) with the run "
                      "summary, every person's best face (super-resolved beside native), a timeline of the tracks, faces "
                      "per frame and frames/s over the run; its images go to DIR/tracks/ unless --tracks is given")
+    from .fusion import DEFAULT_KEEP, DEFAULT_METHOD, METHODS
+
+    out.add_argument("--fusion", choices=(*METHODS, "off"), default=DEFAULT_METHOD,
+                     help="--tracks / --report: per track, also one face fused from its best frames "
+                     "(DIR/track_NNNN_fused.png; the frames used in tracks.csv / tracks.jsonl; jasr_video.fusion); "
+                     f"off: the best single frame only (default: {DEFAULT_METHOD})")
+    out.add_argument("--fusion-frames", type=_positive, default=DEFAULT_KEEP, metavar="K",
+                     help=f"frames kept per track for --fusion, the best by quality (default: {DEFAULT_KEEP})")
     out.add_argument("--inset", choices=("auto", "side", "off"), default="auto",
                      help="super-resolved insets in the video: auto places each beside its face where there is room, "
                      "never over a face (none when there is no room); side puts them in a strip of slots along the "

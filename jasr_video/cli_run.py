@@ -207,7 +207,11 @@ def _run(args: argparse.Namespace, source) -> int:
         spec = output_spec(args)  # one input: its paths are the outputs themselves (see _stream_outputs)
         sinks.extend(build_sinks(spec, {k: Path(getattr(spec, k)) for k in SINKS if getattr(spec, k)}, info, args.input))
         if args.tracks or args.report:
-            gallery = TrackGallery(args.tracks or Path(args.report) / "tracks", output_filter=args.filter)
+            from .fusion import TrackFuser
+
+            fuser = None if args.fusion == "off" else TrackFuser(pipeline.enhancer, args.fusion)
+            gallery = TrackGallery(args.tracks or Path(args.report) / "tracks", output_filter=args.filter, fuser=fuser,
+                                   keep=args.fusion_frames)
             sinks.append(gallery)
         if args.report:
             run_log = RunLog()

@@ -16,6 +16,12 @@ Each track's best face is written as ``track_NNNN_sr.png`` (the 128x128 super-re
 crop reached past the frame edge that part is flat grey) and ``track_NNNN_native.png`` (the same square
 crop at the frame's own resolution, grey outside the frame).
 
+Fused face (``fuser``, a :class:`~jasr_video.fusion.TrackFuser`): the gallery also keeps each track's ``keep``
+best frames (their LR faces, landmarks and quality; :class:`~jasr_video.fusion.FrameKeeper`, so memory is
+bounded per track) and at ``close`` fuses them into ``track_NNNN_fused.png`` (128x128, in the best frame's
+crop) with its 68 landmarks (tracks.jsonl); tracks.csv / tracks.jsonl name the frames fused, or say
+"single frame" and why (too few usable frames: the fused face is then the best frame's own SR face).
+
 Filters (:class:`~jasr_video.filters.OutputFilter`): faces failing its per-face rules are not counted;
 tracks kept on fewer than ``min_track_frames`` frames are left out of every per-track output.
 
@@ -34,12 +40,15 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
+from .fusion import DEFAULT_KEEP, FrameKeeper, FusedFace, KeptFrame
 from .layout import OUTSIDE_GREY, mask_outside
 
 CSV_FIELDS = ("track_id", "first_frame", "last_frame", "first_pts", "last_pts", "frames", "detected_share",
               "mean_face_px", "mean_score", "mean_landmark_conf", "best_frame", "best_pts", "best_face_px",
-              "best_quality", "at_edge_share", "sr_png", "native_png")
+              "best_quality", "at_edge_share", "sr_png", "native_png", "fused_png", "fused_method",
+              "fused_frames", "fused_note")
 
 
 def native_crop(image: np.ndarray, crop: Any) -> np.ndarray:
@@ -101,6 +110,8 @@ class TrackSummary:
     best: BestFace | None = None
     sr_png: str = ""  # file names in the gallery folder, once written ("" for sr_png: the run computed no SR faces)
     native_png: str = ""
+    fused: FusedFace | None = None  # the fused face (TrackGallery with a fuser, after close)
+    fused_png: str = ""
 
     @property
     def detected_share(self) -> float:
@@ -119,13 +130,17 @@ class TrackSummary:
             "best_frame": b.frame if b else None, "best_pts": None if b is None or b.pts is None else round(b.pts, 3),
             "best_face_px": round(b.face_px, 1) if b else None, "best_quality": round(b.quality, 3) if b else None,
             "at_edge_share": round(self.at_edge / n, 3), "sr_png": self.sr_png, "native_png": self.native_png,
+            "fused_png": self.fused_png, "fused_method": self.fused.method if self.fused else "",
+            "fused_frames": ";".join(str(f) for f in self.fused.frames) if self.fused else "",
+            "fused_note": self.fused.note if self.fused else "",
         }
 
 
 class TrackGallery:
     """A sink collecting per-track summaries and best faces; ``close`` writes them to ``folder`` (if given)."""
 
-    def __init__(self, folder: str | Path | None = None, output_filter: Any = None) -> None:
+    def __init__(self, folder: str | Path | None = None, output_filter: Any = None, fuser: Any = None,
+                 keep: int = DEFAULT_KEEP) -> None:
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -133,9 +148,13 @@ class TrackGallery:
         self.min_track_frames = getattr(output_filter, "min_track_frames", 1)
         self._tracks: dict[int, TrackSummary] = {}
         self._closed = False
+        self.fuser = fuser
+        self.keeper = FrameKeeper(keep) if fuser is not None else None
+        self._frame_size = (0, 0)
 
     def write(self, result: Any) -> None:
         h, w = result.image.shape[:2]
+        self._frame_size = (w, h)
         faces = list(result.faces) + list(getattr(result, "hidden_faces", ()))
         for face in faces:
             if self.filter is not None and self.filter.face_reason(face) is not None:
@@ -159,6 +178,35 @@ class TrackGallery:
             if t.best is None or q > t.best.quality:
                 t.best = BestFace(result.index, result.pts, q, float(face.face_px), conf, sharp,
                                   None if face.sr is None else mask_outside(face.sr, face.crop, w, h).copy(), native)
+            if self.keeper is not None:
+                self.keeper.offer(face.track_id, q, result.index, lambda: self._kept(result, face, q))
+
+    def _kept(self, result: Any, face: Any, q: float) -> KeptFrame:
+        """The face's LR image as the pipeline fed it to JASRNet (cut again from the frame), for fusion."""
+        from .model.routing import Route, lr_faces
+        from .route import cut
+
+        route_of = getattr(self.fuser.enhancer, "route", None)
+        route = route_of(face.crop.side) if route_of is not None else Route(8, 16, 16)
+        crop = torch.from_numpy(np.array(cut(result.image, face.crop, route))).permute(2, 0, 1)[None].float().div_(255.0)
+        landmarks = face.crop.to_crop(face.landmarks_raw).astype(np.float32)
+        return KeptFrame(result.index, q, lr_faces(crop, route.model_input_px)[0], landmarks, route, face.crop)
+
+    def fuse(self) -> None:
+        """Fuse every kept track's frames (``close`` does it; once)."""
+        if self.keeper is None:
+            return
+        w, h = self._frame_size
+        for t in self.tracks():
+            frames = self.keeper.frames(t.track_id)
+            if not frames or t.fused is not None:
+                continue
+            fused = self.fuser.fuse(frames)
+            if fused.method == "single frame" and t.best is not None and t.best.sr is not None:
+                fused.sr = t.best.sr  # exactly the best frame's own SR face
+            elif frames[0].crop is not None:
+                fused.sr = mask_outside(fused.sr, frames[0].crop, w, h).copy()
+            t.fused = fused
 
     def tracks(self) -> list[TrackSummary]:
         """Every track kept on at least ``min_track_frames`` frames, by track id."""
@@ -166,6 +214,8 @@ class TrackGallery:
 
     def close(self, complete: bool = True) -> Path | None:
         """Write each track's best face (SR and native PNG), tracks.csv and tracks.jsonl (when a folder was given)."""
+        if not self._closed:
+            self.fuse()
         if self._closed or self.folder is None:
             return self.folder
         self._closed = True
@@ -175,7 +225,9 @@ class TrackGallery:
                 continue
             t.native_png = f"track_{t.track_id:04d}_native.png"
             t.sr_png = f"track_{t.track_id:04d}_sr.png" if t.best.sr is not None else ""
-            for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native)):
+            t.fused_png = f"track_{t.track_id:04d}_fused.png" if t.fused is not None else ""
+            for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native),
+                              (t.fused_png, t.fused.sr if t.fused else None)):
                 if name:
                     _write_png(self.folder / name, img)
         rows = [t.row() for t in tracks]
@@ -187,7 +239,10 @@ class TrackGallery:
         os.replace(tmp, self.folder / "tracks.csv")
         tmp = self.folder / "tracks.jsonl.partial"
         with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
+            for t, row in zip(tracks, rows):
+                if t.fused is not None:  # the frames as a list, and the fused face's landmarks (128x128 px)
+                    row = {**row, "fused_frames": t.fused.frames, "fused_rejected": t.fused.rejected,
+                           "fused_landmarks": np.round(t.fused.landmarks.astype(np.float64), 2).tolist()}
                 f.write(json.dumps(row, separators=(",", ":")) + "\n")
         os.replace(tmp, self.folder / "tracks.jsonl")
         return self.folder
