@@ -232,17 +232,19 @@ class TrackFuser:
     def fuse(self, frames: Sequence[KeptFrame], single: Any = None) -> FusedFace:
         """frames: best first (:meth:`FrameKeeper.frames`). ``single``: the frames' per-frame JASRNet outputs
         (an EnhancedFaces of the same order, with SR faces) when the caller has them; else they are computed
-        when needed. Only frames on the reference's route are fused (the others are listed as rejected)."""
+        when needed. Only frames served by the reference's model (x8, x4 or x2) are fused, each brought from its own
+        LR side to the 128x128 input grid; the others are listed as rejected."""
         if not frames:
             raise ValueError("fusion needs at least one frame")
         ref = frames[0]
-        pick = [i for i, f in enumerate(frames) if f.route == ref.route]
+        pick = [i for i, f in enumerate(frames) if f.route.sr_factor == ref.route.sr_factor and not f.route.keep_native]
+        pick = pick if pick and pick[0] == 0 else [0]
         usable = [frames[i] for i in pick]
-        skipped = [f.frame for f in frames if f.route != ref.route]
+        skipped = [f.frame for i, f in enumerate(frames) if i not in pick]
         if single is not None and len(pick) < len(frames):
             single = type(single)(None if single.sr is None else single.sr[pick], single.landmarks[pick],
                                   single.confidence[pick])
-        inputs = upsample(torch.stack([f.lr.float() for f in usable]), HR_SIZE)
+        inputs = torch.cat([upsample(f.lr.float()[None], HR_SIZE) for f in usable])  # LR sides may differ (x4 / x2)
         routes = [f.route for f in usable]
         needs_all = self.method.startswith("sr") or single is not None
         if single is None:
