@@ -120,8 +120,10 @@ def _config(args: argparse.Namespace, live: bool) -> PipelineConfig:
         min_hits=args.min_hits, smooth=not args.no_smooth, smoother=args.smoother,
         measurement_noise=args.smooth_noise, process_noise=args.smooth_process,
         max_frames=args.max_frames,
-        # SR faces only when an output shows them (video insets, crops, the best faces of --tracks / --report)
-        sr_faces=output_spec(args).shows_sr() or bool(getattr(args, "tracks", None) or getattr(args, "report", None)),
+        # SR faces only when an output shows them (video insets, crops, the best faces of --tracks / --report); with
+        # --fusion the gallery super-resolves its best faces itself at the end, from the frames it keeps
+        sr_faces=output_spec(args).shows_sr() or (bool(getattr(args, "tracks", None) or getattr(args, "report", None))
+                                                  and getattr(args, "fusion", "off") == "off"),
     )
     try:
         cfg.validate()

@@ -14,8 +14,9 @@ Registration (estimated, never given): the frame with the highest quality is the
 is mapped onto it by a similarity transform fitted to its 68 JASRNet landmarks (least median of squares), then
 refined by ECC (``cv2.findTransformECC``, affine) on the bicubic-upsampled LR faces inside the reference's face
 region. A frame is rejected, not blended, when its landmarks do not fit a similarity (a face turned away),
-when ECC fails, or when, once warped, it differs from the median of the warped frames far more than the others
-do (a misregistered or unrelated face).
+when ECC fails or moves the face far from the landmark fit, or when, once warped, it differs from the median
+of the warped frames far more than the others do, or by more than ``ERROR_MAX`` (a misregistered or unrelated
+face).
 
 Methods (:data:`METHODS`):
 
@@ -51,6 +52,8 @@ MIN_FRAMES = 2  # fewer usable frames: the best single frame is kept (and the no
 MAX_LANDMARK_RESIDUAL = 0.08  # RMS landmark misfit of the similarity, x the inter-ocular distance
 MAX_ERROR_RATIO = 3.0  # a frame's error against the median of the warped frames, x the median of those errors
 ERROR_FLOOR = 6.0 / 255  # errors below this (RMS, [0, 1] units) are never grounds for rejection
+ERROR_MAX = 12.0 / 255  # errors above this always are
+MAX_REFINE_PX = 4.0  # ECC may move the face's corners this far (128x128 px) from the landmark fit, no more
 
 
 @dataclass
@@ -63,6 +66,7 @@ class KeptFrame:
     landmarks: np.ndarray  # (68, 2) in this frame's 128x128 crop pixels
     route: Route
     crop: Any = None  # the frame's CropGeometry (jasr_video.crop), for the caller
+    native: np.ndarray | None = None  # the 128x128 native crop (uint8 RGB) of a route that keeps it, else None
 
 
 class FrameKeeper:
@@ -163,6 +167,12 @@ def ecc_refine(reference: np.ndarray, image: np.ndarray, matrix: np.ndarray, mas
     return cv2.invertAffineTransform(warp.astype(np.float64))
 
 
+def corner_shift(a: np.ndarray, b: np.ndarray, size: int = HR_SIZE) -> float:
+    """Largest distance between where two 2x3 maps send the corners of the crop's central half."""
+    q = np.array([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]) * size
+    return float(np.linalg.norm(q @ a[:, :2].T + a[:, 2] - (q @ b[:, :2].T + b[:, 2]), axis=1).max())
+
+
 def warp(image: np.ndarray, matrix: np.ndarray, size: int = HR_SIZE) -> np.ndarray:
     """An image (H, W, C) in frame-crop pixels moved onto the reference by the forward 2x3 ``matrix``."""
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
@@ -195,6 +205,9 @@ def register(inputs: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], refi
             if refined is None:
                 regs.append(Registration(None, residual, reason="ECC did not converge"))
                 continue
+            if corner_shift(refined, matrix) > MAX_REFINE_PX:
+                regs.append(Registration(None, residual, reason="ECC and the landmarks disagree"))
+                continue
             matrix = refined
         regs.append(Registration(matrix, residual))
     # photometric check: each frame against the median of the warped frames, inside the face
@@ -207,7 +220,7 @@ def register(inputs: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], refi
         typical = float(np.median(errors))
         for i, e in zip(index, errors):
             regs[i].error = e
-            if i and e > max(MAX_ERROR_RATIO * typical, ERROR_FLOOR):
+            if i and (e > ERROR_MAX or e > max(MAX_ERROR_RATIO * typical, ERROR_FLOOR)):
                 regs[i].matrix, regs[i].reason = None, "differs from the other frames once registered"
     return regs
 

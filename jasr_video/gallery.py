@@ -21,6 +21,8 @@ best frames (their LR faces, landmarks and quality; :class:`~jasr_video.fusion.F
 bounded per track) and at ``close`` fuses them into ``track_NNNN_fused.png`` (128x128, in the best frame's
 crop) with its 68 landmarks (tracks.jsonl); tracks.csv / tracks.jsonl name the frames fused, or say
 "single frame" and why (too few usable frames: the fused face is then the best frame's own SR face).
+With a fuser the run's per-frame passes may skip SR (``PipelineConfig.sr_faces`` off, landmarks only): each
+best face then gets its SR face at ``close``, from the kept LR face of its frame ("SR on demand").
 
 Filters (:class:`~jasr_video.filters.OutputFilter`): faces failing its per-face rules are not counted;
 tracks kept on fewer than ``min_track_frames`` frames are left out of every per-track output.
@@ -190,13 +192,38 @@ class TrackGallery:
         route = route_of(face.crop.side) if route_of is not None else Route(8, 16, 16)
         crop = torch.from_numpy(np.array(cut(result.image, face.crop, route))).permute(2, 0, 1)[None].float().div_(255.0)
         landmarks = face.crop.to_crop(face.landmarks_raw).astype(np.float32)
-        return KeptFrame(result.index, q, lr_faces(crop, route.model_input_px)[0], landmarks, route, face.crop)
+        native = (crop[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy() if route.keep_native else None
+        return KeptFrame(result.index, q, lr_faces(crop, route.model_input_px)[0], landmarks, route, face.crop,
+                         native)
+
+    def _best_sr(self, tracks: list[TrackSummary]) -> None:
+        """SR on demand: the best faces of a run whose frames had landmarks-only passes get their SR face here,
+        in one JASRNet pass over each track's best kept frame (the same network input as a per-frame pass)."""
+        from .model.config import HR_SIZE
+        from .model.data import upsample
+        from .route import RoutedCrops
+
+        todo = [(t, self.keeper.frames(t.track_id)[0]) for t in tracks if t.best is not None and t.best.sr is None
+                and self.keeper.frames(t.track_id)]
+        todo = [(t, f) for t, f in todo if f.frame == t.best.frame]
+        if not todo:
+            return
+        w, h = self._frame_size
+        inputs = torch.cat([upsample(f.lr.float()[None], HR_SIZE) for _, f in todo])
+        routes = [f.route for _, f in todo]
+        if hasattr(self.fuser.enhancer, "route"):
+            out = self.fuser.enhancer(RoutedCrops(inputs, routes, [f.native for _, f in todo]), sr=True)
+        else:
+            out = self.fuser.enhancer(inputs, prepared=True, sr=True)
+        for i, (t, f) in enumerate(todo):
+            t.best.sr = mask_outside(out.sr[i], f.crop, w, h).copy()
 
     def fuse(self) -> None:
         """Fuse every kept track's frames (``close`` does it; once)."""
         if self.keeper is None:
             return
         w, h = self._frame_size
+        self._best_sr(self.tracks())
         for t in self.tracks():
             frames = self.keeper.frames(t.track_id)
             if not frames or t.fused is not None:
