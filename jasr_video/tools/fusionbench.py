@@ -203,7 +203,9 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
                     if r is None:
                         cells.append("-")
                         continue
-                    text = f"{r['psnr']:.2f} / {r['ssim']:.3f}" + (f" / {r['nme_percent']:.2f}" if r["nme_percent"] is not None else "")
+                    text = f"{r['psnr']:.2f} / {r['ssim']:.3f}"
+                    if r["nme_percent"] is not None:
+                        text += f" / {r['nme_percent']:.2f}"
                     if m in METHODS:
                         text += f" ({r['minus_single_db']:+.2f}; {r['frames_used']:.1f})"
                     cells.append(text)
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, nargs="+", default=list(KS), help=f"frames per track, 1 to {FRAMES}")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     parser.add_argument("--weights", nargs="+", default=list(WEIGHTS), help="x8 weights (x4 siblings beside them)")
-    parser.add_argument("--bpp", type=float, default=0.5, help="H.264 bits per pixel of the cctv clips (default 0.5: on these small frames about the loss of intra QP 32)")
+    parser.add_argument("--bpp", type=float, default=0.5,
+                        help="H.264 bits per pixel of the cctv clips, rate-controlled (default 0.5)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--json", help="write the records' table and settings to this JSON file")
     args = parser.parse_args(argv)
