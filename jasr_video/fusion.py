@@ -4,7 +4,7 @@
 
     keeper = FrameKeeper(k=8)                          # per track, the K best frames (bounded: K per track)
     keeper.offer(track_id, quality, frame_index, lambda: KeptFrame(...))   # the frame is built only if kept
-    fused = TrackFuser(enhancer, method="lr-median").fuse(keeper.frames(track_id))
+    fused = TrackFuser(enhancer, method="sr-trim").fuse(keeper.frames(track_id))
     fused.sr, fused.landmarks, fused.frames, fused.note
 
 Each kept frame holds its face's LR image (what JASRNet is fed, before the bicubic upsampling), its 68
@@ -46,7 +46,7 @@ from .model.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from .model.routing import Route
 
 METHODS = ("lr-median", "lr-trim", "sr-median", "sr-trim")
-DEFAULT_METHOD = "lr-median"
+DEFAULT_METHOD = "sr-trim"
 DEFAULT_KEEP = 8
 MIN_FRAMES = 2  # fewer usable frames: the best single frame is kept (and the note says why)
 MAX_LANDMARK_RESIDUAL = 0.08  # RMS landmark misfit of the similarity, x the inter-ocular distance
