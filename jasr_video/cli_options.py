@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--fusion", choices=(*METHODS, "off"), default=DEFAULT_METHOD,
                      help="--tracks / --report: per track, also one face fused from its best frames "
                      "(DIR/track_NNNN_fused.png; the frames used in tracks.csv / tracks.jsonl; jasr_video.fusion); "
-                     f"off: the best single frame only (default: {DEFAULT_METHOD})")
+                     "unless another output shows SR faces, the per-frame passes then find landmarks only and the "
+                     "faces of --tracks / --report are super-resolved per person at the end; off: the best single "
+                     f"frame only, every frame super-resolved (default: {DEFAULT_METHOD})")
     out.add_argument("--fusion-frames", type=_positive, default=DEFAULT_KEEP, metavar="K",
                      help=f"frames kept per track for --fusion, the best by quality (default: {DEFAULT_KEEP})")
     out.add_argument("--inset", choices=("auto", "side", "off"), default="auto",
