@@ -196,39 +196,44 @@ class TrackGallery:
         return KeptFrame(result.index, q, lr_faces(crop, route.model_input_px)[0], landmarks, route, face.crop,
                          native)
 
-    def _best_sr(self, tracks: list[TrackSummary]) -> None:
-        """SR on demand: the best faces of a run whose frames had landmarks-only passes get their SR face here,
-        in one JASRNet pass over each track's best kept frame (the same network input as a per-frame pass)."""
+    def _sr_pass(self, frames: list[KeptFrame]) -> Any:
+        """JASRNet with SR on kept frames, as one batched call (the enhancer cuts it into its batches)."""
         from .model.config import HR_SIZE
         from .model.data import upsample
         from .route import RoutedCrops
 
-        todo = [(t, self.keeper.frames(t.track_id)[0]) for t in tracks if t.best is not None and t.best.sr is None
-                and self.keeper.frames(t.track_id)]
-        todo = [(t, f) for t, f in todo if f.frame == t.best.frame]
-        if not todo:
-            return
-        w, h = self._frame_size
-        inputs = torch.cat([upsample(f.lr.float()[None], HR_SIZE) for _, f in todo])
-        routes = [f.route for _, f in todo]
+        inputs = torch.cat([upsample(f.lr.float()[None], HR_SIZE) for f in frames])
         if hasattr(self.fuser.enhancer, "route"):
-            out = self.fuser.enhancer(RoutedCrops(inputs, routes, [f.native for _, f in todo]), sr=True)
-        else:
-            out = self.fuser.enhancer(inputs, prepared=True, sr=True)
-        for i, (t, f) in enumerate(todo):
-            t.best.sr = mask_outside(out.sr[i], f.crop, w, h).copy()
+            return self.fuser.enhancer(RoutedCrops(inputs, [f.route for f in frames], [f.native for f in frames]),
+                                       sr=True)
+        return self.fuser.enhancer(inputs, prepared=True, sr=True)
 
     def fuse(self) -> None:
-        """Fuse every kept track's frames (``close`` does it; once)."""
+        """Fuse every kept track's frames (``close`` does it; once). SR on demand: a best face without its SR face
+        (landmarks-only passes) gets it here, from its kept LR face (the same network input as a per-frame pass).
+        The SR passes of every track run as one batched call."""
+        from .enhance import EnhancedFaces
+
         if self.keeper is None:
             return
         w, h = self._frame_size
-        self._best_sr(self.tracks())
-        for t in self.tracks():
-            frames = self.keeper.frames(t.track_id)
-            if not frames or t.fused is not None:
-                continue
-            fused = self.fuser.fuse(frames)
+        todo = [(t, self.keeper.frames(t.track_id)) for t in self.tracks() if t.fused is None]
+        todo = [(t, frames) for t, frames in todo if frames]
+        every = self.fuser.method.startswith("sr")  # SR-space fusion: every kept frame's SR face
+
+        def wants_best(t: TrackSummary, frames: list[KeptFrame]) -> bool:
+            return t.best is not None and t.best.sr is None and frames[0].frame == t.best.frame
+
+        counts = [len(frames) if every else int(wants_best(t, frames)) for t, frames in todo]
+        flat = [f for (_, frames), n in zip(todo, counts) for f in frames[:n]]
+        out = self._sr_pass(flat) if flat else None
+        k = 0
+        for (t, frames), n in zip(todo, counts):
+            part = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n]) if n else None
+            k += n
+            if part is not None and wants_best(t, frames):
+                t.best.sr = mask_outside(part.sr[0], frames[0].crop, w, h).copy()
+            fused = self.fuser.fuse(frames, single=part if every else None)
             if fused.method == "single frame" and t.best is not None and t.best.sr is not None:
                 fused.sr = t.best.sr  # exactly the best frame's own SR face
             elif frames[0].crop is not None:

@@ -143,14 +143,15 @@ def test_keeper_stays_bounded_and_keeps_the_best():
         FrameKeeper(0)
 
 
-def test_tracks_output_holds_the_fused_face_on_the_opera_clip(tmp_path, enhancer):
+@pytest.mark.parametrize("method", ["lr-median", "sr-trim"])
+def test_tracks_output_holds_the_fused_face_on_the_opera_clip(tmp_path, enhancer, method):
     from jasr_video.gallery import TrackGallery
     from jasr_video.pipeline import Pipeline, PipelineConfig
 
     clip = make_clip(need(CLIP), tmp_path / "roh_640.mp4", frames=10, width=640)
     # SR on demand: the per-frame passes find landmarks only; the gallery super-resolves the best faces itself
     pipeline = Pipeline(PipelineConfig(max_frames=10, lanes=1, min_hits=1, sr_faces=False), enhancer=enhancer)
-    gallery = TrackGallery(tmp_path, fuser=TrackFuser(enhancer, "lr-median"), keep=6)
+    gallery = TrackGallery(tmp_path, fuser=TrackFuser(enhancer, method), keep=6)
     for result in pipeline.run(clip):
         gallery.write(result)
     gallery.close()
@@ -169,7 +170,7 @@ def test_tracks_output_holds_the_fused_face_on_the_opera_clip(tmp_path, enhancer
             assert row["fused_note"] and np.array_equal(track.fused.sr, track.best.sr)
         else:
             fused_any = True
-            assert row["fused_method"] == "lr-median" and len(line["fused_frames"]) >= 2
+            assert row["fused_method"] == method and len(line["fused_frames"]) >= 2
             assert set(line["fused_frames"]) <= set(range(track.first_frame, track.last_frame + 1))
             # no ghosting: the fused face is about as far from the best frame's SR face as fusion of the same face is
             diff = np.abs(track.fused.sr.astype(np.float64) - track.best.sr).mean()
