@@ -121,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "largest face): nearest first in the summary, tracks.csv / tracks.jsonl (find_rank, find_photo, "
                      "find_distance, find_same) and the report, with the distance below which faces are taken for "
                      "one person; implies --identity; give it after the input")
+    from .fusion import DEFAULT_KEEP, DEFAULT_METHOD, METHODS
+
+    out.add_argument("--fusion", choices=(*METHODS, "off"), default=DEFAULT_METHOD,
+                     help="--tracks / --report: per track, also one face fused from its best frames "
+                     "(DIR/track_NNNN_fused.png; the frames used in tracks.csv / tracks.jsonl; jasr_video.fusion); "
+                     "unless another output shows SR faces, the per-frame passes then find landmarks only and the "
+                     "faces of --tracks / --report are super-resolved per person at the end; off: the best single "
+                     f"frame only, every frame super-resolved (default: {DEFAULT_METHOD})")
+    out.add_argument("--fusion-frames", type=_positive, default=DEFAULT_KEEP, metavar="K",
+                     help=f"frames kept per track for --fusion, the best by quality (default: {DEFAULT_KEEP})")
     out.add_argument("--inset", choices=("auto", "side", "off"), default="auto",
                      help="super-resolved insets in the video: auto places each beside its face where there is room, "
                      "never over a face (none when there is no room); side puts them in a strip of slots along the "

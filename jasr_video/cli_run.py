@@ -127,9 +127,11 @@ def _config(args: argparse.Namespace, live: bool) -> PipelineConfig:
         min_hits=args.min_hits, smooth=not args.no_smooth, smoother=args.smoother,
         measurement_noise=args.smooth_noise, process_noise=args.smooth_process,
         max_frames=args.max_frames,
-        # SR faces only when an output shows them (video insets, crops, the best faces of --tracks / --report)
-        sr_faces=output_spec(args).shows_sr() or bool(getattr(args, "tracks", None) or getattr(args, "report", None)
-                                                      or getattr(args, "identity", False)),
+        # SR faces only when an output shows them (video insets, crops, the best faces of --tracks / --report /
+        # --identity); with --fusion the gallery super-resolves its best faces itself at the end, from the frames it keeps
+        sr_faces=output_spec(args).shows_sr() or (bool(getattr(args, "tracks", None) or getattr(args, "report", None)
+                                                       or getattr(args, "identity", False))
+                                                  and getattr(args, "fusion", "off") == "off"),
     )
     try:
         cfg.validate()
@@ -241,8 +243,12 @@ def _run(args: argparse.Namespace, source) -> int:
         spec = output_spec(args)  # one input: its paths are the outputs themselves (see _stream_outputs)
         sinks.extend(build_sinks(spec, {k: Path(getattr(spec, k)) for k in SINKS if getattr(spec, k)}, info, args.input))
         if args.tracks or args.report or args.identity:
+            from .fusion import TrackFuser
+
+            fuser = None if args.fusion == "off" else TrackFuser(pipeline.enhancer, args.fusion)
             folder = args.tracks or (Path(args.report) / "tracks" if args.report else None)
-            gallery = TrackGallery(folder, output_filter=args.filter, recognizer=recognizer, find=photos)
+            gallery = TrackGallery(folder, output_filter=args.filter, recognizer=recognizer, find=photos, fuser=fuser,
+                                   keep=args.fusion_frames)
             sinks.append(gallery)
         if args.report:
             run_log = RunLog()

@@ -28,7 +28,11 @@ def _summary_rows(args, pipeline, sinks, frames: int, faces: int, signum,
         rows.append(("models", ", ".join(f"{n} faces by {name}" for name, n in sorted(routes.items()))
                      + " (x8: brought to 16x16; x4 / x2: at about their own size; native: the face's own pixels "
                        "kept, landmarks by x2)"))
-    if not pipeline.config.sr_faces:
+    if not pipeline.config.sr_faces and (getattr(args, "tracks", None) or getattr(args, "report", None)):
+        rows.append(("super-resolution", "on demand: JASRNet found the landmarks only on every frame, and "
+                     "super-resolved each person's best face (and the frames fused, --fusion) at the end; "
+                     "--save-crops or a video with insets super-resolve every face"))
+    elif not pipeline.config.sr_faces:
         rows.append(("super-resolution", "skipped: no output shows super-resolved faces (JSON / CSV only, or a video "
                      "without insets), so JASRNet found the landmarks only; --save-crops, --tracks or a video with "
                      "insets turn it on"))

@@ -16,6 +16,14 @@ Each track's best face is written as ``track_NNNN_sr.png`` (the 128x128 super-re
 crop reached past the frame edge that part is flat grey) and ``track_NNNN_native.png`` (the same square
 crop at the frame's own resolution, grey outside the frame).
 
+Fused face (``fuser``, a :class:`~jasr_video.fusion.TrackFuser`): the gallery also keeps each track's ``keep``
+best frames (their LR faces, landmarks and quality; :class:`~jasr_video.fusion.FrameKeeper`, so memory is
+bounded per track) and at ``close`` fuses them into ``track_NNNN_fused.png`` (128x128, in the best frame's
+crop) with its 68 landmarks (tracks.jsonl); tracks.csv / tracks.jsonl name the frames fused, or say
+"single frame" and why (too few usable frames: the fused face is then the best frame's own SR face).
+With a fuser the run's per-frame passes may skip SR (``PipelineConfig.sr_faces`` off, landmarks only): each
+best face then gets its SR face at ``close``, from the kept LR face of its frame ("SR on demand").
+
 Filters (:class:`~jasr_video.filters.OutputFilter`): faces failing its per-face rules are not counted;
 tracks kept on fewer than ``min_track_frames`` frames are left out of every per-track output.
 
@@ -40,12 +48,15 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
+from .fusion import DEFAULT_KEEP, FrameKeeper, FusedFace, KeptFrame
 from .layout import OUTSIDE_GREY, mask_outside
 
 CSV_FIELDS = ("track_id", "first_frame", "last_frame", "first_pts", "last_pts", "frames", "detected_share",
               "mean_face_px", "mean_score", "mean_landmark_conf", "best_frame", "best_pts", "best_face_px",
-              "best_quality", "at_edge_share", "sr_png", "native_png")
+              "best_quality", "at_edge_share", "sr_png", "native_png", "fused_png", "fused_method",
+              "fused_frames", "fused_note")
 FIND_FIELDS = ("find_rank", "find_photo", "find_distance", "find_same")
 
 
@@ -116,6 +127,8 @@ class TrackSummary:
     native_png: str = ""
     descriptor: np.ndarray | None = field(default=None, repr=False)  # identity of the best face (jasr_video.identity)
     match: tuple[int, str, float, bool] | None = None  # with ``find``: (rank, nearest photo, distance, below threshold)
+    fused: FusedFace | None = None  # the fused face (TrackGallery with a fuser, after close)
+    fused_png: str = ""
 
     @property
     def detected_share(self) -> float:
@@ -134,6 +147,9 @@ class TrackSummary:
             "best_frame": b.frame if b else None, "best_pts": None if b is None or b.pts is None else round(b.pts, 3),
             "best_face_px": round(b.face_px, 1) if b else None, "best_quality": round(b.quality, 3) if b else None,
             "at_edge_share": round(self.at_edge / n, 3), "sr_png": self.sr_png, "native_png": self.native_png,
+            "fused_png": self.fused_png, "fused_method": self.fused.method if self.fused else "",
+            "fused_frames": ";".join(str(f) for f in self.fused.frames) if self.fused else "",
+            "fused_note": self.fused.note if self.fused else "",
             **({} if self.match is None else dict(zip(FIND_FIELDS, (self.match[0], self.match[1],
                                                                    round(self.match[2], 4), self.match[3])))),
             **({} if self.descriptor is None else {"descriptor": np.round(self.descriptor.astype(np.float64), 5).tolist()}),
@@ -144,7 +160,8 @@ class TrackGallery:
     """A sink collecting per-track summaries and best faces; ``close`` writes them to ``folder`` (if given)."""
 
     def __init__(self, folder: str | Path | None = None, output_filter: Any = None, recognizer: Any = None,
-                 find: dict[str, np.ndarray] | None = None, threshold: float | None = None) -> None:
+                 find: dict[str, np.ndarray] | None = None, threshold: float | None = None, fuser: Any = None,
+                 keep: int = DEFAULT_KEEP) -> None:
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -157,9 +174,13 @@ class TrackGallery:
         if threshold is None:
             from .identity import MATCH_THRESHOLD as threshold
         self.threshold = float(threshold)
+        self.fuser = fuser
+        self.keeper = FrameKeeper(keep) if fuser is not None else None
+        self._frame_size = (0, 0)
 
     def write(self, result: Any) -> None:
         h, w = result.image.shape[:2]
+        self._frame_size = (w, h)
         faces = list(result.faces) + list(getattr(result, "hidden_faces", ()))
         for face in faces:
             if self.filter is not None and self.filter.face_reason(face) is not None:
@@ -184,6 +205,65 @@ class TrackGallery:
                 t.best = BestFace(result.index, result.pts, q, float(face.face_px), conf, sharp,
                                   None if face.sr is None else mask_outside(face.sr, face.crop, w, h).copy(), native,
                                   face.crop.to_crop(face.landmarks_raw).astype(np.float32))
+            if self.keeper is not None:
+                self.keeper.offer(face.track_id, q, result.index, lambda: self._kept(result, face, q))
+
+    def _kept(self, result: Any, face: Any, q: float) -> KeptFrame:
+        """The face's LR image as the pipeline fed it to JASRNet (cut again from the frame), for fusion."""
+        from .model.routing import Route, lr_faces
+        from .route import cut
+
+        route_of = getattr(self.fuser.enhancer, "route", None)
+        route = route_of(face.crop.side) if route_of is not None else Route(8, 16, 16)
+        crop = torch.from_numpy(np.array(cut(result.image, face.crop, route))).permute(2, 0, 1)[None].float().div_(255.0)
+        landmarks = face.crop.to_crop(face.landmarks_raw).astype(np.float32)
+        native = (crop[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy() if route.keep_native else None
+        return KeptFrame(result.index, q, lr_faces(crop, route.model_input_px)[0], landmarks, route, face.crop,
+                         native)
+
+    def _sr_pass(self, frames: list[KeptFrame]) -> Any:
+        """JASRNet with SR on kept frames, as one batched call (the enhancer cuts it into its batches)."""
+        from .model.config import HR_SIZE
+        from .model.data import upsample
+        from .route import RoutedCrops
+
+        inputs = torch.cat([upsample(f.lr.float()[None], HR_SIZE) for f in frames])
+        if hasattr(self.fuser.enhancer, "route"):
+            return self.fuser.enhancer(RoutedCrops(inputs, [f.route for f in frames], [f.native for f in frames]),
+                                       sr=True)
+        return self.fuser.enhancer(inputs, prepared=True, sr=True)
+
+    def fuse(self) -> None:
+        """Fuse every kept track's frames (``close`` does it; once). SR on demand: a best face without its SR face
+        (landmarks-only passes) gets it here, from its kept LR face (the same network input as a per-frame pass).
+        The SR passes of every track run as one batched call."""
+        from .enhance import EnhancedFaces
+
+        if self.keeper is None:
+            return
+        w, h = self._frame_size
+        todo = [(t, self.keeper.frames(t.track_id)) for t in self.tracks() if t.fused is None]
+        todo = [(t, frames) for t, frames in todo if frames]
+        every = self.fuser.method.startswith("sr")  # SR-space fusion: every kept frame's SR face
+
+        def wants_best(t: TrackSummary, frames: list[KeptFrame]) -> bool:
+            return t.best is not None and t.best.sr is None and frames[0].frame == t.best.frame
+
+        counts = [len(frames) if every else int(wants_best(t, frames)) for t, frames in todo]
+        flat = [f for (_, frames), n in zip(todo, counts) for f in frames[:n]]
+        out = self._sr_pass(flat) if flat else None
+        k = 0
+        for (t, frames), n in zip(todo, counts):
+            part = EnhancedFaces(out.sr[k:k + n], out.landmarks[k:k + n], out.confidence[k:k + n]) if n else None
+            k += n
+            if part is not None and wants_best(t, frames):
+                t.best.sr = mask_outside(part.sr[0], frames[0].crop, w, h).copy()
+            fused = self.fuser.fuse(frames, single=part if every else None)
+            if fused.method == "single frame" and t.best is not None and t.best.sr is not None:
+                fused.sr = t.best.sr  # exactly the best frame's own SR face
+            elif frames[0].crop is not None:
+                fused.sr = mask_outside(fused.sr, frames[0].crop, w, h).copy()
+            t.fused = fused
 
     def tracks(self) -> list[TrackSummary]:
         """Every track kept on at least ``min_track_frames`` frames, by track id."""
@@ -224,8 +304,10 @@ class TrackGallery:
         return out
 
     def close(self, complete: bool = True) -> Path | None:
-        """Describe the tracks (with a recognizer), then write each track's best face (SR and native PNG),
-        tracks.csv and tracks.jsonl (when a folder was given)."""
+        """Fuse the kept frames (with a fuser), describe the tracks (with a recognizer), then write each track's best
+        face (SR and native PNG), tracks.csv and tracks.jsonl (when a folder was given)."""
+        if not self._closed:
+            self.fuse()
         if self._closed:
             return self.folder
         self._closed = True
@@ -237,7 +319,9 @@ class TrackGallery:
                 continue
             t.native_png = f"track_{t.track_id:04d}_native.png"
             t.sr_png = f"track_{t.track_id:04d}_sr.png" if t.best.sr is not None else ""
-            for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native)):
+            t.fused_png = f"track_{t.track_id:04d}_fused.png" if t.fused is not None else ""
+            for name, img in ((t.sr_png, t.best.sr), (t.native_png, t.best.native),
+                              (t.fused_png, t.fused.sr if t.fused else None)):
                 if name:
                     _write_png(self.folder / name, img)
         rows = [t.row() for t in tracks]
@@ -249,7 +333,10 @@ class TrackGallery:
         os.replace(tmp, self.folder / "tracks.csv")
         tmp = self.folder / "tracks.jsonl.partial"
         with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
+            for t, row in zip(tracks, rows):
+                if t.fused is not None:  # the frames as a list, and the fused face's landmarks (128x128 px)
+                    row = {**row, "fused_frames": t.fused.frames, "fused_rejected": t.fused.rejected,
+                           "fused_landmarks": np.round(t.fused.landmarks.astype(np.float64), 2).tolist()}
                 f.write(json.dumps(row, separators=(",", ":")) + "\n")
         os.replace(tmp, self.folder / "tracks.jsonl")
         return self.folder

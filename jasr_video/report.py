@@ -7,8 +7,9 @@
     gallery.close()
     write_report("report", log, gallery.tracks(), "report/tracks", summary_rows)
 
-The page: the run summary (rows given by the caller), the gallery (per track the super-resolved best face
-beside its native crop), a timeline of the tracks, and the faces per frame and frames per second over the run.
+The page: the run summary (rows given by the caller), the gallery (per track the super-resolved best face,
+the face fused from the track's best frames where the gallery fused them, and the native crop), a timeline of
+the tracks, and the faces per frame and frames per second over the run.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def _timeline_svg(tracks: Sequence[Any], first: int, last: int, width: int = 720
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{padding:2px 8px;text-align:left;vertical-align:top}.gallery{display:flex;flex-wrap:wrap;gap:10px}
-.card{border:1px solid #ccc;padding:4px;font-size:12px;width:262px}.card img{width:128px;height:128px}
+.card{border:1px solid #ccc;padding:4px;font-size:12px;width:394px}.card img{width:128px;height:128px}
 img.native{image-rendering:pixelated}"""
 
 
@@ -124,17 +125,22 @@ def write_report(folder: str | Path, log: RunLog, tracks: Sequence[Any], tracks_
             body.append(f'<div class="card">{pic}<br><b>#{t.track_id}</b> distance {d:.3f}{same}; frames '
                         f"{t.first_frame}-{t.last_frame}</div>")
         body.append("</div>")
-    body.append(f"<h2>People ({len(tracks)} tracks)</h2><p>Per track its best face: super-resolved (left) and the "
-                "same crop at the video's own resolution (right, enlarged). Grey marks parts outside the frame.</p>")
+    body.append(f"<h2>People ({len(tracks)} tracks)</h2><p>Per track its best face: super-resolved (left), the face "
+                "fused from the track's best frames (middle, where fusion ran: the frames used are listed) and the same "
+                "crop at the video's own resolution (right, enlarged). Grey marks parts outside the frame.</p>")
     body.append('<div class="gallery">')
     for t in tracks:
         r = t.row()
         imgs = "".join(f'<img class="{cls}" src="{esc(rel + "/" + name)}" alt="track {t.track_id} {cls}">'
-                       for cls, name in (("sr", t.sr_png), ("native", t.native_png)) if name)
+                       for cls, name in (("sr", t.sr_png), ("fused", getattr(t, "fused_png", "")),
+                                         ("native", t.native_png)) if name)
+        fused = getattr(t, "fused", None)
+        fused_text = ("" if fused is None else f"; fused: {esc(fused.method)}, frames "
+                      f"{esc(', '.join(str(f) for f in fused.frames))}" + (f" ({esc(fused.note)})" if fused.note else ""))
         pts = "" if r["first_pts"] is None else f", {r['first_pts']:.2f}-{r['last_pts']:.2f} s"
         body.append(f'<div class="card">{imgs}<br><b>#{t.track_id}</b> frames {t.first_frame}-{t.last_frame}{pts}; '
                     f'seen on {t.frames} ({r["detected_share"]:.0%} detected); {r["mean_face_px"]:.0f} px on average; '
-                    f'best frame {r["best_frame"]}</div>')
+                    f'best frame {r["best_frame"]}{fused_text}</div>')
     body.append("</div>")
     first = log.frames[0][0] if log.frames else 0
     last = log.frames[-1][0] if log.frames else 0

@@ -24,8 +24,12 @@ def test_cli_defaults_are_the_config_defaults():
     for options in (["--json", "c.jsonl"], ["--csv", "c.csv"], ["--out", "c.mp4", "--no-inset"], ["--out", "c.mp4", "--inset", "off"]):
         args = build_parser().parse_args(["clip.mp4", *options])
         assert _config(args, live=False) == PipelineConfig(sr_faces=False), options
-    for options in (["--json", "c.jsonl", "--save-crops", "crops/"], ["--json", "c.jsonl", "--tracks", "people/"]):
+    for options in (["--json", "c.jsonl", "--save-crops", "crops/"],
+                    ["--json", "c.jsonl", "--tracks", "people/", "--fusion", "off"]):
         assert _config(build_parser().parse_args(["clip.mp4", *options]), live=False).sr_faces, options
+    # --tracks / --report with fusion (the default): SR on demand, the gallery super-resolves per person at the end
+    for options in (["--tracks", "people/"], ["--report", "report/"], ["--json", "c.jsonl", "--tracks", "people/"]):
+        assert not _config(build_parser().parse_args(["clip.mp4", *options]), live=False).sr_faces, options
     args = build_parser().parse_args(["clip.mp4", "--smoother", "one-euro", "--frame-batch", "3"])
     cfg = _config(args, live=True)
     assert cfg.smoother == "one-euro" and cfg.frame_batch == 3
