@@ -192,8 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--thresholds", type=_thresholds, default=d.thresholds, metavar="P,R,O",
                      help=f"MTCNN P-, R- and O-net score thresholds (default: {','.join(map(str, d.thresholds))})")
     det.add_argument("--detector", choices=DETECTOR_NAMES, default=d.detector,
-                     help="face detector: mtcnn (facenet's MTCNN weights) or mtcnn-cctv (its R- and O-net tuned to "
-                     "find compressed tiny faces; docs/benchmarks.md) (default: %(default)s)")
+                     help="face detector: mtcnn (facenet's MTCNN weights), mtcnn-cctv (its R- and O-net tuned to "
+                     "find compressed tiny faces) or yunet (YuNet, trained on WIDER FACE crowds; runs on the CPU); "
+                     "docs/benchmarks.md (default: %(default)s)")
+    det.add_argument("--detector-upscale", type=float, default=d.detector_upscale, metavar="X",
+                     help="yunet: scan each frame enlarged X times, for faces below YuNet's smallest size "
+                     f"(default: {d.detector_upscale:g})")
     det.add_argument("--detector-precision", choices=DETECTOR_PRECISIONS, default=d.detector_precision,
                      help=f"MTCNN P-net precision (R-/O-net stay fp32) (default: {d.detector_precision})")
     det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this probability; "

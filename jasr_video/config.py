@@ -13,8 +13,8 @@ from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, SMOOTHERS
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # JASRNet (auto: jasr_video.model.inference.resolve_precision)
 ONNX_PRECISIONS = ("auto", "fp32", "int8")  # JASRNet on ONNX Runtime (jasr_video.model.onnx_backend)
 DETECTOR_PRECISIONS = ("fp32", "fp16", "bf16")  # MTCNN's P-net (FaceDetector also takes "auto")
-# jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, or its R-/O-net tuned on compressed tiny faces
-DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv")
+# jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, its R-/O-net tuned on compressed tiny faces, YuNet
+DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv", "yunet")
 BACKENDS = ("torch", "onnx")  # JASRNet runtime
 SR_FACTORS = ("auto", "8", "4", "2")  # auto: x8 / x4 / x2 by face size (jasr_video.model.routing)
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,6 +35,7 @@ class PipelineConfig:
     detector: str = "mtcnn-cctv"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
     tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
+    detector_upscale: float = 1.0  # yunet: each full-frame scan on the frame enlarged this many times (>= 1)
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the
@@ -92,6 +93,8 @@ class PipelineConfig:
         check_upright(self.upright)
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be {_one_of(DETECTOR_NAMES)}")
+        if self.detector_upscale < 1.0:
+            raise ValueError("detector_upscale must be >= 1 (1: the frame as it is)")
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:
