@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_NAMES, DETECTOR_PRECISIONS, DEVICES,
+from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_NAMES, DETECTOR_PRECISIONS, DETECTOR_SCORES, DEVICES,
                      LIVE_FRAME_BATCH, PRECISIONS, SR_FACTORS, PipelineConfig)
 from .model.upright import check_upright
 from .smooth import SMOOTHERS
@@ -200,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                      f"(default: {d.detector_upscale:g})")
     det.add_argument("--detector-precision", choices=DETECTOR_PRECISIONS, default=d.detector_precision,
                      help=f"MTCNN P-net precision (R-/O-net stay fp32) (default: {d.detector_precision})")
-    det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this probability; "
-                     f"those below --new-track-score only continue a track (default: {d.min_score})")
-    det.add_argument("--new-track-score", type=float, default=d.new_track_score, help="probability a detection needs "
-                     f"to start a new track (default: {d.new_track_score})")
+    per_detector = lambda k: ", ".join(f"{v[k]:g} for {n}" for n, v in DETECTOR_SCORES.items())  # noqa: E731
+    det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this detector score; "
+                     f"those below --new-track-score only continue a track (default: {per_detector(0)})")
+    det.add_argument("--new-track-score", type=float, default=d.new_track_score, help="score a detection needs "
+                     f"to start a new track (default: {per_detector(1)})")
     det.add_argument("--coast", type=_non_negative, default=d.coast, metavar="N", help="frames a missed face is still "
                      f"reported at its predicted box, with detected: false (default: {d.coast})")
     det.add_argument("--max-age", type=_positive, default=d.max_age, help="frames a track keeps its id without a "

@@ -15,6 +15,9 @@ ONNX_PRECISIONS = ("auto", "fp32", "int8")  # JASRNet on ONNX Runtime (jasr_vide
 DETECTOR_PRECISIONS = ("fp32", "fp16", "bf16")  # MTCNN's P-net (FaceDetector also takes "auto")
 # jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, its R-/O-net tuned on compressed tiny faces, YuNet
 DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv", "yunet")
+# (min_score, new_track_score) where PipelineConfig leaves them unset: the detectors score on different scales
+# (MTCNN's O-net probability, YuNet's sqrt(class x objectness)); chosen with tinybench (docs/benchmarks.md)
+DETECTOR_SCORES: dict[str, tuple[float, float]] = {"mtcnn": (0.7, 0.7), "mtcnn-cctv": (0.7, 0.7), "yunet": (0.5, 0.6)}
 BACKENDS = ("torch", "onnx")  # JASRNet runtime
 SR_FACTORS = ("auto", "8", "4", "2")  # auto: x8 / x4 / x2 by face size (jasr_video.model.routing)
 DEVICES = ("auto", "cpu", "cuda")
@@ -55,8 +58,10 @@ class PipelineConfig:
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
-    new_track_score: float = 0.7  # detections below this probability only continue tracks (ByteTrack); 0: all start
+    # drop detections below this detector score (below new_track_score: continue only); None: DETECTOR_SCORES'
+    min_score: float | None = None
+    # detections below this score only continue tracks (ByteTrack); 0: all start; None: DETECTOR_SCORES'
+    new_track_score: float | None = None
     coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
     gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
     max_age: int = 25  # frames a track survives unmatched
@@ -71,6 +76,12 @@ class PipelineConfig:
     margin: float | None = None  # crop margin; None: the weights' training crop margin
     max_frames: int | None = None  # stop after this many frames
     source_options: dict[str, Any] = field(default_factory=dict)  # passed to open_source
+
+    def scores(self) -> tuple[float, float]:
+        """(min_score, new_track_score): as set, or the detector's defaults (:data:`DETECTOR_SCORES`)."""
+        default = DETECTOR_SCORES.get(self.detector, DETECTOR_SCORES["mtcnn"])
+        return (default[0] if self.min_score is None else self.min_score,
+                default[1] if self.new_track_score is None else self.new_track_score)
 
     def validate(self) -> None:
         if self.detect_every < 1:
@@ -99,7 +110,7 @@ class PipelineConfig:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:
             raise ValueError(f"smoother must be {_one_of(tuple(SMOOTHERS))}")
-        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
+        if not all(0.0 <= score <= 1.0 for score in self.scores()):
             raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
         if self.coast < 0 or self.gate < 0:
             raise ValueError("coast and gate must be >= 0 (0: off)")

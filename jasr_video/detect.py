@@ -148,7 +148,7 @@ class FaceDetector:
     @classmethod
     def from_config(cls, config: Any, device: torch.device) -> "FaceDetector":
         """The detector a :class:`~jasr_video.pipeline.PipelineConfig` asks for, on `device`."""
-        return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+        return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.scores()[0],
                    precision=config.detector_precision)
 
 

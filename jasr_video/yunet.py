@@ -125,4 +125,4 @@ class YuNetDetector:
     def from_config(cls, config: Any, device: Any) -> "YuNetDetector":
         """The detector a :class:`~jasr_video.pipeline.PipelineConfig` asks for (YuNet runs on the CPU on every
         device)."""
-        return cls(min_score=config.min_score, upscale=getattr(config, "detector_upscale", 1.0))
+        return cls(min_score=config.scores()[0], upscale=config.detector_upscale)

@@ -10,7 +10,7 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
-  R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``strict-starts`` (``new_track_score=0.9``: only
+  R-/O-net weights), ``mtcnn-cctv`` and ``yunet`` (that detector, when it is not the default's), ``strict-starts`` (``new_track_score=0.9``: only
   detections of probability >= 0.9 start a track, weaker ones only continue one), ``x8-only`` (``sr_factor="8"``: every face at 16x16
   through the x8 JASRNet, instead of routing by face size), ``json-only`` (JSON Lines only, no video:
   ``sr_faces=False``, as the CLI runs when no output shows SR faces; JASRNet finds the landmarks only), ``one-pass`` (``upright=0``: no second JASRNet pass
@@ -62,7 +62,7 @@ DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_op
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
 STRICT_START = 0.9  # the strict-starts variant's new_track_score
-VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
+VARIANTS = ("baseline", "default", "facenet-detector", "mtcnn-cctv", "yunet", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
             "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks",
             "one-lane")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
@@ -164,7 +164,7 @@ def reference_detector(config: PipelineConfig, device: torch.device) -> Any:
     """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings and weights."""
     from ..detect import DETECTORS, FaceDetector
 
-    return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+    return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.scores()[0],
                         fast=False, refine_weights=DETECTORS[config.detector].refine_weights_default)
 
 
@@ -231,7 +231,7 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
     run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": pipeline.full_scan_every,
-                            "detector": "facenet detect_face" if use_reference_detector else "fast MTCNN",
+                            "detector": "facenet detect_face" if use_reference_detector else config.detector,
                             "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
                             "frame_batch": pipeline.frame_batch,
@@ -502,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
         "facenet-detector": lambda d: run_pipeline("facenet-detector", clip, args.frames,
                                                    replace(config, detector="mtcnn"), d, warmup=args.warmup),
+        "mtcnn-cctv": lambda d: run_pipeline("mtcnn-cctv", clip, args.frames, replace(config, detector="mtcnn-cctv"), d,
+                                             warmup=args.warmup),
+        "yunet": lambda d: run_pipeline("yunet", clip, args.frames, replace(config, detector="yunet"), d,
+                                        warmup=args.warmup),
         "strict-starts": lambda d: run_pipeline("strict-starts", clip, args.frames,
                                                 replace(config, new_track_score=STRICT_START), d, warmup=args.warmup),
         "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
@@ -539,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in VARIANTS if n in args.variants]
     default_precision = resolve_precision(config.precision, device, bool(read_checkpoint(config.weights).get("int8")))
     skip = {"fp32": default_precision == "fp32",  # variants that would repeat the default
-            "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1}
+            "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1,
+            "mtcnn-cctv": config.detector == "mtcnn-cctv", "yunet": config.detector == "yunet"}
+    if not config.detector.startswith("mtcnn"):  # variants of MTCNN's code and precision
+        skip.update({"reference-mtcnn": True, "detector-reduced": True})
     names = [n for n in names if not skip.get(n)]
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="jasr-bench-") as tmp:

@@ -323,7 +323,7 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
                              f"{', '.join(sorted(known)) or 'none'})")
         config = replace(cfg, detector=opts["det"]) if "det" in opts else cfg
         if kind in ("track", "yunet"):  # score=S: the detector's min score; up=U: YuNet's upscaling of full scans
-            config = replace(config, min_score=float(opts.get("score", config.min_score)),
+            config = replace(config, min_score=float(opts.get("score", config.scores()[0])),
                              detector_upscale=float(opts.get("up", config.detector_upscale)))
         if kind == "facenet":
             out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9, fast=False))
@@ -332,14 +332,14 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
         elif kind in ("default", "fast"):  # fast:...: the pipeline default with these settings changed
             if kind == "fast":
                 config = replace(
-                    config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", cfg.min_score)),
+                    config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", config.scores()[0])),
                     thresholds=tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds)
             out[name] = frame_detector(detector(config, opts))
         elif kind == "yunet":  # yunet:score=S,up=U: YuNet on the whole frame (enlarged U times)
             out[name] = frame_detector(make_detector(replace(config, detector="yunet"), torch.device("cpu")))
         elif kind == "track":  # track:det=NAME,weights=W,start=P (start: the tracker's new-track score)
             det = detector(config, opts)
-            tracking = replace(cfg, new_track_score=float(opts.get("start", config.new_track_score)))
+            tracking = replace(cfg, new_track_score=float(opts.get("start", config.scores()[1])))
             every = auto_full_scan_every(cfg, torch.device("cpu"))
 
             def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every,
