@@ -17,7 +17,7 @@ DETECTOR_PRECISIONS = ("fp32", "fp16", "bf16")  # MTCNN's P-net (FaceDetector al
 DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv", "yunet")
 # (min_score, new_track_score) where PipelineConfig leaves them unset: the detectors score on different scales
 # (MTCNN's O-net probability, YuNet's sqrt(class x objectness)); chosen with tinybench (docs/benchmarks.md)
-DETECTOR_SCORES: dict[str, tuple[float, float]] = {"mtcnn": (0.7, 0.7), "mtcnn-cctv": (0.7, 0.7), "yunet": (0.5, 0.6)}
+DETECTOR_SCORES: dict[str, tuple[float, float]] = {"mtcnn": (0.7, 0.7), "mtcnn-cctv": (0.7, 0.7), "yunet": (0.4, 0.6)}
 BACKENDS = ("torch", "onnx")  # JASRNet runtime
 SR_FACTORS = ("auto", "8", "4", "2")  # auto: x8 / x4 / x2 by face size (jasr_video.model.routing)
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,10 +35,10 @@ class PipelineConfig:
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # PRECISIONS; JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     backend: str = "torch"  # BACKENDS; JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
-    detector: str = "mtcnn-cctv"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
+    detector: str = "yunet"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
     tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
-    detector_upscale: float = 1.0  # yunet: each full-frame scan on the frame enlarged this many times (>= 1)
+    detector_upscale: float = 2.0  # yunet: each full-frame scan on the frame enlarged this many times (>= 1; 1: off)
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the

@@ -4,9 +4,9 @@
 three stages over facenet's networks and weights in one of two ways (``FaceDetector(fast=...)``): facenet's
 own ``detect_face`` (``fast=False``, the reference), or :func:`jasr_video.mtcnn.run_mtcnn` (the default), the
 same algorithm made cheaper; on CUDA frames are uploaded from a reused pinned buffer. ``detect_regions`` looks
-only around given boxes (:mod:`jasr_video.regions`). :class:`CctvFaceDetector` (``mtcnn-cctv``, the pipeline's
-default) is the same with R-net and O-net weights tuned on compressed tiny faces (``models/detector/``).
-:class:`~jasr_video.yunet.YuNetDetector` (``yunet``) is YuNet, a detector trained on WIDER FACE, run by OpenCV.
+only around given boxes (:mod:`jasr_video.regions`). :class:`CctvFaceDetector` (``mtcnn-cctv``) is the same with R-net and O-net weights tuned on compressed tiny faces (``models/detector/``).
+:class:`~jasr_video.yunet.YuNetDetector` (``yunet``, the pipeline's default) is YuNet, a detector trained on WIDER
+FACE, run by OpenCV.
 facenet-pytorch is imported through :func:`jasr_video.facenet_compat.import_facenet` (with a stand-in for
 torchvision where that is absent).
 """

@@ -20,6 +20,7 @@ from .types import Detection
 
 YUNET_WEIGHTS = "yunet/yunet_n_dynamic.onnx"  # inside models/detector/
 REGION_FACE_PX = 32  # detect_regions: a region is zoomed so that its tracked face is at least this many px
+REGIONS_MAX_SHARE = 0.5  # detect_regions: a full scan instead, when the zoomed regions hold this share of its pixels
 
 
 def yunet_weights_path(path: str | Path | None = None) -> Path:
@@ -94,7 +95,8 @@ class YuNetDetector:
 
         The regions are those of the MTCNN region detector (:func:`jasr_video.regions.square_regions`: at least
         ``expand`` x the box, on a fixed size ladder, inside the frame); each is zoomed so that its box is at
-        least ``region_face_px`` px, and YuNet runs on it. A face cut by a region edge that is not a frame edge
+        least ``region_face_px`` px (and never less than ``upscale``), and YuNet runs on it. When the zoomed regions
+        add up to ``REGIONS_MAX_SHARE`` of the pixels of a full scan or more (a crowd), a full scan runs instead. A face cut by a region edge that is not a frame edge
         is left to the region it lies in. Duplicates from overlapping regions are removed by NMS; sorted by score.
         """
         import torch
@@ -103,9 +105,12 @@ class YuNetDetector:
         from .regions import square_regions
 
         h, w = frame.shape[:2]
+        regions = [(rx, ry, side, max(self.upscale, self.region_face_px / box))
+                   for rx, ry, side, box in square_regions(boxes, h, w, expand, min_side)]
+        if sum((side * zoom) ** 2 for _, _, side, zoom in regions) >= REGIONS_MAX_SHARE * h * w * self.upscale ** 2:
+            return self.detect([frame])[0]  # many faces (a crowd): one full scan costs less than their regions
         found: list[Detection] = []
-        for rx, ry, side, box in square_regions(boxes, h, w, expand, min_side):
-            zoom = max(1.0, self.region_face_px / box)
+        for rx, ry, side, zoom in regions:
             for d in self._scan(frame[ry:ry + side, rx:rx + side], zoom):
                 x0, y0, x1, y1 = d.box
                 if (x0 < 1 and rx > 0) or (y0 < 1 and ry > 0) or (x1 > side - 1 and rx + side < w) or \
