@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "find compressed tiny faces) or yunet (YuNet, trained on WIDER FACE crowds; runs on the CPU); "
                      "docs/benchmarks.md (default: %(default)s)")
     det.add_argument("--detector-upscale", type=float, default=d.detector_upscale, metavar="X",
-                     help="yunet: scan each frame enlarged X times, for faces below YuNet's smallest size "
-                     f"(default: {d.detector_upscale:g})")
+                     help="yunet: scan each frame enlarged X times, for faces below about 16 px; 0: x2 on frames "
+                     f"of up to 540 px (shorter side), x1 on larger ones (default: {d.detector_upscale:g})")
     det.add_argument("--detector-precision", choices=DETECTOR_PRECISIONS, default=d.detector_precision,
                      help=f"MTCNN P-net precision (R-/O-net stay fp32) (default: {d.detector_precision})")
     per_detector = lambda k: ", ".join(f"{v[k]:g} for {n}" for n, v in DETECTOR_SCORES.items())  # noqa: E731

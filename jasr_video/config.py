@@ -38,7 +38,9 @@ class PipelineConfig:
     detector: str = "yunet"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
     tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
-    detector_upscale: float = 2.0  # yunet: each full-frame scan on the frame enlarged this many times (>= 1; 1: off)
+    # yunet: each full-frame scan on the frame enlarged this many times (>= 1; 1: off); 0: auto, x2 for frames whose
+    # shorter side is <= 540 px (jasr_video.yunet.AUTO_UPSCALE_MAX_SIDE), else x1
+    detector_upscale: float = 0.0
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the
@@ -104,8 +106,8 @@ class PipelineConfig:
         check_upright(self.upright)
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be {_one_of(DETECTOR_NAMES)}")
-        if self.detector_upscale < 1.0:
-            raise ValueError("detector_upscale must be >= 1 (1: the frame as it is)")
+        if self.detector_upscale < 1.0 and self.detector_upscale != 0:
+            raise ValueError("detector_upscale must be >= 1 (1: the frame as it is), or 0 (auto)")
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:

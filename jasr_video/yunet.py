@@ -5,7 +5,8 @@ with their licence and attribution).
 :class:`YuNetDetector` is a :class:`~jasr_video.types.Detector` (registered as ``yunet`` in
 :data:`jasr_video.detect.DETECTORS`): boxes, score and YuNet's 5 points (eyes, nose tip, mouth corners, in
 MTCNN's order) as :class:`~jasr_video.types.Detection`. ``upscale`` enlarges the frame before the scan so that
-faces below YuNet's smallest stride (8 px) come into its range; :meth:`YuNetDetector.detect_regions` looks only
+faces below YuNet's smallest stride (8 px) come into its range (by default x2 on frames of up to 540 px, x1 on
+larger ones); :meth:`YuNetDetector.detect_regions` looks only
 around given boxes (the tracks' predicted boxes between full scans), each region zoomed so that its face is
 at least ``region_face_px`` px.
 """
@@ -20,6 +21,7 @@ from .types import Detection
 
 YUNET_WEIGHTS = "yunet/yunet_n_dynamic.onnx"  # inside models/detector/
 REGION_FACE_PX = 32  # detect_regions: a region is zoomed so that its tracked face is at least this many px
+AUTO_UPSCALE_MAX_SIDE = 540  # upscale 0 (auto): frames whose shorter side is at most this are scanned enlarged x2
 REGIONS_MAX_SHARE = 0.5  # detect_regions: a full scan instead, when the zoomed regions hold this share of its pixels
 
 
@@ -38,15 +40,15 @@ class YuNetDetector:
 
     min_score: drop detections below this score (YuNet's sqrt(class x objectness)); nms_iou: YuNet's NMS.
     upscale: enlarge each frame this many times before the scan (bicubic), boxes mapped back to frame pixels;
-    1: off. weights: a YuNet ONNX file (default: the shipped YuNet_n). top_k: most faces kept per frame.
+    1: off; 0: auto, x2 for frames whose shorter side is at most ``AUTO_UPSCALE_MAX_SIDE`` px, else x1. weights: a YuNet ONNX file (default: the shipped YuNet_n). top_k: most faces kept per frame.
     """
 
     def __init__(self, min_score: float = 0.5, nms_iou: float = 0.3, upscale: float = 1.0,
                  weights: str | Path | None = None, top_k: int = 5000, region_face_px: int = REGION_FACE_PX) -> None:
         import cv2
 
-        if upscale < 1.0:
-            raise ValueError("upscale must be >= 1")
+        if upscale < 1.0 and upscale != 0:
+            raise ValueError("upscale must be >= 1, or 0 (auto)")
         self.min_score, self.nms_iou, self.upscale, self.top_k = float(min_score), float(nms_iou), float(upscale), top_k
         self.region_face_px = int(region_face_px)
         self.weights = yunet_weights_path(weights)
@@ -63,6 +65,12 @@ class YuNetDetector:
         self._size = (32, 32)
         self.device = "cpu"
         self.precision = "fp32"
+
+    def zoom_of(self, frame: np.ndarray) -> float:
+        """The enlargement of `frame`'s full scan: ``upscale``, or with upscale 0 (auto) x2 for small frames."""
+        if self.upscale:
+            return self.upscale
+        return 2.0 if min(frame.shape[:2]) <= AUTO_UPSCALE_MAX_SIDE else 1.0
 
     def _scan(self, image: np.ndarray, zoom: float = 1.0) -> list[Detection]:
         """YuNet on one RGB image enlarged `zoom` times; detections in `image` pixels, sorted by score."""
@@ -87,7 +95,7 @@ class YuNetDetector:
                min_face_size: int | None = None) -> list[list[Detection]]:
         """frames: HxWx3 uint8 RGB arrays -> one list of detections per frame (sorted by score). batch and
         min_face_size: accepted for the MTCNN detector's signature, unused (YuNet runs frame by frame)."""
-        return [[d for d in self._scan(f, self.upscale) if d.score >= self.min_score] for f in frames]
+        return [[d for d in self._scan(f, self.zoom_of(f)) if d.score >= self.min_score] for f in frames]
 
     def detect_regions(self, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
                        nms_iou: float = 0.4, **_: Any) -> list[Detection]:
@@ -95,7 +103,7 @@ class YuNetDetector:
 
         The regions are those of the MTCNN region detector (:func:`jasr_video.regions.square_regions`: at least
         ``expand`` x the box, on a fixed size ladder, inside the frame); each is zoomed so that its box is at
-        least ``region_face_px`` px (and never less than ``upscale``), and YuNet runs on it. When the zoomed regions
+        least ``region_face_px`` px (and never less than the full scan's enlargement), and YuNet runs on it. When the zoomed regions
         add up to ``REGIONS_MAX_SHARE`` of the pixels of a full scan or more (a crowd), a full scan runs instead. A face cut by a region edge that is not a frame edge
         is left to the region it lies in. Duplicates from overlapping regions are removed by NMS; sorted by score.
         """
@@ -105,9 +113,10 @@ class YuNetDetector:
         from .regions import square_regions
 
         h, w = frame.shape[:2]
-        regions = [(rx, ry, side, max(self.upscale, self.region_face_px / box))
+        full = self.zoom_of(frame)
+        regions = [(rx, ry, side, max(full, self.region_face_px / box))
                    for rx, ry, side, box in square_regions(boxes, h, w, expand, min_side)]
-        if sum((side * zoom) ** 2 for _, _, side, zoom in regions) >= REGIONS_MAX_SHARE * h * w * self.upscale ** 2:
+        if sum((side * zoom) ** 2 for _, _, side, zoom in regions) >= REGIONS_MAX_SHARE * h * w * full ** 2:
             return self.detect([frame])[0]  # many faces (a crowd): one full scan costs less than their regions
         found: list[Detection] = []
         for rx, ry, side, zoom in regions:

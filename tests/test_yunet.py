@@ -84,3 +84,9 @@ def test_bad_weights_file_is_one_clear_error(tmp_path: Path):
         YuNetDetector(weights=tmp_path / "absent.onnx")
     with pytest.raises(ValueError, match="upscale"):
         YuNetDetector(upscale=0.5)
+
+
+def test_auto_upscale_enlarges_small_frames_only():
+    det = YuNetDetector(upscale=0)
+    assert det.zoom_of(np.zeros((540, 960, 3), np.uint8)) == 2.0 and det.zoom_of(np.zeros((1080, 1920, 3), np.uint8)) == 1.0
+    assert YuNetDetector(upscale=3).zoom_of(np.zeros((1080, 1920, 3), np.uint8)) == 3.0

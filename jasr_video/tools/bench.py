@@ -10,8 +10,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
-  R-/O-net weights), ``mtcnn-cctv``, ``yunet`` and ``yunet-up2`` (that detector, YuNet's full scans on the frame enlarged x2,
-  when it is not the default), ``strict-starts`` (``new_track_score=0.9``: only
+  R-/O-net weights), ``mtcnn-cctv``, ``yunet`` and ``yunet-up2`` (that detector; YuNet on the frame as it is, and enlarged x2;
+  each when it is not the default), ``strict-starts`` (``new_track_score=0.9``: only
   detections of probability >= 0.9 start a track, weaker ones only continue one), ``x8-only`` (``sr_factor="8"``: every face at 16x16
   through the x8 JASRNet, instead of routing by face size), ``json-only`` (JSON Lines only, no video:
   ``sr_faces=False``, as the CLI runs when no output shows SR faces; JASRNet finds the landmarks only), ``one-pass`` (``upright=0``: no second JASRNet pass
@@ -510,8 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    replace(config, detector="mtcnn"), d, warmup=args.warmup),
         "mtcnn-cctv": lambda d: run_pipeline("mtcnn-cctv", clip, args.frames, replace(config, detector="mtcnn-cctv"), d,
                                              warmup=args.warmup),
-        "yunet": lambda d: run_pipeline("yunet", clip, args.frames, replace(config, detector="yunet"), d,
-                                        warmup=args.warmup),
+        "yunet": lambda d: run_pipeline("yunet", clip, args.frames, replace(config, detector="yunet", detector_upscale=1.0),
+                                        d, warmup=args.warmup),
         "yunet-up2": lambda d: run_pipeline("yunet-up2", clip, args.frames,
                                             replace(config, detector="yunet", detector_upscale=2.0), d, warmup=args.warmup),
         "strict-starts": lambda d: run_pipeline("strict-starts", clip, args.frames,
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = {"fp32": default_precision == "fp32",  # variants that would repeat the default
             "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1,
             "mtcnn-cctv": config.detector == "mtcnn-cctv", "yunet": config.detector == "yunet" and config.detector_upscale == 1,
-            "yunet-up2": config.detector == "yunet" and config.detector_upscale == 2}
+            "yunet-up2": config.detector == "yunet" and config.detector_upscale == 2.0}
     if not config.detector.startswith("mtcnn"):  # MTCNN's P-net precision
         skip["detector-reduced"] = True
     names = [n for n in names if not skip.get(n)]
