@@ -186,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "around the tracks' predicted boxes (much cheaper than a full scan; new faces appear at the next "
                      f"full scan); 0 or 1: full frame every time (default: {AUTO_FULL_SCAN_EVERY_CPU} on CPU, 1 on CUDA "
                      "or with --detect-every)")
-    det.add_argument("--min-face-size", type=_positive, default=d.min_face_size, metavar="PX", help="smallest face MTCNN "
-                     "looks for, in pixels; larger is faster; the sizes found in clean and compressed video are in "
+    det.add_argument("--min-face-size", type=_positive, default=d.min_face_size, metavar="PX", help="mtcnn detectors: "
+                     "smallest face MTCNN looks for, in pixels; larger is faster (yunet: see --detector-upscale); the sizes found in clean and compressed video are in "
                      f"docs/benchmarks.md (default: {d.min_face_size})")
     det.add_argument("--thresholds", type=_thresholds, default=d.thresholds, metavar="P,R,O",
                      help=f"MTCNN P-, R- and O-net score thresholds (default: {','.join(map(str, d.thresholds))})")

@@ -40,7 +40,9 @@ class YuNetDetector:
 
     min_score: drop detections below this score (YuNet's sqrt(class x objectness)); nms_iou: YuNet's NMS.
     upscale: enlarge each frame this many times before the scan (bicubic), boxes mapped back to frame pixels;
-    1: off; 0: auto, x2 for frames whose shorter side is at most ``AUTO_UPSCALE_MAX_SIDE`` px, else x1. weights: a YuNet ONNX file (default: the shipped YuNet_n). top_k: most faces kept per frame.
+    1: off; 0: auto, x2 for frames whose shorter side is at most ``AUTO_UPSCALE_MAX_SIDE`` px, else x1.
+    weights: a YuNet ONNX file (default: the shipped YuNet_n). top_k: most faces kept per frame.
+    region_face_px: :meth:`detect_regions` zooms each region so that its face is at least this many px.
     """
 
     def __init__(self, min_score: float = 0.5, nms_iou: float = 0.3, upscale: float = 1.0,
@@ -103,9 +105,10 @@ class YuNetDetector:
 
         The regions are those of the MTCNN region detector (:func:`jasr_video.regions.square_regions`: at least
         ``expand`` x the box, on a fixed size ladder, inside the frame); each is zoomed so that its box is at
-        least ``region_face_px`` px (and never less than the full scan's enlargement), and YuNet runs on it. When the zoomed regions
-        add up to ``REGIONS_MAX_SHARE`` of the pixels of a full scan or more (a crowd), a full scan runs instead. A face cut by a region edge that is not a frame edge
-        is left to the region it lies in. Duplicates from overlapping regions are removed by NMS; sorted by score.
+        least ``region_face_px`` px (and never less than the full scan's enlargement), and YuNet runs on it.
+        When the zoomed regions add up to ``REGIONS_MAX_SHARE`` of the pixels of a full scan or more (a crowd),
+        one full scan runs instead. A face cut by a region edge that is not a frame edge is left to the region
+        it lies in. Duplicates from overlapping regions are removed by NMS; sorted by score.
         """
         import torch
 

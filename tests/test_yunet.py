@@ -62,6 +62,9 @@ def test_regions_around_the_faces_find_them_again():
     # a zoomed region is another view of the face: a face near the score cut may fall below it there
     assert len(again) and (iou_matrix(boxes, again).max(axis=1) >= 0.5).mean() >= 0.8
     assert not det.detect_regions(small, np.zeros((0, 4)))
+    # regions that would cost more than a full scan (a crowd): the full scan's detections
+    crowd = np.array([[x, y, x + 30, y + 30] for x in range(0, 600, 40) for y in range(0, 330, 40)], np.float64)
+    assert [d.box.tolist() for d in det.detect_regions(small, crowd)] == [d.box.tolist() for d in full]
 
 
 def test_registry_builds_every_detector():
