@@ -64,8 +64,10 @@ class YuNetDetector:
                              f"e.g. the shipped models/detector/{YUNET_WEIGHTS})") from None
         finally:
             cv2.utils.logging.setLogLevel(level)
+        import torch
+
         self._size = (32, 32)
-        self.device = "cpu"
+        self.device = torch.device("cpu")  # where it runs (the pipeline and the shared model read it)
         self.precision = "fp32"
 
     def zoom_of(self, frame: np.ndarray) -> float:
