@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_NAMES, DETECTOR_PRECISIONS, DEVICES,
+from .config import (AUTO_FULL_SCAN_EVERY_CPU, BACKENDS, DETECTOR_NAMES, DETECTOR_PRECISIONS, DETECTOR_SCORES, DEVICES,
                      LIVE_FRAME_BATCH, PRECISIONS, SR_FACTORS, PipelineConfig)
 from .model.upright import check_upright
 from .smooth import SMOOTHERS
@@ -204,20 +204,25 @@ def build_parser() -> argparse.ArgumentParser:
                      "around the tracks' predicted boxes (much cheaper than a full scan; new faces appear at the next "
                      f"full scan); 0 or 1: full frame every time (default: {AUTO_FULL_SCAN_EVERY_CPU} on CPU, 1 on CUDA "
                      "or with --detect-every)")
-    det.add_argument("--min-face-size", type=_positive, default=d.min_face_size, metavar="PX", help="smallest face MTCNN "
-                     "looks for, in pixels; larger is faster; the sizes found in clean and compressed video are in "
+    det.add_argument("--min-face-size", type=_positive, default=d.min_face_size, metavar="PX", help="mtcnn detectors: "
+                     "smallest face MTCNN looks for, in pixels; larger is faster (yunet: see --detector-upscale); the sizes found in clean and compressed video are in "
                      f"docs/benchmarks.md (default: {d.min_face_size})")
     det.add_argument("--thresholds", type=_thresholds, default=d.thresholds, metavar="P,R,O",
                      help=f"MTCNN P-, R- and O-net score thresholds (default: {','.join(map(str, d.thresholds))})")
     det.add_argument("--detector", choices=DETECTOR_NAMES, default=d.detector,
-                     help="face detector: mtcnn (facenet's MTCNN weights) or mtcnn-cctv (its R- and O-net tuned to "
-                     "find compressed tiny faces; docs/benchmarks.md) (default: %(default)s)")
+                     help="face detector: mtcnn (facenet's MTCNN weights), mtcnn-cctv (its R- and O-net tuned to "
+                     "find compressed tiny faces) or yunet (YuNet, trained on WIDER FACE crowds; runs on the CPU); "
+                     "docs/benchmarks.md (default: %(default)s)")
+    det.add_argument("--detector-upscale", type=float, default=d.detector_upscale, metavar="X",
+                     help="yunet: scan each frame enlarged X times, for faces below about 16 px; 0: x2 on frames "
+                     f"of up to 540 px (shorter side), x1 on larger ones (default: {d.detector_upscale:g})")
     det.add_argument("--detector-precision", choices=DETECTOR_PRECISIONS, default=d.detector_precision,
                      help=f"MTCNN P-net precision (R-/O-net stay fp32) (default: {d.detector_precision})")
-    det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this probability; "
-                     f"those below --new-track-score only continue a track (default: {d.min_score})")
-    det.add_argument("--new-track-score", type=float, default=d.new_track_score, help="probability a detection needs "
-                     f"to start a new track (default: {d.new_track_score})")
+    per_detector = lambda k: ", ".join(f"{v[k]:g} for {n}" for n, v in DETECTOR_SCORES.items())  # noqa: E731
+    det.add_argument("--min-score", type=float, default=d.min_score, help="drop detections below this detector score; "
+                     f"those below --new-track-score only continue a track (default: {per_detector(0)})")
+    det.add_argument("--new-track-score", type=float, default=d.new_track_score, help="score a detection needs "
+                     f"to start a new track (default: {per_detector(1)})")
     det.add_argument("--coast", type=_non_negative, default=d.coast, metavar="N", help="frames a missed face is still "
                      f"reported at its predicted box, with detected: false (default: {d.coast})")
     det.add_argument("--max-age", type=_positive, default=d.max_age, help="frames a track keeps its id without a "

@@ -119,7 +119,7 @@ def _config(args: argparse.Namespace, live: bool) -> PipelineConfig:
     cfg = PipelineConfig(
         weights=args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size,
         lanes=args.lanes, backend=args.backend, sr_factor=args.sr_factor, upright=args.upright,
-        detector=args.detector, detector_precision=args.detector_precision,
+        detector=args.detector, detector_precision=args.detector_precision, detector_upscale=args.detector_upscale,
         frame_batch=live_frame_batch(args.frame_batch) if live else args.frame_batch,
         detect_every=args.detect_every, full_scan_every=args.full_scan_every, min_face_size=args.min_face_size,
         thresholds=tuple(args.thresholds),

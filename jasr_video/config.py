@@ -13,8 +13,11 @@ from .smooth import MEASUREMENT_NOISE, PROCESS_NOISE, SMOOTHERS
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # JASRNet (auto: jasr_video.model.inference.resolve_precision)
 ONNX_PRECISIONS = ("auto", "fp32", "int8")  # JASRNet on ONNX Runtime (jasr_video.model.onnx_backend)
 DETECTOR_PRECISIONS = ("fp32", "fp16", "bf16")  # MTCNN's P-net (FaceDetector also takes "auto")
-# jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, or its R-/O-net tuned on compressed tiny faces
-DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv")
+# jasr_video.detect.DETECTORS' names: facenet's MTCNN weights, its R-/O-net tuned on compressed tiny faces, YuNet
+DETECTOR_NAMES = ("mtcnn", "mtcnn-cctv", "yunet")
+# (min_score, new_track_score) where PipelineConfig leaves them unset: the detectors score on different scales
+# (MTCNN's O-net probability, YuNet's sqrt(class x objectness)); chosen with tinybench (docs/benchmarks.md)
+DETECTOR_SCORES: dict[str, tuple[float, float]] = {"mtcnn": (0.7, 0.7), "mtcnn-cctv": (0.7, 0.7), "yunet": (0.4, 0.6)}
 BACKENDS = ("torch", "onnx")  # JASRNet runtime
 SR_FACTORS = ("auto", "8", "4", "2")  # auto: x8 / x4 / x2 by face size (jasr_video.model.routing)
 DEVICES = ("auto", "cpu", "cuda")
@@ -32,9 +35,12 @@ class PipelineConfig:
     device: str = "auto"  # auto, cpu or cuda (model and detector)
     precision: str = "auto"  # PRECISIONS; JASRNet: auto (CPU: int8 when the weights are calibrated, else bf16 with native bf16, else fp32; CUDA: fp16), fp32, fp16, bf16, int8
     backend: str = "torch"  # BACKENDS; JASRNet runtime: torch, or onnx (ONNX Runtime, fp32 / int8; extra jasr-video[onnx])
-    detector: str = "mtcnn-cctv"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
+    detector: str = "yunet"  # a name in jasr_video.detect.DETECTORS (DETECTOR_NAMES)
     tracker: str = "sort"  # a name in jasr_video.track.TRACKERS
     detector_precision: str = "fp32"  # DETECTOR_PRECISIONS; MTCNN's P-net (R-/O-net stay fp32)
+    # yunet: each full-frame scan on the frame enlarged this many times (>= 1; 1: off); 0: auto, x2 for frames whose
+    # shorter side is <= 540 px (jasr_video.yunet.AUTO_UPSCALE_MAX_SIDE), else x1
+    detector_upscale: float = 0.0
     batch_size: int = 32  # faces per JASRNet forward
     sr_factor: str = "auto"  # auto: x8 / x4 / x2 JASRNet by face size (jasr_video.model.routing); "8": every face at 16x16
     # landmarks of faces whose eye line tilts beyond this many degrees come from a second JASRNet pass on the
@@ -54,8 +60,10 @@ class PipelineConfig:
     min_face_size: int = 12  # smallest face MTCNN searches for, px
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P-, R-, O-net thresholds
     pyramid_factor: float = 0.709  # MTCNN image pyramid scale step
-    min_score: float = 0.7  # drop detections below this MTCNN probability (below new_track_score: continue only)
-    new_track_score: float = 0.7  # detections below this probability only continue tracks (ByteTrack); 0: all start
+    # drop detections below this detector score (below new_track_score: continue only); None: DETECTOR_SCORES'
+    min_score: float | None = None
+    # detections below this score only continue tracks (ByteTrack); 0: all start; None: DETECTOR_SCORES'
+    new_track_score: float | None = None
     coast: int = 5  # frames a missed track is still reported at its predicted box (detected: false)
     gate: float = 1.0  # re-associate a missed track with a detection within this many face sizes (0: IoU only)
     max_age: int = 25  # frames a track survives unmatched
@@ -70,6 +78,12 @@ class PipelineConfig:
     margin: float | None = None  # crop margin; None: the weights' training crop margin
     max_frames: int | None = None  # stop after this many frames
     source_options: dict[str, Any] = field(default_factory=dict)  # passed to open_source
+
+    def scores(self) -> tuple[float, float]:
+        """(min_score, new_track_score): as set, or the detector's defaults (:data:`DETECTOR_SCORES`)."""
+        default = DETECTOR_SCORES.get(self.detector, DETECTOR_SCORES["mtcnn"])
+        return (default[0] if self.min_score is None else self.min_score,
+                default[1] if self.new_track_score is None else self.new_track_score)
 
     def validate(self) -> None:
         if self.detect_every < 1:
@@ -92,11 +106,13 @@ class PipelineConfig:
         check_upright(self.upright)
         if self.detector not in DETECTOR_NAMES:
             raise ValueError(f"detector must be {_one_of(DETECTOR_NAMES)}")
+        if self.detector_upscale < 1.0 and self.detector_upscale != 0:
+            raise ValueError("detector_upscale must be >= 1 (1: the frame as it is), or 0 (auto)")
         if self.detector_precision not in DETECTOR_PRECISIONS:
             raise ValueError(f"detector_precision must be {_one_of(DETECTOR_PRECISIONS)}")
         if self.smoother not in SMOOTHERS:
             raise ValueError(f"smoother must be {_one_of(tuple(SMOOTHERS))}")
-        if not 0.0 <= self.min_score <= 1.0 or not 0.0 <= self.new_track_score <= 1.0:
+        if not all(0.0 <= score <= 1.0 for score in self.scores()):
             raise ValueError("min_score and new_track_score must be probabilities in [0, 1]")
         if self.coast < 0 or self.gate < 0:
             raise ValueError("coast and gate must be >= 0 (0: off)")

@@ -4,8 +4,9 @@
 three stages over facenet's networks and weights in one of two ways (``FaceDetector(fast=...)``): facenet's
 own ``detect_face`` (``fast=False``, the reference), or :func:`jasr_video.mtcnn.run_mtcnn` (the default), the
 same algorithm made cheaper; on CUDA frames are uploaded from a reused pinned buffer. ``detect_regions`` looks
-only around given boxes (:mod:`jasr_video.regions`). :class:`CctvFaceDetector` (``mtcnn-cctv``, the pipeline's
-default) is the same with R-net and O-net weights tuned on compressed tiny faces (``models/detector/``).
+only around given boxes (:mod:`jasr_video.regions`). :class:`CctvFaceDetector` (``mtcnn-cctv``) is the same with R-net and O-net weights tuned on compressed tiny faces (``models/detector/``).
+:class:`~jasr_video.yunet.YuNetDetector` (``yunet``, the pipeline's default) is YuNet, a detector trained on WIDER
+FACE, run by OpenCV.
 facenet-pytorch is imported through :func:`jasr_video.facenet_compat.import_facenet` (with a stand-in for
 torchvision where that is absent).
 """
@@ -21,6 +22,7 @@ from .config import DETECTOR_PRECISIONS
 from .facenet_compat import batched_nms, import_facenet, nms, to_tensor  # noqa: F401 (re-exported)
 from .mtcnn import STRIP_PIXELS, pyramid_scales, run_mtcnn  # noqa: F401 (re-exported)
 from .types import Detection, registered  # Detection re-exported: it used to live here
+from .yunet import YuNetDetector
 
 
 def __getattr__(name: str) -> Any:  # the facenet import state lives in jasr_video.facenet_compat
@@ -146,7 +148,7 @@ class FaceDetector:
     @classmethod
     def from_config(cls, config: Any, device: torch.device) -> "FaceDetector":
         """The detector a :class:`~jasr_video.pipeline.PipelineConfig` asks for, on `device`."""
-        return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+        return cls(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.scores()[0],
                    precision=config.detector_precision)
 
 
@@ -184,7 +186,7 @@ def load_refine_weights(mtcnn: torch.nn.Module, name_or_path: str) -> None:
 
 # name -> detector class (``PipelineConfig.detector``): a new detector is one class with ``detect``,
 # ``detect_regions`` (jasr_video.types.Detector) and ``from_config(config, device)``, and one entry here.
-DETECTORS: dict[str, type] = {"mtcnn": FaceDetector, "mtcnn-cctv": CctvFaceDetector}
+DETECTORS: dict[str, type] = {"mtcnn": FaceDetector, "mtcnn-cctv": CctvFaceDetector, "yunet": YuNetDetector}
 
 
 def make_detector(config: Any, device: torch.device) -> "FaceDetector":

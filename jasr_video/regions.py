@@ -17,6 +17,24 @@ from .mtcnn import CropFn, face_crops, frame_tensor, pnet_stage, pyramid_scales,
 from .types import Detection
 
 
+def square_regions(boxes: np.ndarray, height: int, width: int, expand: float = 2.0,
+                   min_side: int = 48) -> list[tuple[int, int, int, float]]:
+    """The square region around each finite box (N, 4) of a `height` x `width` frame: (x0, y0, side, the box's
+    longer side). The side is the next size of at least ``expand`` x the box's longer side on a fixed ladder
+    (``min_side`` x sqrt(2)^k, multiples of 16, at most the frame's); the square is centred on the box and
+    shifted to lie inside the frame."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    out = []
+    for x0, y0, x1, y1 in boxes[np.all(np.isfinite(boxes), axis=1)]:
+        box = max(x1 - x0, y1 - y0, 1.0)
+        k = max(0, int(np.ceil(2 * np.log2(box * expand / min_side) - 1e-9)))
+        side = int(min(-(-min_side * 2 ** (k / 2) // 16) * 16, height, width))
+        rx = int(round(np.clip((x0 + x1 - side) / 2, 0, width - side)))
+        ry = int(round(np.clip((y0 + y1 - side) / 2, 0, height - side)))
+        out.append((rx, ry, side, float(box)))
+    return out
+
+
 @torch.inference_mode()
 def detect_regions(detector: Any, frame: np.ndarray, boxes: np.ndarray, expand: float = 2.0, min_side: int = 48,
                    min_face_ratio: float = 0.5, nms_iou: float = 0.4) -> list[Detection]:
@@ -34,17 +52,10 @@ def detect_regions(detector: Any, frame: np.ndarray, boxes: np.ndarray, expand: 
     not a frame edge are dropped there. Duplicates from overlapping regions are removed by NMS; sorted by
     score.
     """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     h, w = frame.shape[:2]
     base = int(detector.mtcnn.min_face_size)
     regions: list[tuple[int, int, int, int]] = []  # (x0, y0, side, smallest face searched for)
-    for x0, y0, x1, y1 in boxes[np.all(np.isfinite(boxes), axis=1)]:
-        need = max(x1 - x0, y1 - y0, 1.0) * expand
-        k = max(0, int(np.ceil(2 * np.log2(need / min_side) - 1e-9)))
-        side = int(min(-(-min_side * 2 ** (k / 2) // 16) * 16, h, w))
-        rx = int(round(np.clip((x0 + x1 - side) / 2, 0, w - side)))
-        ry = int(round(np.clip((y0 + y1 - side) / 2, 0, h - side)))
-        box = max(x1 - x0, y1 - y0, 1.0)
+    for rx, ry, side, box in square_regions(boxes, h, w, expand, min_side):
         # faces tracked below 2x min_face_size: the region is zoomed so P-net sees down to half their size
         smallest = max(6, int(box * min_face_ratio)) if box < 2 * base else max(base, int(side / expand * min_face_ratio))
         region = (rx, ry, side, smallest)

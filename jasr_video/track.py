@@ -254,7 +254,7 @@ class SortTracker:
     @classmethod
     def from_config(cls, config: Any) -> "SortTracker":
         """The tracker a :class:`~jasr_video.pipeline.PipelineConfig` asks for."""
-        return cls(config.max_age, config.min_hits, config.iou_threshold, config.new_track_score, config.coast,
+        return cls(config.max_age, config.min_hits, config.iou_threshold, config.scores()[1], config.coast,
                    config.gate)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIP, need
+from jasr_video.config import PipelineConfig
 from video_utils import make_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def test_bench_reports_runs_ratios_recall_and_streams(clip, tmp_path):
         assert row["ms_per_frame"]["detect"] > 0 and row["peak_rss_mb"] > 0
     assert runs["baseline"]["config"]["detector"] == "MTCNN every frame"
     assert runs["reference-mtcnn"]["config"]["detector"] == "facenet detect_face"
-    assert runs["default"]["config"]["detector"] == "fast MTCNN"
+    assert runs["default"]["config"]["detector"] == PipelineConfig().detector
     assert runs["default"]["vs_baseline"]["reference_faces"] > 0
     # tracks are shown from their 2nd detection (min_hits), so frame 0 has none: 87 % measured on 8 frames
     assert runs["default"]["vs_baseline"]["recall"] >= 0.7

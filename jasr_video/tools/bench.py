@@ -10,7 +10,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   bicubically to 128x128 (no JASRNet); min face 12 px, thresholds 0.6/0.7/0.7, min score 0.9;
 * ``default``: :class:`~jasr_video.pipeline.PipelineConfig` defaults;
 * variants, each changing one setting of ``default``: ``facenet-detector`` (``detector="mtcnn"``: facenet's
-  R-/O-net weights instead of the tuned ``mtcnn-cctv``), ``strict-starts`` (``new_track_score=0.9``: only
+  R-/O-net weights), ``mtcnn-cctv``, ``yunet`` and ``yunet-up2`` (that detector; YuNet on the frame as it is, and enlarged x2;
+  each when it is not the default), ``strict-starts`` (``new_track_score=0.9``: only
   detections of probability >= 0.9 start a track, weaker ones only continue one), ``x8-only`` (``sr_factor="8"``: every face at 16x16
   through the x8 JASRNet, instead of routing by face size), ``json-only`` (JSON Lines only, no video:
   ``sr_faces=False``, as the CLI runs when no output shows SR faces; JASRNet finds the landmarks only), ``one-pass`` (``upright=0``: no second JASRNet pass
@@ -21,7 +22,8 @@ writes an annotated H.264 video and a JSON Lines file through the real sinks (:m
   the frames between), ``batch-1`` (one face per JASRNet forward), ``fp32`` (JASRNet in fp32, when the
   default precision is not fp32), ``bf16`` (JASRNet in bf16, when the default is int8), ``detector-reduced``
   (run name ``detector-bf16`` on CPU, ``detector-fp16`` on CUDA: MTCNN's P-net in reduced precision),
-  ``reference-mtcnn`` (facenet-pytorch's own MTCNN code in the pipeline), ``threaded-sinks`` (annotation and
+  ``reference-mtcnn`` (facenet-pytorch's own MTCNN code in the pipeline, with ``mtcnn-cctv``'s weights when the
+  default detector is not MTCNN), ``threaded-sinks`` (annotation and
   encoding in a writer thread, :class:`~jasr_video.sinks.BackgroundWriter`), ``one-lane`` (``lanes=1``: no CPU
   lanes, :mod:`jasr_video.lanes`; every stage runs in the pipeline's thread on all torch threads).
 
@@ -62,7 +64,7 @@ DEFAULT_CLIP = Path(__file__).resolve().parents[3] / "shared/data/video/royal_op
 DEFAULT_FACES = Path(__file__).resolve().parents[3] / "shared/data/faces68/test"
 SINK_STAGES = ("annotate", "encode", "json")
 STRICT_START = 0.9  # the strict-starts variant's new_track_score
-VARIANTS = ("baseline", "default", "facenet-detector", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
+VARIANTS = ("baseline", "default", "facenet-detector", "mtcnn-cctv", "yunet", "yunet-up2", "strict-starts", "x8-only", "json-only", "one-pass", "every-frame",
             "detect-every", "regions", "batch-1", "fp32", "bf16", "detector-reduced", "reference-mtcnn", "threaded-sinks",
             "one-lane")
 FULL_SCAN_EVERY = 10  # the ``regions`` variant: full-frame MTCNN every 10th frame, regions around the tracks between
@@ -161,10 +163,14 @@ def bicubic_face(image: np.ndarray, geometry: CropGeometry, size: int = HR_SIZE)
 
 
 def reference_detector(config: PipelineConfig, device: torch.device) -> Any:
-    """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings and weights."""
+    """facenet-pytorch's own MTCNN code (``detect_face``) with the pipeline's detector settings and weights
+    (``mtcnn-cctv``'s when the pipeline's detector is not MTCNN)."""
     from ..detect import DETECTORS, FaceDetector
 
-    return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.min_score,
+    if not config.detector.startswith("mtcnn"):
+        config = replace(config, detector="mtcnn-cctv")
+
+    return FaceDetector(config.min_face_size, config.thresholds, config.pyramid_factor, device, config.scores()[0],
                         fast=False, refine_weights=DETECTORS[config.detector].refine_weights_default)
 
 
@@ -231,7 +237,7 @@ def run_pipeline(name: str, clip: Path, frames: int, config: PipelineConfig, out
     pipeline.config = replace(config, max_frames=frames)
     device = pipeline.enhancer.device
     run = Run(name, config={"detect_every": config.detect_every, "full_scan_every": pipeline.full_scan_every,
-                            "detector": "facenet detect_face" if use_reference_detector else "fast MTCNN",
+                            "detector": "facenet detect_face" if use_reference_detector else config.detector,
                             "detector_precision": pipeline.detector.precision,
                             "batch_size": config.batch_size,
                             "frame_batch": pipeline.frame_batch,
@@ -502,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         "default": lambda d: run_pipeline("default", clip, args.frames, config, d, warmup=args.warmup, keep_outputs=True),
         "facenet-detector": lambda d: run_pipeline("facenet-detector", clip, args.frames,
                                                    replace(config, detector="mtcnn"), d, warmup=args.warmup),
+        "mtcnn-cctv": lambda d: run_pipeline("mtcnn-cctv", clip, args.frames, replace(config, detector="mtcnn-cctv"), d,
+                                             warmup=args.warmup),
+        "yunet": lambda d: run_pipeline("yunet", clip, args.frames, replace(config, detector="yunet", detector_upscale=1.0),
+                                        d, warmup=args.warmup),
+        "yunet-up2": lambda d: run_pipeline("yunet-up2", clip, args.frames,
+                                            replace(config, detector="yunet", detector_upscale=2.0), d, warmup=args.warmup),
         "strict-starts": lambda d: run_pipeline("strict-starts", clip, args.frames,
                                                 replace(config, new_track_score=STRICT_START), d, warmup=args.warmup),
         "x8-only": lambda d: run_pipeline("x8-only", clip, args.frames, replace(config, sr_factor="8"), d,
@@ -524,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
                                        warmup=args.warmup, keep_outputs=True),
         "detector-reduced": lambda d: run_pipeline(f"detector-{reduced}", clip, args.frames,
                                                    replace(config, detector_precision=reduced), d, warmup=args.warmup),
-        "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config, d, warmup=args.warmup,
+        "reference-mtcnn": lambda d: run_pipeline("reference-mtcnn", clip, args.frames, config if config.detector.startswith(
+            "mtcnn") else replace(config, detector="mtcnn-cctv"), d, warmup=args.warmup,
                                                   use_reference_detector=True),
         "one-lane": lambda d: run_pipeline("one-lane", clip, args.frames, replace(config, lanes=1), d,
                                            warmup=args.warmup, keep_outputs=True),
@@ -539,7 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in VARIANTS if n in args.variants]
     default_precision = resolve_precision(config.precision, device, bool(read_checkpoint(config.weights).get("int8")))
     skip = {"fp32": default_precision == "fp32",  # variants that would repeat the default
-            "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1}
+            "bf16": default_precision != "int8", "every-frame": auto_full_scan_every(config, device) <= 1,
+            "mtcnn-cctv": config.detector == "mtcnn-cctv", "yunet": config.detector == "yunet" and config.detector_upscale == 1,
+            "yunet-up2": config.detector == "yunet" and config.detector_upscale == 2.0}
+    if not config.detector.startswith("mtcnn"):  # MTCNN's P-net precision
+        skip["detector-reduced"] = True
     names = [n for n in names if not skip.get(n)]
     runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="jasr-bench-") as tmp:

@@ -2,7 +2,9 @@
 
     python -m jasr_video.tinybench --threads 2 --json tiny.json
 
-Ground truth: faces MTCNN finds at full resolution (probability >= ``--gt-score``; the 360p traffic clip
+Ground truth (``--truth FILE``, e.g. ``docs/tinybench-truth.json``): the faces two detectors of different training,
+facenet's MTCNN and YuNet, both find at full resolution, and those only one finds that were labelled faces by eye
+(:mod:`jasr_video.tools.tinybench_truth`). Without ``--truth``: faces MTCNN finds at full resolution (probability >= ``--gt-score``; the 360p traffic clip
 upsampled x2 first, so its faces of ~10-25 px are searched at twice their size) on a few real frames of each
 clip in ``../shared/data/video``. The same frames are then downscaled x2, x3, x4 (the 360p clip: x1, x2) with
 OpenCV's area filter, and again after an H.264 round trip at a CCTV-like bitrate (PyAV libx264, ``--bpp`` bits
@@ -21,7 +23,8 @@ the baseline), ``before`` (the fast path with the same settings: the pipeline's 
 support), ``default`` (the detector :class:`~jasr_video.pipeline.PipelineConfig` builds), and variants of it written
 ``fast:min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn,weights=W`` (min face px, min score, P-/R-/O-net thresholds,
 detector name in ``jasr_video.detect.DETECTORS``, MTCNN weights: a file or a name in ``models/detector``; unset:
-the default; ``track:det=NAME,weights=W,start=P`` too, start being the tracker's new-track score; ``conf=C`` on
+the default; ``yunet:score=S,up=U``: YuNet with min score S on the frame enlarged U times;
+``track:det=NAME,weights=W,start=P,score=S,up=U`` too, start being the tracker's new-track score; ``conf=C`` on
 ``default``, ``fast`` and ``track`` rows keeps only the boxes whose mean JASRNet landmark confidence, the face cropped
 and routed as the pipeline does, is >= C). ``track``
 runs the pipeline's detection and tracking (:func:`follow`: full scan on the first frame of each run, regions
@@ -313,12 +316,15 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
     for name in names:
         kind, _, spec = name.partition(":")
         opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv)  # min=10,score=0.7,t=0.5/0.6/0.6,det=mtcnn
-        known = {"default": {"conf"}, "fast": {"min", "score", "t", "det", "weights", "conf"},
-                 "track": {"det", "weights", "start", "conf"}}.get(kind, set())
+        known = {"default": {"conf"}, "fast": {"min", "score", "t", "det", "weights", "conf"}, "yunet": {"score", "up", "conf"},
+                 "track": {"det", "weights", "start", "conf", "score", "up"}}.get(kind, set())
         if set(opts) - known:
             raise ValueError(f"{name!r}: unknown option {', '.join(sorted(set(opts) - known))} (known: "
                              f"{', '.join(sorted(known)) or 'none'})")
         config = replace(cfg, detector=opts["det"]) if "det" in opts else cfg
+        if kind in ("track", "yunet"):  # score=S: the detector's min score; up=U: YuNet's upscaling of full scans
+            config = replace(config, min_score=float(opts.get("score", config.scores()[0])),
+                             detector_upscale=float(opts.get("up", config.detector_upscale)))
         if kind == "facenet":
             out[name] = frame_detector(FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.9, fast=False))
         elif kind == "before":
@@ -326,12 +332,14 @@ def make_detectors(names: Sequence[str]) -> dict[str, DetectFn]:
         elif kind in ("default", "fast"):  # fast:...: the pipeline default with these settings changed
             if kind == "fast":
                 config = replace(
-                    config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", cfg.min_score)),
+                    config, min_face_size=int(opts.get("min", cfg.min_face_size)), min_score=float(opts.get("score", config.scores()[0])),
                     thresholds=tuple(float(t) for t in opts["t"].split("/")) if "t" in opts else cfg.thresholds)
             out[name] = frame_detector(detector(config, opts))
+        elif kind == "yunet":  # yunet:score=S,up=U: YuNet on the whole frame (enlarged U times)
+            out[name] = frame_detector(make_detector(replace(config, detector="yunet"), torch.device("cpu")))
         elif kind == "track":  # track:det=NAME,weights=W,start=P (start: the tracker's new-track score)
             det = detector(config, opts)
-            tracking = replace(cfg, new_track_score=float(opts.get("start", cfg.new_track_score)))
+            tracking = replace(cfg, new_track_score=float(opts.get("start", config.scores()[1])))
             every = auto_full_scan_every(cfg, torch.device("cpu"))
 
             def run_track(frames: list[np.ndarray], det: FaceDetector = det, every: int = every,
@@ -505,9 +513,29 @@ def save_montage(path: Path, image: np.ndarray, boxes: np.ndarray, tile: int = 4
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
 
+def load_truth(path: str | Path) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """A ground-truth file (:mod:`jasr_video.tools.tinybench_truth`): (clip, frame) -> (faces, unsure boxes)."""
+    try:
+        frames = json.loads(Path(path).read_text())["frames"]
+        return {(f["clip"], int(f["frame"])): (np.array(f["faces"], np.float64).reshape(-1, 4),
+                                               np.array(f["unsure"], np.float64).reshape(-1, 4)) for f in frames}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read the ground truth {path}: {exc} (make it with python -m "
+                         f"jasr_video.tools.tinybench_truth)") from None
+
+
+def truth_of(truth: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]], clip: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled faces and unsure boxes of one sampled frame of `truth` (:func:`load_truth`)."""
+    if (clip, frame) not in truth:
+        raise ValueError(f"the ground truth has no frame {frame} of {clip}: use the --samples and --run it was "
+                         f"made with")
+    return truth[clip, frame]
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     detectors = make_detectors(args.detectors)
     gt_detector = FaceDetector(12, (0.6, 0.7, 0.7), 0.709, "cpu", 0.0)
+    truth = load_truth(args.truth) if args.truth else None
     tallies: dict[tuple[str, str], Tally] = {}  # (detector, condition) -> tally; condition "raw"/"h264"/"all"
     per_clip: dict[str, Any] = {}
     fp_crops: list[dict[str, Any]] = []  # the boxes of each --fp-crops montage, in its order
@@ -522,7 +550,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             print(f"skipping {clip}: not found in {args.data}", file=sys.stderr)
             continue
         numbers, runs = read_runs(path, args.samples, args.run, spans)
-        gts = [ground_truth(gt_detector, r[-1], upsample, args.gt_score) for r in runs]
+        gts = [truth_of(truth, clip, n) if truth is not None else ground_truth(gt_detector, r[-1], upsample, args.gt_score)
+               for n, r in zip(numbers, runs)]
         per_clip[clip] = {"frames": numbers, "gt_faces": int(sum(len(g) for g, _ in gts)),
                           "gt_sizes_px": [float(np.min(box_size(np.concatenate([g for g, _ in gts])), initial=np.inf)),
                                           float(np.max(box_size(np.concatenate([g for g, _ in gts])), initial=0))]}
@@ -598,12 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-length", type=int, default=10, help="id benchmark: frames each is occluded (default: 10)")
     p.add_argument("--detectors", nargs="*", default=["facenet", "before", "default", "track"],
                    help="detectors to compare: facenet, before, default, fast:min=N,score=S,t=P/R/O,det=NAME,weights=W, "
-                        "track, track:det=NAME,weights=W,start=P (W: MTCNN weights, a file or a name in models/detector; "
+                        "yunet:score=S,up=U (YuNet, frames enlarged U times), "
+                        "track, track:det=NAME,weights=W,start=P,score=S,up=U (W: MTCNN weights, a file or a name in models/detector; "
                         "start: the tracker's new-track score); default, fast and track also take conf=C: keep only "
                         "boxes whose mean JASRNet landmark confidence is >= C (default: facenet before default track)")
     p.add_argument("--clips", nargs="*", choices=list(CLIPS), help="clips to use (default: all three)")
     p.add_argument("--samples", type=int, default=4, help="frames sampled per clip (default: 4)")
     p.add_argument("--run", type=int, default=5, help="consecutive frames encoded / tracked per sample (default: 5)")
+    p.add_argument("--truth", metavar="FILE", help="ground truth labelled by eye, of several detectors at full "
+                   "resolution (e.g. docs/tinybench-truth.json, made by python -m jasr_video.tools.tinybench_truth; "
+                   "default: the faces facenet's MTCNN finds at full resolution, --gt-score)")
     p.add_argument("--gt-score", type=float, default=0.95, help="ground truth: MTCNN probability at full resolution (default: 0.95)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU to pair a detection with a face (default: 0.5)")
     p.add_argument("--bpp", type=float, default=0.15, help="H.264 bits per pixel per frame (default 0.15: ~0.5 Mbit/s at 480x270, 25 fps)")
