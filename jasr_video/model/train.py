@@ -1,5 +1,8 @@
 """`jasr-train`: train JASRNet on any folder of image + 300-W .pts faces, with periodic validation,
-atomic checkpoints, resume after a kill, AMP and a device flag."""
+atomic checkpoints, resume after a kill, AMP and a device flag.
+
+Length: one job (a training run: its data, loop, validation, checkpoints and command line) in one file, so that a
+recipe reads top to bottom."""
 from __future__ import annotations
 
 import argparse

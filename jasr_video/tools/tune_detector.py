@@ -23,6 +23,9 @@ never the benchmark clips. ``--out`` gets a ``.pt`` with the three state dicts (
 as the ``mtcnn-cctv`` detector) and a log; ``--init`` starts from earlier weights (the stages not tuned keep them).
 
     python -m jasr_video.tools.tune_detector --scenes 2000 --out models/detector/mtcnn-cctv.pt
+
+Length: one training recipe (scenes, the student views, the losses of three networks, the loop) in one file, a
+tool outside the library.
 """
 from __future__ import annotations
 
