@@ -89,3 +89,26 @@ def test_verifybench_on_a_handful_of_pairs(tmp_path):
     assert rows[(16, "bicubic")]["gap_closed"] is None
     for row in r["rows"]:
         assert 0 <= row["far_at_hr"] <= 1 and len(row["per_fold"]) == 10
+
+
+def test_verifybench_fused_track_rows(tmp_path):
+    pytest.importorskip("dlib", reason="needs the extra jasr-video[identity]")
+    data = need(FACES_ID)
+    out = tmp_path / "v.json"
+    assert vb.main(["--data", str(data), "--ids-per-fold", "2", "--photos-per-id", "2", "--sizes", "16",
+                    "--weights", "jasr-cpu", "--threads", "1", "--fused", "3", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert (r["fused"], r["fused_condition"]) == (3, "cctv")
+    rows = {(row["size"], row["method"]): row for row in r["rows"]}
+    track = [(16, "bicubic, best of 3"), (16, "jasr-cpu, best of 3"), (16, "jasr-cpu, fused 3 (sr-trim)")]
+    assert set(rows) == {(None, "HR"), (16, "bicubic"), (16, "jasr-cpu"), *track}
+    assert rows[track[0]]["gap_closed"] is None  # the track rows' own baseline
+    assert rows[track[1]]["routes"] == rows[track[2]]["routes"] == ["x8"]
+    assert 1 <= rows[track[2]]["frames_fused"] <= 3
+    for key in track:  # a recogniser still sees faces: well above chance at HR's own level of noise
+        assert 0.5 <= rows[key]["accuracy"] <= 1 and 0 <= rows[key]["far_at_hr"] <= 1
+        assert len(rows[key]["per_fold"]) == 10
+
+
+def test_fused_option_off_by_default_and_checked():
+    assert vb.main(["--fused", "17"]) == 2

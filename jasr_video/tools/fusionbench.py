@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..fusion import METHODS, KeptFrame, TrackFuser
+from ..fusion import METHODS, FrameKeeper, KeptFrame, TrackFuser
 from ..gallery import native_crop, quality, sharpness
 from ..crop import CropGeometry
 from ..model.config import HR_SIZE
@@ -48,6 +48,7 @@ SIZES = (16, 24)
 CONDITIONS = ("clean", "cctv")
 WEIGHTS = ("jasr-cpu", "jasr-cpu-robust")
 MARGIN = 1.4
+BPP = 0.5  # H.264 bits per pixel of the cctv clips
 
 
 def _h3(m: np.ndarray) -> np.ndarray:
@@ -83,8 +84,10 @@ def h264_clip(frames: Sequence[np.ndarray], bpp: float, fps: int = 25) -> list[n
 
 
 def make_track(image: np.ndarray, points: np.ndarray, size: int, condition: str, rng: np.random.Generator,
-               bpp: float) -> tuple[list[np.ndarray], list[CropGeometry], list[np.ndarray], list[np.ndarray]]:
-    """(decoded LR frames, each frame's crop geometry, each crop's true 128x128 face, its true landmarks)."""
+               bpp: float, frames_n: int = FRAMES
+               ) -> tuple[list[np.ndarray], list[CropGeometry], list[np.ndarray], list[np.ndarray]]:
+    """(decoded LR frames, each frame's crop geometry, each crop's true 128x128 face, its true landmarks);
+    ``frames_n`` frames (the first ``frames_n`` of the same seeded draws)."""
     lr_side = 2 * math.ceil(3 * size / 2)
     f = HR_SIZE / size  # HR canvas pixels per frame pixel
     hr_side = int(round(lr_side * f))
@@ -94,7 +97,7 @@ def make_track(image: np.ndarray, points: np.ndarray, size: int, condition: str,
     to_lr = _h3(np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5]]))
     sigma, noise = float(rng.uniform(0.3, 0.8)), float(rng.uniform(2.0, 5.0))
     frames, geoms, truths, marks = [], [], [], []
-    for _ in range(FRAMES):
+    for _ in range(frames_n):
         dx, dy = rng.uniform(-1, 1, 2) * f
         angle, scale = float(rng.uniform(-3, 3)), float(rng.uniform(0.97, 1.03))
         motion = _h3(cv2.getRotationMatrix2D((c_hr, c_hr), angle, scale))
@@ -120,6 +123,31 @@ def make_track(image: np.ndarray, points: np.ndarray, size: int, condition: str,
     return frames, geoms, truths, marks
 
 
+def enhance_track(enhancer: RoutedEnhancer, frames: Sequence[np.ndarray], geoms: Sequence[CropGeometry]
+                  ) -> tuple[RoutedCrops, Any, list[float]]:
+    """A track's faces cut by the pipeline's code and enhanced: (the routed crops, the JASRNet outputs, each
+    frame's quality as the pipeline rates it)."""
+    routes = [enhancer.route(g.side) for g in geoms]
+    crops = RoutedCrops.from_crops([cut(fr, g, r) for fr, g, r in zip(frames, geoms, routes)], routes)
+    out = enhancer(crops, sr=True)
+    quals = [quality(g.side / MARGIN, float(np.mean(out.confidence[i])), sharpness(native_crop(frames[i], g)))
+             for i, g in enumerate(geoms)]
+    return crops, out, quals
+
+
+def keep_best(crops: RoutedCrops, out: Any, quals: Sequence[float], geoms: Sequence[CropGeometry], k: int
+              ) -> tuple[list[int], list[KeptFrame], Any]:
+    """The first ``k`` frames through the fuser's :class:`~jasr_video.fusion.FrameKeeper`: (their indices best
+    first, the kept frames, their JASRNet outputs in that order)."""
+    keeper = FrameKeeper(k)
+    for i in range(k):
+        keeper.offer(0, quals[i], i, lambda i=i: KeptFrame(i, quals[i], crops.lr[i], out.landmarks[i],
+                                                           crops.routes[i], geoms[i]))
+    kept = keeper.frames(0)
+    order = [f.frame for f in kept]
+    return order, kept, type(out)(out.sr[order], out.landmarks[order], out.confidence[order])
+
+
 def run(pairs: Sequence[tuple[Path, Path]], weights: Sequence[str], sizes: Sequence[int], conditions: Sequence[str],
         ks: Sequence[int], bpp: float, seed: int = 0) -> list[dict[str, Any]]:
     """Per-face records {"weights", "condition", "size", "k", "method", "psnr", "ssim", "nme", "used"}."""
@@ -133,18 +161,12 @@ def run(pairs: Sequence[tuple[Path, Path]], weights: Sequence[str], sizes: Seque
                     rng = np.random.default_rng([seed, n, size, CONDITIONS.index(condition)])
                     image = cv2.cvtColor(cv2.imread(str(image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                     frames, geoms, truths, marks = make_track(image, read_pts(pts_path), size, condition, rng, bpp)
-                    routes = [enhancer.route(g.side) for g in geoms]
-                    crops = RoutedCrops.from_crops([cut(fr, g, r) for fr, g, r in zip(frames, geoms, routes)], routes)
-                    out = enhancer(crops, sr=True)
-                    quals = [quality(g.side / MARGIN, float(np.mean(out.confidence[i])),
-                                     sharpness(native_crop(frames[i], g))) for i, g in enumerate(geoms)]
+                    crops, out, quals = enhance_track(enhancer, frames, geoms)
                     for k in ks:
-                        order = sorted(range(k), key=lambda i: -quals[i])
+                        order, kept, single = keep_best(crops, out, quals, geoms, k)
                         ref = order[0]
-                        kept = [KeptFrame(i, quals[i], crops.lr[i], out.landmarks[i], routes[i], geoms[i]) for i in order]
                         truth = truths[ref].astype(np.float32) / 255
                         box = face_box(marks[ref])
-                        single = type(out)(out.sr[order], out.landmarks[order], out.confidence[order])
 
                         def add(method: str, sr: np.ndarray, lm: np.ndarray | None, used: int = 1) -> None:
                             p, s = face_psnr_ssim(sr.astype(np.float32) / 255 if sr.dtype == np.uint8 else sr, truth, box)
@@ -223,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, nargs="+", default=list(KS), help=f"frames per track, 1 to {FRAMES}")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     parser.add_argument("--weights", nargs="+", default=list(WEIGHTS), help="x8 weights (x4 siblings beside them)")
-    parser.add_argument("--bpp", type=float, default=0.5,
+    parser.add_argument("--bpp", type=float, default=BPP,
                         help="H.264 bits per pixel of the cctv clips, rate-controlled (default 0.5)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--json", help="write the records' table and settings to this JSON file")

@@ -25,6 +25,16 @@ sees the same face. Rows: ``HR`` (the true crop at full resolution), ``bicubic``
 bicubic-upsampled to 128 px) and each weight set of ``--weights`` (with its x4 / x2 siblings). The recogniser
 (:class:`jasr_video.identity.Recognizer`) aligns every variant from the true 68 points mapped into that variant's
 crop, so only the pixels differ.
+
+``--fused K`` adds three rows per size for a track of each photo (both photos of every pair: the pair then
+compares two faces of the same kind, as every other row does, and as a track in a clip would be compared with a
+track in another): K frames of the photo made exactly as :mod:`jasr_video.tools.fusionbench` makes them
+(``--fused-condition cctv``: sub-pixel motion, small rotation / scale, blur, noise, H.264; ``clean``: motion
+only), cut and enhanced by the pipeline's code, ranked by the fuser's :class:`~jasr_video.fusion.FrameKeeper`.
+Rows (first weight set of ``--weights``): ``bicubic, best of K`` (the best frame's network input), ``W, best
+of K`` (the best frame's SR face: what a track keeps without fusion) and ``W, fused K (sr-trim)``
+(:class:`~jasr_video.fusion.TrackFuser`'s default method, in the best frame's crop); each aligned from the
+true points in the best frame's crop. Their gap closed is counted from ``bicubic, best of K``.
 """
 from __future__ import annotations
 
@@ -186,13 +196,30 @@ def enhance_at(enhancer: Any, faces: Sequence[tuple[np.ndarray, Any, np.ndarray]
     return enhancer(batch).sr, bicubic, points, [r.name for r in routes]
 
 
+def fused_at(enhancer: Any, fuser: Any, image: np.ndarray, points: np.ndarray, size: int, k: int, condition: str,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, str]:
+    """A synthetic track of ``k`` frames of a photo (:func:`jasr_video.tools.fusionbench.make_track`) at
+    ``size`` px: (the best frame's SR face, the fused face, the best frame's bicubic network input, the true
+    points in the best frame's crop, frames fused, the best frame's route)."""
+    from .fusionbench import BPP, enhance_track, keep_best, make_track
+
+    frames, geoms, _, marks = make_track(image, points, size, condition, rng, BPP, k)
+    crops, out, quals = enhance_track(enhancer, frames, geoms)
+    order, kept, single = keep_best(crops, out, quals, geoms, k)
+    ref = order[0]
+    fused = fuser.fuse(kept, single=single)
+    bicubic = (crops.inputs[ref].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    return out.sr[ref], fused.sr, bicubic, marks[ref], len(fused.frames), crops.routes[ref].name
+
+
 # ---------------------------------------------------------------------------------------------
 # the benchmark
 
 
 def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequence[str] = DEFAULT_WEIGHTS,
         folds: int = 10, ids_per_fold: int = 8, photos_per_id: int = 4, seed: int = 0, precision: str = "fp32",
-        chunk: int = 64, log: Any = None, sr_factor: str = "auto") -> dict[str, Any]:
+        chunk: int = 64, log: Any = None, sr_factor: str = "auto", fused: int = 0,
+        fused_condition: str = "cctv") -> dict[str, Any]:
     """Every row's 10-fold accuracy, false-accept rate at the HR thresholds and share of the gap closed."""
     from ..crop import crop_face
     from ..identity import Recognizer
@@ -202,7 +229,14 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
     recognizer = Recognizer()
     photos, pairs, same, fold = make_pairs(read_identities(data), folds, ids_per_fold, photos_per_id, seed)
     enhancers = {w: RoutedEnhancer(w, device="cpu", precision=precision, sr_factor=sr_factor) for w in weights}
-    methods = [("HR", None)] + [(m, s) for s in sizes for m in ("bicubic", *weights)]
+    from ..fusion import DEFAULT_METHOD, TrackFuser
+    from .fusionbench import CONDITIONS
+
+    track_rows = (f"bicubic, best of {fused}", f"{weights[0]}, best of {fused}",
+                  f"{weights[0]}, fused {fused} ({DEFAULT_METHOD})") if fused else ()
+    fuser = TrackFuser(enhancers[weights[0]]) if fused else None
+    used: dict[int, list[int]] = {s: [] for s in sizes}
+    methods = [("HR", None)] + [(m, s) for s in sizes for m in ("bicubic", *weights, *track_rows)]
     desc = {m: np.zeros((len(photos), 128), np.float32) for m in methods}
     route_names: dict[str, set[str]] = {}
     seconds = {"enhance": 0.0, "describe": 0.0}
@@ -219,6 +253,18 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
                 route_names[f"{w}@{s}"] = set(names) | route_names.get(f"{w}@{s}", set())
                 if k == 0:
                     images[("bicubic", s)], points[("bicubic", s)] = bicubic, pts
+            if fused:
+                tracks = []
+                for j, f in enumerate(photos[a:a + chunk]):
+                    rng = np.random.default_rng([seed, a + j, s, CONDITIONS.index(fused_condition)])
+                    tracks.append(fused_at(enhancers[weights[0]], fuser, *load_face(data / f), s, fused,
+                                           fused_condition, rng))
+                used[s] += [t[4] for t in tracks]
+                for m in track_rows[1:]:
+                    route_names[f"{m}@{s}"] = {t[5] for t in tracks} | route_names.get(f"{m}@{s}", set())
+                for m, n in zip(track_rows, (2, 0, 1)):
+                    images[(m, s)] = np.stack([t[n] for t in tracks])
+                    points[(m, s)] = [t[3] for t in tracks]
         t1 = time.monotonic()
         for m in methods:
             desc[m][a:a + len(faces)] = recognizer.describe_many(list(images[m]), points[m])
@@ -233,17 +279,19 @@ def run(data: Path = DATA, sizes: Sequence[int] = DEFAULT_SIZES, weights: Sequen
     rows = [{"size": None, "method": "HR", **hr, "far_at_hr": hr["far"], "gap_closed": None}]
     for s in sizes:
         base = None
-        for m in ("bicubic", *weights):
+        for m in ("bicubic", *weights, *track_rows):
             d = distances((m, s))
             r = ten_fold(d, same, fold)
             r["far_at_hr"] = ten_fold(d, same, fold, hr["thresholds"])["far"]
-            base = r["accuracy"] if m == "bicubic" else base
+            is_base = m in ("bicubic", track_rows[0] if track_rows else None)
+            base = r["accuracy"] if is_base else base
             gap = hr["accuracy"] - base
-            r["gap_closed"] = None if m == "bicubic" or gap <= 0 else (r["accuracy"] - base) / gap
-            rows.append({"size": s, "method": m, **r, "routes": sorted(route_names.get(f"{m}@{s}", []))})
+            r["gap_closed"] = None if is_base or gap <= 0 else (r["accuracy"] - base) / gap
+            extra = {"frames_fused": float(np.mean(used[s]))} if m in track_rows[2:] else {}
+            rows.append({"size": s, "method": m, **r, "routes": sorted(route_names.get(f"{m}@{s}", [])), **extra})
     return {"data": str(data), "photos": len(photos), "pairs": int(len(pairs)), "same_pairs": int(same.sum()),
             "folds": folds, "seed": seed, "precision": precision, "sr_factor": sr_factor, "weights": list(weights),
-            "hr_threshold": float(np.mean(hr["thresholds"])), "rows": rows,
+            "fused": fused, "fused_condition": fused_condition if fused else None, "hr_threshold": float(np.mean(hr["thresholds"])), "rows": rows,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 
@@ -271,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--precision", default="fp32", help="JASRNet precision (default: fp32, the library's)")
     p.add_argument("--sr-factor", choices=("auto", "8", "4", "2"), default="auto", help="routing, as jasr-video's "
                    "--sr-factor: auto by size, or every face to one model (8: brought to 16x16) (default: auto)")
+    p.add_argument("--fused", type=int, default=0, metavar="K", help="add rows for a synthetic K-frame track of "
+                   "each photo: its best frame (bicubic and SR) and its fused face (default: 0, off)")
+    p.add_argument("--fused-condition", choices=("clean", "cctv"), default="cctv", help="the tracks' frames, as "
+                   "fusionbench's conditions (default: cctv: blur, noise, H.264)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", type=Path, help="write the result as JSON here")
     args = p.parse_args(argv)
@@ -280,12 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if any(s < 4 for s in args.sizes) or args.folds < 2 or args.photos_per_id < 2 or args.ids_per_fold < 2:
-        print("verifybench: error: sizes >= 4 px, --folds, --ids-per-fold and --photos-per-id >= 2", file=sys.stderr)
+    if any(s < 4 for s in args.sizes) or args.folds < 2 or args.photos_per_id < 2 or args.ids_per_fold < 2 \
+            or not 0 <= args.fused <= 16:
+        print("verifybench: error: sizes >= 4 px, --folds, --ids-per-fold and --photos-per-id >= 2, --fused 0 to 16",
+              file=sys.stderr)
         return 2
     try:
         result = run(args.data, args.sizes, args.weights, args.folds, args.ids_per_fold, args.photos_per_id,
-                     args.seed, args.precision, log=sys.stderr, sr_factor=args.sr_factor)
+                     args.seed, args.precision, log=sys.stderr, sr_factor=args.sr_factor, fused=args.fused,
+                     fused_condition=args.fused_condition)
     except (IdentityUnavailable, FileNotFoundError, ValueError) as exc:
         print(f"verifybench: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
