@@ -59,11 +59,17 @@ def reference(faces) -> Prediction:
 LOCATED_CONFIDENCE = 0.3
 
 
+def located_faces(reference: Prediction) -> torch.Tensor:
+    """The faces (bool mask) whose fp32 landmarks are located (mean confidence >= LOCATED_CONFIDENCE); at least 80 %."""
+    located = reference.confidence.mean(dim=1) >= LOCATED_CONFIDENCE
+    assert float(located.float().mean()) >= 0.8, f"only {int(located.sum())} of {len(located)} faces located"
+    return located
+
+
 def check_tolerances(reference: Prediction, other: Prediction, precision: str) -> dict[str, float]:
     sr_max, sr_mean, lm_mean, lm_p99, lm_face = TOLERANCES[precision]
     if precision == "int8-video":
-        located = reference.confidence.mean(dim=1) >= LOCATED_CONFIDENCE
-        assert float(located.float().mean()) >= 0.8, f"only {int(located.sum())} of {len(located)} faces located"
+        located = located_faces(reference)
         d = {**deviation(reference, other), **{k: v for k, v in deviation(
             Prediction(None, reference.landmarks[located], None), Prediction(None, other.landmarks[located], None)).items()}}
         reference, other = (Prediction(p.sr, p.landmarks[located], p.confidence[located]) for p in (reference, other))
