@@ -232,7 +232,7 @@ def test_training_batches_are_made_in_the_loader_workers_and_repeat(faces_train)
     exactly when the loader's generator is seeded the same."""
     from jasr_video.model.data import FaceDataset, find_pairs, lr_inputs
     from jasr_video.model.degradations import TRAIN, with_clean_probability
-    from jasr_video.model.train import TrainingBatches, TrainingFaces, _seed_worker
+    from jasr_video.model.train import TrainingBatches, TrainingFaces, training_loader
 
     faces = FaceDataset(find_pairs(faces_train)[:8], augment=False)
     items = [faces[i] for i in range(4)]
@@ -245,8 +245,7 @@ def test_training_batches_are_made_in_the_loader_workers_and_repeat(faces_train)
     data = TrainingFaces([FaceDataset(find_pairs(faces_train)[:8], seed=0, augment=True)])
 
     def batches(seed: int) -> list[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, num_workers=2, collate_fn=collate,
-                                             worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed))
+        loader = training_loader(data, 4, torch.Generator().manual_seed(seed), 2, collate, drop_last=False)
         return [batch for batch in loader]
 
     first, again = batches(1), batches(1)

@@ -167,6 +167,14 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 def h264_frame(frame: np.ndarray, qp: int) -> np.ndarray:
     """One uint8 RGB frame (even sides) -> an H.264 intra frame at constant quantiser `qp` -> decoded RGB."""
     import av  # PyAV: the video decoder's dependency, imported here only
+    from av.video.reformatter import VideoReformatter
+
+    # a reformatter of this call's own: a cached one (PyAV's) may hold a scaler whose threads belong to the process
+    # this one was forked from (a training loader's worker), and freeing it there waits for them for ever
+    reformatter = VideoReformatter()
+
+    def rgb(f: Any) -> np.ndarray:
+        return reformatter.reformat(f, format="rgb24").to_ndarray()
 
     height, width = frame.shape[:2]
     encoder = av.CodecContext.create("libx264", "w")
@@ -174,9 +182,10 @@ def h264_frame(frame: np.ndarray, qp: int) -> np.ndarray:
     encoder.options = {"qp": str(int(qp)), "preset": "ultrafast", "tune": "zerolatency"}
     decoder = av.CodecContext.create("h264", "r")
     decoded = []
-    for packet in [*encoder.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")), *encoder.encode(None)]:
-        decoded += [f.to_ndarray(format="rgb24") for f in decoder.decode(packet)]
-    decoded += [f.to_ndarray(format="rgb24") for f in decoder.decode(None)]
+    source = reformatter.reformat(av.VideoFrame.from_ndarray(frame, format="rgb24"), format="yuv420p")
+    for packet in [*encoder.encode(source), *encoder.encode(None)]:
+        decoded += [rgb(f) for f in decoder.decode(packet)]
+    decoded += [rgb(f) for f in decoder.decode(None)]
     if len(decoded) != 1:
         raise RuntimeError(f"H.264 round trip gave {len(decoded)} frames, expected 1")
     return decoded[0]

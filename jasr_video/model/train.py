@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,22 @@ def split_pairs(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
     val = [pairs[i] for i in sorted(order[:n_val])]
     train = [pairs[i] for i in sorted(order[n_val:])]
     return train, val
+
+
+def training_loader(dataset: Any, batch_size: int, generator: torch.Generator, workers: int, collate: Any,
+                    drop_last: bool = True, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The training batches: shuffled by `generator`, made by `collate` in `workers` forked processes (0: here).
+
+    With workers, OpenCV's thread pool is stopped first (its functions run on one thread in this process from then
+    on): a forked worker inherits the pool's state without its threads, and its first parallel OpenCV call (the
+    degradations' blurs) or any change of the pool waits for them for ever, once this process has run a parallel
+    OpenCV function (a large warp, a validation pass)."""
+    if workers:
+        cv2.setNumThreads(0)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=drop_last,
+                                       generator=generator, num_workers=workers,
+                                       worker_init_fn=_seed_worker if workers else None, collate_fn=collate,
+                                       pin_memory=pin_memory, persistent_workers=False)
 
 
 class TrainingFaces(torch.utils.data.ConcatDataset):
@@ -378,11 +395,8 @@ def train(config: TrainConfig, run: TrainRun, architecture: ModelConfig | None =
         while epoch < tconf.epochs and not stop:
             model.train()
             generator = torch.Generator().manual_seed(tconf.seed * 1000 + epoch)
-            loader = torch.utils.data.DataLoader(
-                train_set, batch_size=tconf.batch_size, shuffle=True, drop_last=True, generator=generator,
-                num_workers=run.workers, worker_init_fn=_seed_worker if run.workers else None, collate_fn=collate,
-                pin_memory=device.type == "cuda", persistent_workers=False,
-            )
+            loader = training_loader(train_set, tconf.batch_size, generator, run.workers, collate,
+                                     pin_memory=device.type == "cuda")
             progress.update(task, completed=batches_done, epoch=epoch)
             running: list[float] = []
             for inputs, hr, landmarks, visible in itertools.islice(loader, batches_done, None):
