@@ -66,15 +66,28 @@ def detect_regions(detector: Any, frame: np.ndarray, boxes: np.ndarray, expand: 
         found = [d for size in sorted(set(scaled))  # one batch per scaled size (one for the defaults)
                  for d in _regions_fast(detector, frame, [r for r, s in zip(regions, scaled) if s == size], size)]
     else:  # facenet's own code on each region (crops outside a region are zero-padded there)
-        found = []
-        for rx, ry, side, min_face in regions:
-            for d in detector.detect([frame[ry:ry + side, rx:rx + side]], min_face_size=min_face)[0]:
-                x0, y0, x1, y1 = d.box  # a face cut by a region edge that is not a frame edge: a neighbour's
-                if not ((x0 < 1 and rx > 0) or (y0 < 1 and ry > 0) or (x1 > side - 1 and rx + side < w)
-                        or (y1 > side - 1 and ry + side < h)):
-                    found.append(Detection(d.box + np.tile([rx, ry], 2).astype(np.float32), d.score,
-                                           d.points + np.array([rx, ry], np.float32)))
-    found = [d for d in found if d.score >= detector.min_score]
+        found = [d for rx, ry, side, min_face in regions
+                 for d in in_frame(detector.detect([frame[ry:ry + side, rx:rx + side]], min_face_size=min_face)[0],
+                                   rx, ry, side, w, h)]
+    return merged(found, detector.min_score, nms_iou)
+
+
+def in_frame(detections: list[Detection], rx: int, ry: int, side: int, w: int, h: int) -> list[Detection]:
+    """A region's detections (region pixels) in frame pixels; a face cut by a region edge that is not a frame edge
+    is left out (it is a neighbouring region's)."""
+    out = []
+    for d in detections:
+        x0, y0, x1, y1 = d.box
+        if not ((x0 < 1 and rx > 0) or (y0 < 1 and ry > 0) or (x1 > side - 1 and rx + side < w)
+                or (y1 > side - 1 and ry + side < h)):
+            out.append(Detection(d.box + np.tile([rx, ry], 2).astype(np.float32), d.score,
+                                 d.points + np.array([rx, ry], np.float32)))
+    return out
+
+
+def merged(found: list[Detection], min_score: float, nms_iou: float) -> list[Detection]:
+    """The detections of overlapping regions as one frame's: score >= min_score, duplicates removed by NMS, by score."""
+    found = [d for d in found if d.score >= min_score]
     if len(found) > 1:
         keep = nms(torch.from_numpy(np.stack([d.box for d in found])), torch.tensor([d.score for d in found]),
                    nms_iou)

@@ -112,10 +112,7 @@ class YuNetDetector:
         one full scan runs instead. A face cut by a region edge that is not a frame edge is left to the region
         it lies in. Duplicates from overlapping regions are removed by NMS; sorted by score.
         """
-        import torch
-
-        from .facenet_compat import nms
-        from .regions import square_regions
+        from .regions import in_frame, merged, square_regions
 
         h, w = frame.shape[:2]
         full = self.zoom_of(frame)
@@ -123,22 +120,9 @@ class YuNetDetector:
                    for rx, ry, side, box in square_regions(boxes, h, w, expand, min_side)]
         if sum((side * zoom) ** 2 for _, _, side, zoom in regions) >= REGIONS_MAX_SHARE * h * w * full ** 2:
             return self.detect([frame])[0]  # many faces (a crowd): one full scan costs less than their regions
-        found: list[Detection] = []
-        for rx, ry, side, zoom in regions:
-            for d in self._scan(frame[ry:ry + side, rx:rx + side], zoom):
-                x0, y0, x1, y1 = d.box
-                if (x0 < 1 and rx > 0) or (y0 < 1 and ry > 0) or (x1 > side - 1 and rx + side < w) or \
-                        (y1 > side - 1 and ry + side < h):
-                    continue
-                found.append(Detection(d.box + np.tile([rx, ry], 2).astype(np.float32), d.score,
-                                       d.points + np.array([rx, ry], np.float32)))
-        found = [d for d in found if d.score >= self.min_score]
-        if len(found) > 1:
-            keep = nms(torch.from_numpy(np.stack([d.box for d in found])), torch.tensor([d.score for d in found]),
-                       nms_iou)
-            found = [found[int(i)] for i in keep]
-        found.sort(key=lambda d: -d.score)
-        return found
+        found = [d for rx, ry, side, zoom in regions
+                 for d in in_frame(self._scan(frame[ry:ry + side, rx:rx + side], zoom), rx, ry, side, w, h)]
+        return merged(found, self.min_score, nms_iou)
 
     @classmethod
     def from_config(cls, config: Any, device: Any) -> "YuNetDetector":
