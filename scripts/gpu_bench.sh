@@ -1,7 +1,7 @@
 #!/bin/bash
 # One prepared device session for the GPU figures in docs/benchmarks.md: end to end on the 1080p clip
 # (baseline vs pipeline and variants), simultaneous streams, and JASRNet throughput with torch.compile.
-# Needs the repo's dependencies importable (on the device machine: wheels unpacked onto PYTHONPATH).
+# Needs the repo's dependencies importable (on a GPU machine without an install: wheels unpacked onto PYTHONPATH).
 # CLIP: the 1080p clip; FACES: a few real test faces (e.g. 16 of ../shared/data/faces68/test).
 # Outputs (JSON + one log) go to $OUT. Each step has its own time limit; a failing step does not stop the others.
 set -u

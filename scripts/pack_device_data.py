@@ -1,4 +1,4 @@
-"""Pack training faces small enough to travel to a device machine (whose upload limit is 64 MiB with the
+"""Pack training faces small enough to travel to a GPU machine (whose upload limit is 64 MiB with the
 checkout): each image + .pts folder is copied with its images resized so that the 1.4-margin 128 px
 training crop still samples them at about 1:1 or finer, re-encoded as WebP (quality 90: about 40 dB PSNR
 against the resized image, 0.6x the bytes of JPEG at that quality), and the points scaled to match.

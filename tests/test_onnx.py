@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from conftest import CLIP, FACES_TEST, need
